@@ -1,0 +1,76 @@
+"""Every error the tool raises on purpose, and the exit code each one means.
+
+Errors are raised deep and printed once, at the edge (tasks.py, cli.py), so every
+subclass carries the exit code the process must end with.
+
+| code | meaning                                                        |
+|------|----------------------------------------------------------------|
+| 0    | success, including nothing to do                               |
+| 1    | a migration failed (recorded as `failed`)                      |
+| 2    | usage or configuration error                                   |
+| 3    | database unreachable (timeout, bad password, unknown database) |
+| 4    | validation failed (bad file names, syntax, changed files)      |
+| 5    | run lock not acquired in time                                  |
+| 6    | refused (confirmation needed, destructive command)             |
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_MIGRATION_FAILED = 1
+EXIT_CONFIG = 2
+EXIT_UNREACHABLE = 3
+EXIT_VALIDATION = 4
+EXIT_LOCK = 5
+EXIT_REFUSED = 6
+
+
+class MigrateError(Exception):
+    """Base of every expected failure; `exit_code` is what the process exits with."""
+
+    exit_code = EXIT_MIGRATION_FAILED
+
+    def __init__(self, message: str, exit_code: int | None = None) -> None:
+        super().__init__(message)
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class ConfigError(MigrateError):
+    """Bad command line or environment file: nothing was touched."""
+
+    exit_code = EXIT_CONFIG
+
+
+class UnreachableError(MigrateError):
+    """The database could not be reached or refused our credentials."""
+
+    exit_code = EXIT_UNREACHABLE
+
+
+class ValidationError(MigrateError):
+    """The migration files or the history disagree with the rules; nothing was applied."""
+
+    exit_code = EXIT_VALIDATION
+
+
+class MigrationFailed(MigrateError):
+    """A migration raised an error; it was rolled back and recorded as failed."""
+
+    exit_code = EXIT_MIGRATION_FAILED
+
+
+class LockTimeout(MigrateError):
+    """Another runner held the run lock for longer than the lock timeout."""
+
+    exit_code = EXIT_LOCK
+
+
+class Refused(MigrateError):
+    """The command needs a confirmation or is not allowed on this environment."""
+
+    exit_code = EXIT_REFUSED
