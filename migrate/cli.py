@@ -1,0 +1,104 @@
+"""`python -m migrate`: the argparse door for containers, with the earlier script's flags.
+
+Same commands and exit codes as the Invoke tasks. `--status`, `--dry-run` and plain
+`python -m migrate` keep working as they did with database/migrate.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from migrate.errors import EXIT_CONFIG, MigrateError
+from migrate.settings import Settings, load_settings
+
+COMMANDS = ("migrate", "status", "dry-run", "wait", "db-stop")
+
+
+def configure_logging(verbose: bool = False) -> None:
+    """Logs go to stderr, one line each, so stdout stays tables and JSON."""
+    import warnings
+
+    warnings.filterwarnings("ignore", module="platformdirs")  # XDG_RUNTIME_DIR noise in containers
+    logging.basicConfig(stream=sys.stderr, format="migrate: %(message)s", level=logging.WARNING, force=True)
+    logging.getLogger("migrate").setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+def apply_overrides(settings: Settings, host: str | None = None, port: str | None = None,
+                    database: str | None = None, user: str | None = None,
+                    password: str | None = None) -> Settings:
+    """The earlier script's --host/--port/--database/--user/--password win over every layer."""
+    given = {"host": host, "port": port, "dbname": database, "user": user, "password": password}
+    given = {key: value for key, value in given.items() if value is not None}
+    if not given:
+        return settings
+    connection = dict(settings.connection)
+    connection.update(given)
+    embedded = settings.embedded_pgdata if set(given) <= {"dbname"} else None
+    return dataclasses.replace(settings, connection=connection, embedded_pgdata=embedded)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m migrate",
+        description="Apply and inspect two-track PostgreSQL migrations.",
+        epilog="exit codes: 0 ok, 1 migration failed, 2 usage/config, 3 unreachable, "
+               "4 validation, 5 lock timeout, 6 refused",
+    )
+    parser.add_argument("command", nargs="?", choices=COMMANDS, default=None,
+                        help="what to do (default: migrate)")
+    parser.add_argument("--env", default="local", help="environment: envs/<env>.env (default: local)")
+    parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    parser.add_argument("--yes", action="store_true", help="apply without asking on confirm-guarded environments")
+    parser.add_argument("--timeout", type=float, default=None, help="wait: seconds (default MAX_WAIT_TIME)")
+    parser.add_argument("--verbose", "-v", action="store_true", help="debug logs on stderr")
+    legacy = parser.add_argument_group("earlier script's flags")
+    legacy.add_argument("--status", action="store_true", help="same as the status command")
+    legacy.add_argument("--dry-run", dest="dry_run", action="store_true", help="same as the dry-run command")
+    for flag in ("host", "port", "database", "user", "password"):
+        legacy.add_argument(f"--{flag}", default=None)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # argparse already printed the usage error
+        return EXIT_CONFIG if stop.code else 0
+    configure_logging(args.verbose)
+    command = args.command or ("status" if args.status else "dry-run" if args.dry_run else "migrate")
+    if args.command and (args.status or args.dry_run):
+        print(f"migrate: error: --status/--dry-run cannot be combined with the {args.command} command",
+              file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        settings = load_settings(args.env, Path.cwd())
+        settings = apply_overrides(settings, args.host, args.port, args.database, args.user, args.password)
+        return run(command, settings, args)
+    except MigrateError as error:
+        print(f"migrate: error: {error.message}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("migrate: interrupted", file=sys.stderr)
+        return 130
+
+
+def run(command: str, settings: Settings, args: argparse.Namespace) -> int:
+    from migrate import commands
+
+    if command == "status":
+        commands.status(settings, as_json=args.json)
+    elif command == "dry-run":
+        commands.dry_run(settings, as_json=args.json)
+    elif command == "migrate":
+        commands.migrate(settings, as_json=args.json, yes=args.yes)
+    elif command == "wait":
+        commands.wait(settings, args.timeout)
+    elif command == "db-stop":
+        commands.db_stop(settings)
+    return 0
