@@ -24,6 +24,9 @@ from migrate.statements import Script, Statement, locate
 
 log = logging.getLogger("migrate")
 BEGIN = "BEGIN;\n"
+# Each file once ran in its own psql session: undo whatever session state a file set (search_path,
+# role, timeouts) before the history row and before the next file. Connection-level options stay.
+RESET_SESSION = "RESET SESSION AUTHORIZATION;\nRESET ROLE;\nRESET ALL"
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,7 @@ def _run_in_one_transaction(connection: Any, statements: list[Statement], record
             prefix = BEGIN if index == 0 else ""
             query = prefix + statement.text
             if index == last:
-                query += ";\n" + record_sql + ";\nCOMMIT"
+                query += ";\n" + RESET_SESSION + ";\n" + record_sql + ";\nCOMMIT"
             try:
                 cursor.execute(query)
             except psycopg2.Error as error:
@@ -99,7 +102,7 @@ def _run_statement_by_statement(
                 _rollback(connection)
                 raise _StatementFailed(statement, 0, server_error(error), index) from error
         elapsed = int((time.perf_counter() - started) * 1000)
-        cursor.execute(record_applied_sql_with_duration(record_sql, elapsed))
+        cursor.execute(RESET_SESSION + ";\n" + record_applied_sql_with_duration(record_sql, elapsed))
 
 
 def _rollback(connection: Any) -> None:
