@@ -142,10 +142,11 @@ def migrate(
         ensure_session_is_pinned(connection, settings)
         acquire_run_lock(connection, settings,
                          on_wait=lambda holder: log.info("waiting for the run lock (%s)", holder))
-        ensure_history_tables(connection, settings.schema, tracks)
+        # plan and parse before creating anything: bad input leaves the database exactly as it was
         plan = _read_plan(settings, connection, tracks, versions)
         validate_plan(plan, settings.root)
         scripts = parse_pending(plan, settings)
+        ensure_history_tables(connection, settings.schema, tracks)
         _warn(plan)
         todo = plan.to_apply()
         if todo and settings.confirm and not yes:
