@@ -78,7 +78,7 @@ def masked_dsn(connection: Mapping[str, str]) -> str:
     netloc = (auth + "@" if auth else "") + quote(host, safe="") + (f":{port}" if port else "")
     url = f"postgresql://{netloc}/{quote(connection.get('dbname', ''), safe='')}"
     extras = [f"{key}={value}" for key, value in sorted(connection.items())
-              if key not in {"user", "password", "host", "port", "dbname"}]
+              if key not in {"user", "password", "host", "port", "dbname", "application_name", "connect_timeout"}]
     return url + ("?" + "&".join(extras) if extras else "")
 
 
