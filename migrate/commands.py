@@ -25,7 +25,7 @@ from migrate.database import (
 from migrate.errors import MigrateError, Refused
 from migrate.history import ensure_history_tables, read_history, record_adopted_checksums
 from migrate.plan import MigrationInfo, Plan, build_plan, validate_plan
-from migrate.runner import Applied, apply_version
+from migrate.runner import Applied, apply_version, check_runnable
 from migrate.settings import Settings
 from migrate.sqlfiles import MigrationVersion, find_migration_versions
 from migrate.statements import Script, parse_file
@@ -58,6 +58,8 @@ def parse_pending(plan: Plan, settings: Settings) -> dict[tuple[str, str], list[
     for item in plan.to_apply():
         assert item.files is not None
         scripts[(item.track.name, item.version)] = [parse_file(f, settings.root) for f in item.files.files]
+    for parts in scripts.values():
+        check_runnable(parts, settings.root)
     return scripts
 
 

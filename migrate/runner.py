@@ -50,12 +50,7 @@ def apply_version(
 ) -> Applied:
     """Apply one pending version and record it; on error record `failed` and raise MigrationFailed."""
     assert info.files is not None
-    for script in scripts:
-        if script.needs_psql:
-            raise ValidationError(
-                f"{display_path(script.file.path, root)}: needs psql ({script.needs_psql}), which this "
-                "tool does not run; rewrite it as plain SQL (nothing was applied)"
-            )
+    check_runnable(scripts, root)
     statements = [statement for script in scripts for statement in script.statements]
     transactional = all(script.transactional for script in scripts)
     record_sql = build_record_applied(connection, schema, info.track, info.version, info.files.filenames,
@@ -70,6 +65,16 @@ def apply_version(
         elapsed = int((time.perf_counter() - started) * 1000)
         _fail(connection, info, failure, transactional, schema, root, applied_by, elapsed, len(statements))
     return Applied(info, int((time.perf_counter() - started) * 1000), transactional)
+
+
+def check_runnable(scripts: list[Script], root: Path) -> None:
+    """Refuse, before anything runs, files this runner cannot execute."""
+    for script in scripts:
+        if script.needs_psql:
+            raise ValidationError(
+                f"{display_path(script.file.path, root)}: needs psql ({script.needs_psql}), which this "
+                "tool does not run; rewrite it as plain SQL (nothing was applied)"
+            )
 
 
 def _run_in_one_transaction(connection: Any, statements: list[Statement], record_sql: str) -> None:
