@@ -80,15 +80,20 @@ def _database_label(settings: Settings) -> str:
     return settings.masked_dsn()
 
 
-def status(settings: Settings, as_json: bool = False) -> Plan:
-    """Every version of every track with its state; read-only."""
+def read_plan_snapshot(settings: Settings) -> Plan:
+    """Files + history as they are now, without the lock and without writing anything."""
     tracks = build_tracks(settings.migrations_dir)
     versions = find_all_versions(settings, tracks)
     connection = wait_until_ready(settings)
     try:
-        plan = _read_plan(settings, connection, tracks, versions)
+        return _read_plan(settings, connection, tracks, versions)
     finally:
         connection.close()
+
+
+def status(settings: Settings, as_json: bool = False) -> Plan:
+    """Every version of every track with its state; read-only."""
+    plan = read_plan_snapshot(settings)
     _warn(plan)
     if as_json:
         report.print_json(report.plan_json(plan, settings.env_name, _database_label(settings), settings.root))
@@ -107,13 +112,7 @@ def _modes(scripts: dict[tuple[str, str], list[Script]]) -> dict[tuple[str, str]
 
 def dry_run(settings: Settings, as_json: bool = False) -> Plan:
     """Exactly what migrate would apply, in order, and how; read-only."""
-    tracks = build_tracks(settings.migrations_dir)
-    versions = find_all_versions(settings, tracks)
-    connection = wait_until_ready(settings)
-    try:
-        plan = _read_plan(settings, connection, tracks, versions)
-    finally:
-        connection.close()
+    plan = read_plan_snapshot(settings)
     validate_plan(plan, settings.root)
     scripts = parse_pending(plan, settings)
     modes = _modes(scripts)
