@@ -63,7 +63,7 @@ def find_compose(environ: Mapping[str, str] | None = None) -> Compose:
         return Compose(False, f"`{docker}` is not installed")
     version = _probe([path, "compose", "version", "--short"])
     if version is None or version.returncode != 0:
-        return Compose(False, "the docker compose plugin is not installed (`docker compose version` failed)")
+        return Compose(False, "the docker compose plugin is not installed: `docker compose version` failed")
     info = _probe([path, "info", "--format", "{{.ServerVersion}}"])
     if info is None or info.returncode != 0:
         detail = _first_line((info.stderr or info.stdout) if info else "timed out")
