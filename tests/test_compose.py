@@ -13,6 +13,7 @@ import fnmatch
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -258,3 +259,41 @@ def test_migration_init_command_fails_and_records_a_broken_migration(db: Databas
     assert all(row["status"] == "applied" for version, row in rows.items() if int(version) <= last)
     assert db.history("client_specific") == []  # stopped at the first failure
     assert "half_done" not in db.tables()  # rolled back
+
+
+def _healthcheck_shell() -> str:
+    """The db healthcheck as the container's shell receives it (compose turns $$ into $)."""
+    test = load_compose()["services"]["db"]["healthcheck"]["test"]
+    return interpolate(test[1], COMPOSE_VARIABLES)
+
+
+def _system_server_on_5432() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _run_healthcheck(command: str, database: str) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "POSTGRES_"))}
+    environ.update(POSTGRES_USER="postgres", POSTGRES_DB=database, POSTGRES_PASSWORD="unused-with-trust-auth")
+    return subprocess.run(["sh", "-c", command], env=environ, capture_output=True, text=True, timeout=30)
+
+
+@pytest.mark.skipif(shutil.which("pg_isready") is None or shutil.which("psql") is None,
+                    reason="needs pg_isready and psql (postgresql-client)")
+@pytest.mark.skipif(not _system_server_on_5432(), reason="needs a PostgreSQL at 127.0.0.1:5432, as in the db container")
+def test_db_healthcheck_command_passes_on_a_ready_server_and_fails_otherwise(tmp_path: Path) -> None:
+    command = _healthcheck_shell()
+    ready = _run_healthcheck(command, "postgres")
+    assert ready.returncode == 0, ready.stdout + ready.stderr
+    # pg_isready alone says "accepting connections" for a database that does not exist; the query does not.
+    missing = _run_healthcheck(command, "no_such_database_here")
+    assert missing.returncode != 0
+    assert 'database "no_such_database_here" does not exist' in missing.stderr
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free_port = probe.getsockname()[1]
+    down = _run_healthcheck(command.replace("--port=5432", f"--port={free_port}"), "postgres")
+    assert down.returncode != 0
