@@ -259,6 +259,12 @@ def test_migration_init_command_fails_and_records_a_broken_migration(db: Databas
     assert all(row["status"] == "applied" for version, row in rows.items() if int(version) <= last)
     assert db.history("client_specific") == []  # stopped at the first failure
     assert "half_done" not in db.tables()  # rolled back
+    # Fix the file and start the stack again: the failed version is retried, then the app may start.
+    (image / "migrations" / "lanconnect" / broken).write_text("CREATE TABLE langconnect.half_done (id int);\n")
+    fixed = run_in_image(image, command, pointed_at(environment, db))
+    assert fixed.returncode == 0, fixed.stderr
+    assert db.history("lanconnect")[-1] == (f"{last + 1:03d}", "applied")
+    assert db.history("client_specific") == repo_versions()["client_specific"]
 
 
 def _healthcheck_shell() -> str:

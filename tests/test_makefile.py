@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -137,6 +138,53 @@ def test_make_dev_start_names_a_missing_docker_binary(project_copy: Path, db: Da
 def test_make_start_without_docker_fails_clearly_and_touches_nothing(project_copy: Path) -> None:
     result = make("start", cwd=project_copy, env={"MIGRATE_DOCKER": "off"})
     assert result.returncode == 2
+    assert re.search(r"make: \*\*\* \[Makefile:\d+: start\] Error 2", result.stderr)
     assert ("migrate: error: start needs docker compose, which is not available here (MIGRATE_DOCKER=off); "
             "to migrate the production database without Docker run `inv migrate --env production`") in result.stderr
     assert not (project_copy / ".pgdata").exists()
+
+
+FAKE_DOCKER = """#!/bin/sh
+# A stand-in docker CLI with a working engine: records each call, fails `compose up` on request.
+echo "$* MIGRATE_ENV=${MIGRATE_ENV:-}" >> "$FAKE_DOCKER_LOG"
+case "$1 $2" in
+  "compose version") echo "2.99.0";;
+  "info --format") echo "28.2.2";;
+  "compose up") exit "${FAKE_COMPOSE_UP_EXIT:-0}";;
+esac
+"""
+
+
+def fake_docker(folder: Path) -> tuple[Path, Path]:
+    docker = folder / "fake-docker"
+    docker.write_text(FAKE_DOCKER)
+    docker.chmod(0o755)
+    return docker, folder / "docker.log"
+
+
+def test_make_dev_start_start_and_stop_use_docker_compose_when_an_engine_answers(project_copy: Path) -> None:
+    docker, log = fake_docker(project_copy.parent)
+    env = {"MIGRATE_DOCKER": str(docker), "FAKE_DOCKER_LOG": str(log)}
+    result = make("dev-start", cwd=project_copy, env=env)
+    assert result.returncode == 0, result.stderr
+    assert ("dev-start: using docker compose 2.99.0: db, then migration-init, then app (MIGRATE_ENV=local)"
+            in result.stdout)
+    assert "compose up --detach --build MIGRATE_ENV=local" in log.read_text().splitlines()
+    assert not (project_copy / ".pgdata").exists()  # compose's db, not the embedded one
+    started = make("start", cwd=project_copy, env=env)
+    assert started.returncode == 0, started.stderr
+    assert "compose up --detach --build MIGRATE_ENV=production" in log.read_text().splitlines()
+    stopped = make("stop", cwd=project_copy, env=env)
+    assert stopped.returncode == 0, stopped.stderr
+    assert "compose down MIGRATE_ENV=" in log.read_text().splitlines()
+    assert "Embedded PostgreSQL was not running." in stopped.stdout
+
+
+def test_make_dev_start_says_where_to_read_a_failed_migration_init(project_copy: Path) -> None:
+    docker, log = fake_docker(project_copy.parent)
+    result = make("dev-start", cwd=project_copy,
+                  env={"MIGRATE_DOCKER": str(docker), "FAKE_DOCKER_LOG": str(log), "FAKE_COMPOSE_UP_EXIT": "1"})
+    assert result.returncode == 2  # make's own code for a failed recipe; the task's code is in make's line
+    assert re.search(r"make: \*\*\* \[Makefile:\d+: dev-start\] Error 1", result.stderr)
+    assert ("migrate: error: docker compose up failed (exit 1); when migration-init failed the app was not "
+            "started: read its error with `docker compose logs migration-init`") in result.stderr
