@@ -69,3 +69,31 @@ def db_stop(c, env="local", verbose=False):
 def test(c):
     """Run the test suite (the same command README.md and CI use)."""
     c.run("python -m pytest -q", pty=False)
+
+
+@task(name="dev-start", help={"env": "environment (default local)"})
+def dev_start(c, env="local", verbose=False):
+    """The local stack: docker compose when Docker works here, else the embedded database and migrate."""
+    from migrate import commands
+
+    _run(env, verbose, commands.dev_start)
+
+
+@task(help={"env": "environment for migration-init and app (default production)"})
+def start(c, env="production", verbose=False):
+    """The stack with docker compose: db, then migration-init, then app (needs Docker)."""
+    from migrate import commands
+
+    configure_logging(verbose)
+    try:
+        commands.start(Path.cwd(), env)
+    except MigrateError as error:
+        raise Exit(f"migrate: error: {error.message}", code=error.exit_code) from None
+
+
+@task(help={"env": "environment (default local)"})
+def stop(c, env="local", verbose=False):
+    """Stop the compose stack (when Docker works here) and the embedded local PostgreSQL."""
+    from migrate import commands
+
+    _run(env, verbose, commands.stop)

@@ -12,6 +12,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 from migrate import report
@@ -28,6 +29,7 @@ from migrate.plan import MigrationInfo, Plan, build_plan, validate_plan
 from migrate.runner import Applied, apply_version, check_runnable
 from migrate.settings import Settings
 from migrate.sqlfiles import MigrationVersion, find_migration_versions
+from migrate.stack import Compose
 from migrate.statements import Script, parse_file
 from migrate.tracks import Track, build_tracks
 
@@ -247,6 +249,48 @@ def db_stop(settings: Settings) -> bool:
 def db_url(settings: Settings) -> str:
     """The masked URL of this environment's database (starting the embedded one if needed)."""
     return settings.masked_dsn(connection_params(settings))
+
+
+def dev_start(settings: Settings, compose: Compose | None = None) -> str:
+    """The local stack: docker compose when it works here, else this environment's database + migrate.
+
+    Returns "compose" or "migrate" (which path ran); says which, and why, before starting.
+    """
+    from migrate import stack
+
+    compose = compose or stack.find_compose()
+    if compose.available:
+        report.print_stack_choice(f"dev-start: using {compose.reason}: db, then migration-init, then app "
+                                  f"(MIGRATE_ENV={settings.env_name})")
+        stack.up(compose, settings.root, settings.env_name)
+        return "compose"
+    report.print_stack_choice(f"dev-start: docker compose is not available ({compose.reason}); using "
+                              f"{_database_label(settings)} and `inv migrate --env {settings.env_name}`")
+    migrate(settings)
+    return "migrate"
+
+
+def start(root: Path, env_name: str = "production", compose: Compose | None = None) -> None:
+    """The stack with docker compose and environment `env_name`; there is no fallback without Docker."""
+    from migrate import stack
+
+    compose = compose or stack.find_compose()
+    stack.require(compose, "start", f"to migrate the {env_name} database without Docker run "
+                                    f"`inv migrate --env {env_name}`")
+    report.print_stack_choice(f"start: using {compose.reason}: db, then migration-init, then app "
+                              f"(MIGRATE_ENV={env_name})")
+    stack.up(compose, root, env_name)
+
+
+def stop(settings: Settings, compose: Compose | None = None) -> None:
+    """Stop what dev-start started: the compose stack (when Docker works) and the embedded server."""
+    from migrate import stack
+
+    compose = compose or stack.find_compose()
+    if compose.available:
+        report.print_stack_choice(f"stop: docker compose down ({compose.reason})")
+        stack.down(compose, settings.root)
+    db_stop(settings)
 
 
 __all__ = ["MigrateResult", "MigrationInfo", "status", "dry_run", "migrate", "wait", "db_stop", "db_url"]

@@ -147,3 +147,8 @@ def plan_json(plan: Plan, environment: str, database: str, root: Path) -> dict[s
         "totals": {state: counts[state] for state in STATE_ORDER},
         "warnings": list(plan.warnings),
     }
+
+
+def print_stack_choice(line: str, stream: TextIO | None = None) -> None:
+    """How `dev-start`/`start`/`stop` run the stack here, said before anything happens."""
+    print(line, file=_out(stream), flush=True)
