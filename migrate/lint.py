@@ -96,7 +96,8 @@ RULES: dict[str, Rule] = {rule.id: rule for rule in (
 IGNORE_MARKER = re.compile(r"^\s*--\s*migrate:lint-ignore\b(.*)$", re.IGNORECASE)
 ALLOW_SCHEMA_MARKER = re.compile(r"^\s*--\s*migrate:allow-schema\b(.*)$", re.IGNORECASE | re.MULTILINE)
 COMMENT_LINE = re.compile(r"^\s*--")
-GUARD_CONDITION = re.compile(r"\bexists\b|\bto_reg[a-z]*\s*\(|\bpg_[a-z_]+|\binformation_schema\b", re.IGNORECASE)
+GUARD_CONDITION = re.compile(r"\bexists\b|\bfound\b|\bto_reg[a-z]*\s*\(|\bpg_[a-z_]+|\binformation_schema\b",
+                             re.IGNORECASE)
 
 DROP_KINDS = {
     "OBJECT_TABLE": "table", "OBJECT_FOREIGN_TABLE": "table", "OBJECT_INDEX": "index",
@@ -582,8 +583,8 @@ class _FileLinter:
 def _do_body_statements(body: str) -> list[tuple[int, str, bool]]:
     """(line in the body, SQL, guarded?) of each plain SQL statement of a PL/pgSQL DO body.
 
-    Guarded means inside an IF whose condition checks the catalog (EXISTS, to_regclass, pg_*,
-    information_schema) or inside a block with an EXCEPTION handler: the statement cannot fail
+    Guarded means inside an IF whose condition checks the catalog (EXISTS, FOUND, to_regclass,
+    pg_*, information_schema) or inside a block with an EXCEPTION handler: the statement cannot fail
     on a second run the way a bare one does.
     """
     from pglast import parser
