@@ -368,3 +368,11 @@ def test_bad_lint_mode_is_a_configuration_error(project: Project, db: Database) 
     assert result.code == 2
     assert "migrate: error: the process environment: MIGRATE_LINT='loud' is not one of warn, strict, off" in result.err
     assert db.query("SELECT count(*) FROM pg_namespace WHERE nspname = 'langconnect'") == [(0,)]
+
+
+def test_migrate_lint_off_skips_the_check(project: Project, db: Database) -> None:
+    project.write("lanconnect", "001_bad.sql", BAD_FILE)
+    result = project.run("migrate", env={"MIGRATE_LINT": "off"})
+    assert result.code == 0, result.err
+    assert "lint" not in result.err
+    assert db.history("lanconnect") == [("001", "applied")]
