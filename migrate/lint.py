@@ -183,6 +183,8 @@ def _qualified(node: Any) -> tuple[str | None, str]:
 
 
 def _label(schema: str | None, name: str) -> str:
+    if not name:  # a schema itself
+        return schema or ""
     return f"{schema}.{name}" if schema else name
 
 
@@ -487,8 +489,7 @@ class _FileLinter:
 
     def _object_schema(self, object_type: str, target: Any) -> tuple[str | None, str]:
         if object_type == "OBJECT_SCHEMA":
-            name = _strings(target)[0] if _strings(target) else ""
-            return name, name
+            return (_strings(target) or [None])[0], ""
         return _qualified(target)
 
     def _check_RenameStmt(self, node: Any, where: Where, guarded: bool) -> None:

@@ -376,3 +376,45 @@ def test_migrate_lint_off_skips_the_check(project: Project, db: Database) -> Non
     assert result.code == 0, result.err
     assert "lint" not in result.err
     assert db.history("lanconnect") == [("001", "applied")]
+
+
+@pytest.mark.parametrize("statement", [
+    "ALTER TABLE auth.users RENAME COLUMN email TO mail;",
+    "ALTER SCHEMA auth RENAME TO auth_old;",
+    "ALTER TRIGGER on_signup ON auth.users RENAME TO on_signup2;",
+    "ALTER TABLE langconnect.x SET SCHEMA auth;",
+    "ALTER FUNCTION auth.uid() SET SCHEMA langconnect;",
+    "ALTER SCHEMA storage OWNER TO someone;",
+    "ALTER FUNCTION auth.uid() OWNER TO someone;",
+    "COMMENT ON COLUMN auth.users.email IS 'mail';",
+    "COMMENT ON SCHEMA auth IS 'platform';",
+    "GRANT ALL ON ALL TABLES IN SCHEMA storage TO someone;",
+    "REVOKE EXECUTE ON FUNCTION auth.uid() FROM someone;",
+    "ALTER DEFAULT PRIVILEGES IN SCHEMA auth GRANT SELECT ON TABLES TO someone;",
+    "ALTER SEQUENCE auth.refresh_tokens_id_seq RESTART;",
+    "ALTER TYPE auth.factor_type ADD VALUE IF NOT EXISTS 'phone';",
+    "CREATE RULE no_insert AS ON INSERT TO auth.users DO INSTEAD NOTHING;",
+    "DROP SCHEMA IF EXISTS vault CASCADE;",
+    "DROP INDEX CONCURRENTLY IF EXISTS realtime.some_idx;",
+])
+def test_schema_protected_covers_every_kind_of_change(tmp_path: Path, statement: str) -> None:
+    findings = lint_text(tmp_path, SEARCH_PATH + statement + "\n")
+    assert "schema-protected" in rules(findings), [f.format() for f in findings]
+
+
+def test_readme_lint_ignore_example_is_clean_only_with_its_markers(tmp_path: Path) -> None:
+    text = textwrap.dedent("""\
+        -- 009: rebuild the cache table from scratch; it holds nothing worth keeping.
+        -- migrate:lint-ignore safety-drop-table
+        SET search_path = langconnect, public;
+
+        DROP TABLE IF EXISTS langconnect.cache;
+        CREATE TABLE IF NOT EXISTS langconnect.cache (key text PRIMARY KEY, value jsonb);
+
+        -- tags has a few hundred rows: the rewrite is instant
+        -- migrate:lint-ignore safety-alter-column-type
+        ALTER TABLE langconnect.tags ALTER COLUMN label TYPE varchar(200);
+        """)
+    assert lint_text(tmp_path, text) == []
+    unmarked = "\n".join(line for line in text.splitlines() if "lint-ignore" not in line)
+    assert rules(lint_text(tmp_path, unmarked)) == ["safety-drop-table", "safety-alter-column-type"]
