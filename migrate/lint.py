@@ -667,7 +667,9 @@ def lint_file(settings: Settings, migration_file: MigrationFile) -> list[Finding
         where, _, message = error.message.partition(": ")
         parts = where.rsplit(":", 2)
         line, column = (int(parts[1]), int(parts[2])) if len(parts) == 3 and parts[2].isdigit() else (1, 1)
-        return [Finding(path, line, column, "syntax-error", message.split("; ")[0], "fix the SQL")]
+        text, _, remedy = message.partition("; ")
+        remedy = remedy.replace(" (nothing was applied)", "") or RULES["syntax-error"].fix
+        return [Finding(path, line, column, "syntax-error", text, remedy)]
     if script.needs_psql:
         return [Finding(path, 1, 1, "lint-skipped", f"the file needs psql ({script.needs_psql}); it was not linted",
                         RULES["lint-skipped"].fix)]

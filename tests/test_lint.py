@@ -418,3 +418,15 @@ def test_readme_lint_ignore_example_is_clean_only_with_its_markers(tmp_path: Pat
     assert lint_text(tmp_path, text) == []
     unmarked = "\n".join(line for line in text.splitlines() if "lint-ignore" not in line)
     assert rules(lint_text(tmp_path, unmarked)) == ["safety-drop-table", "safety-alter-column-type"]
+
+
+def test_a_syntax_error_is_a_finding_and_the_other_files_are_still_linted(files_project: Project) -> None:
+    files_project.write("lanconnect", "001_broken.sql", SEARCH_PATH + "CREATE TABLE t (id int;\n")
+    files_project.write("lanconnect", "002_bad.sql", SEARCH_PATH + "CREATE TABLE u (id int);\n")
+    result = files_project.run("lint")
+    assert result.code == 4
+    assert result.out.splitlines()[:2] == [
+        'migrations/lanconnect/001_broken.sql:2:23 syntax-error error: syntax error at or near ";" (fix the SQL)',
+        "migrations/lanconnect/002_bad.sql:2:14 idempotent-create-table error: CREATE TABLE u has no IF NOT EXISTS "
+        "(write CREATE TABLE IF NOT EXISTS)",
+    ]
