@@ -114,6 +114,7 @@ def dry_run(settings: Settings, as_json: bool = False) -> Plan:
         connection.close()
     validate_plan(plan, settings.root)
     scripts = parse_pending(plan, settings)
+    _lint_pending(settings, plan)
     modes = _modes(scripts)
     _warn(plan)
     if as_json:

@@ -427,9 +427,9 @@ class _FileLinter:
         for target in node.objects or ():
             if kind in ON_TABLE_KINDS:
                 names = _strings(target)
-                key = _Key(kind, *_qualified(names[:-1]), table="")
-                key = _Key(kind, key.schema, names[-1], key.name)
-                label = f"{names[-1]} ON {_label(key.schema, key.table)}"
+                table_schema, table = _qualified(names[:-1])
+                key = _Key(kind, table_schema, names[-1], table)
+                label = f"{names[-1]} ON {_label(table_schema, table)}"
             elif kind in ("schema", "extension"):
                 name = _strings(target)[0]
                 key = _Key(kind, name if kind == "schema" else None, name)

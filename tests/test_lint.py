@@ -430,3 +430,14 @@ def test_a_syntax_error_is_a_finding_and_the_other_files_are_still_linted(files_
         "migrations/lanconnect/002_bad.sql:2:14 idempotent-create-table error: CREATE TABLE u has no IF NOT EXISTS "
         "(write CREATE TABLE IF NOT EXISTS)",
     ]
+
+
+def test_dry_run_shows_what_strict_migrate_would_refuse(project: Project, db: Database) -> None:
+    project.write("lanconnect", "001_bad.sql", BAD_FILE)
+    warned = project.run("dry-run")
+    assert warned.code == 0, warned.err
+    assert "migrate: warning: lint: migrations/lanconnect/001_bad.sql:1:14 idempotent-create-table" in warned.err
+    strict = project.run("dry-run", env={"MIGRATE_LINT": "strict"})
+    assert strict.code == 4
+    assert "MIGRATE_LINT=strict: 1 lint error(s) in pending migration files" in strict.err
+    assert db.query("SELECT count(*) FROM pg_namespace WHERE nspname = 'langconnect'") == [(0,)]
