@@ -65,6 +65,29 @@ def db_stop(c, env="local", verbose=False):
     _run(env, verbose, commands.db_stop)
 
 
+@task(help={"description": 'what the migration does, e.g. "add user preferences"',
+            "track": "lanconnect (default) or client_specific", "env": "environment whose MIGRATE_SCHEMA "
+            "the template uses (default local)"})
+def new(c, description, track="lanconnect", env="local", verbose=False):
+    """Create the next-numbered migration file from a template and print its path."""
+    from migrate import commands
+
+    _run(env, verbose, lambda s: commands.new(s, description, track))
+
+
+@task(iterable=["file"], help={"file": "a file or folder to lint (repeatable; or list them after --)",
+                               "env": "environment (protected schemas, MIGRATE_SCHEMA; default local)",
+                               "json": "one JSON document on stdout"})
+def lint(c, file=None, env="local", json=False, verbose=False):
+    """Check migration files for idempotency, schema isolation and safety (exit 4 on errors)."""
+    import shlex
+
+    from migrate import commands
+
+    files = list(file or []) + shlex.split(getattr(c, "remainder", "") or "")
+    _run(env, verbose, lambda s: commands.lint(s, files, as_json=json))
+
+
 @task
 def test(c):
     """Run the test suite (the same command README.md and CI use)."""

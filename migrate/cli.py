@@ -17,6 +17,8 @@ from migrate.errors import EXIT_CONFIG, MigrateError
 from migrate.settings import Settings, load_settings
 
 COMMANDS = ("migrate", "status", "dry-run", "wait", "db-stop")
+COMMANDS += ("new", "lint")  # authoring: take positional words (new: description; lint: files)
+WORD_COMMANDS = ("new", "lint")
 
 
 def configure_logging(verbose: bool = False) -> None:
@@ -51,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("command", nargs="?", choices=COMMANDS, default=None,
                         help="what to do (default: migrate)")
+    parser.add_argument("words", nargs="*", metavar="ARG",
+                        help='new: the description ("add user preferences"); lint: files or folders')
+    parser.add_argument("--track", default="lanconnect", help="new: lanconnect or client_specific")
     parser.add_argument("--env", default="local", help="environment: envs/<env>.env (default: local)")
     parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     parser.add_argument("--yes", action="store_true", help="apply without asking on confirm-guarded environments")
@@ -67,11 +72,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_intermixed_args(argv)
     except SystemExit as stop:  # argparse already printed the usage error
         return EXIT_CONFIG if stop.code else 0
     configure_logging(args.verbose)
     command = args.command or ("status" if args.status else "dry-run" if args.dry_run else "migrate")
+    if args.words and command not in WORD_COMMANDS:
+        print(f"migrate: error: unexpected argument(s) {' '.join(args.words)!r} for the {command} command",
+              file=sys.stderr)
+        return EXIT_CONFIG
     if args.command and (args.status or args.dry_run):
         print(f"migrate: error: --status/--dry-run cannot be combined with the {args.command} command",
               file=sys.stderr)
@@ -101,4 +110,8 @@ def run(command: str, settings: Settings, args: argparse.Namespace) -> int:
         commands.wait(settings, args.timeout)
     elif command == "db-stop":
         commands.db_stop(settings)
+    elif command == "new":
+        commands.new(settings, " ".join(args.words), args.track)
+    elif command == "lint":
+        commands.lint(settings, list(args.words), as_json=args.json)
     return 0

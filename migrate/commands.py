@@ -117,6 +117,7 @@ def dry_run(settings: Settings, as_json: bool = False) -> Plan:
     plan = read_plan_snapshot(settings)
     validate_plan(plan, settings.root)
     scripts = parse_pending(plan, settings)
+    _lint_pending(settings, plan)
     modes = _modes(scripts)
     _warn(plan)
     if as_json:
@@ -149,6 +150,7 @@ def migrate(
         plan = _read_plan(settings, connection, tracks, versions)
         validate_plan(plan, settings.root)
         scripts = parse_pending(plan, settings)
+        _lint_pending(settings, plan)
         ensure_history_tables(connection, settings.schema, tracks)
         _warn(plan)
         todo = plan.to_apply()
@@ -294,3 +296,54 @@ def stop(settings: Settings, compose: Compose | None = None) -> None:
 
 
 __all__ = ["MigrateResult", "MigrationInfo", "status", "dry_run", "migrate", "wait", "db_stop", "db_url"]
+
+
+def new(settings: Settings, description: str, track: str = "lanconnect") -> Any:
+    """Create the next-numbered migration file of `track` from the template; print its path."""
+    from migrate.authoring import new_migration
+
+    created = new_migration(settings, description, track)
+    report.print_new_migration(created.path, settings.root)
+    return created
+
+
+def lint(settings: Settings, paths: list[str] | None = None, as_json: bool = False) -> Any:
+    """Lint the named files (default: every migration file); exit 4 when any error is found."""
+    from migrate.errors import ValidationError
+    from migrate.lint import find_files_to_lint, lint_files
+
+    result = lint_files(settings, find_files_to_lint(settings, paths or []))
+    if as_json:
+        report.print_json(report.lint_json(result.findings, result.files))
+    else:
+        report.print_lint(result.findings, result.files)
+    if result.errors:
+        raise ValidationError(f"lint found {len(result.errors)} error(s) in {len(result.files)} file(s); "
+                              "fix them, or silence an intended one with -- migrate:lint-ignore RULE")
+    return result
+
+
+def _lint_pending(settings: Settings, plan: Plan) -> None:
+    """Lint errors of the files about to run: warnings, or fatal with MIGRATE_LINT=strict."""
+    if settings.lint_mode == "off":
+        return
+    from migrate.errors import ValidationError
+    from migrate.lint import lint_files
+
+    files = [f for item in plan.to_apply() if item.files for f in item.files.files]
+    strict = settings.lint_mode == "strict"
+    try:
+        errors = lint_files(settings, files).errors if files else []
+    except Exception as error:  # a bug in lint must not block a run that did not ask for strict
+        if strict:
+            raise
+        log.warning("warning: lint could not check the pending files (%s: %s); going on",
+                    type(error).__name__, error)
+        return
+    for finding in errors:
+        log.warning("%s: lint: %s", "error" if strict else "warning", finding.format())
+    if errors and strict:
+        raise ValidationError(
+            f"MIGRATE_LINT=strict: {len(errors)} lint error(s) in pending migration files, nothing was applied; "
+            "fix them (see `inv lint`) or silence an intended one with -- migrate:lint-ignore RULE"
+        )

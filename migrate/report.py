@@ -152,3 +152,30 @@ def plan_json(plan: Plan, environment: str, database: str, root: Path) -> dict[s
 def print_stack_choice(line: str, stream: TextIO | None = None) -> None:
     """How `dev-start`/`start`/`stop` run the stack here, said before anything happens."""
     print(line, file=_out(stream), flush=True)
+
+
+def print_lint(findings: list[Any], files: list[str], stream: TextIO | None = None) -> None:
+    """`file:line:column rule-id severity: message (fix)` per finding, then one summary line."""
+    out = _out(stream)
+    for finding in findings:
+        print(finding.format(), file=out)
+    errors = sum(1 for f in findings if f.severity == "error")
+    warnings = len(findings) - errors
+    if findings:
+        print(f"Lint: {errors} error(s), {warnings} warning(s) in {len(files)} file(s).", file=out)
+    else:
+        print(f"Lint: {len(files)} file(s) clean.", file=out)
+
+
+def lint_json(findings: list[Any], files: list[str]) -> dict[str, Any]:
+    errors = sum(1 for f in findings if f.severity == "error")
+    return {
+        "files": list(files),
+        "findings": [finding.as_json() for finding in findings],
+        "errors": errors,
+        "warnings": len(findings) - errors,
+    }
+
+
+def print_new_migration(path: Path, root: Path, stream: TextIO | None = None) -> None:
+    print(display_path(path, root), file=_out(stream))

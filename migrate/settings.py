@@ -24,6 +24,10 @@ TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
 TLS_MODES = {"require", "verify-ca", "verify-full"}
 PROCESS_ENVIRONMENT = "the process environment"
+# The platform's schemas a migration must not change unless the file allows it (inv lint).
+DEFAULT_PROTECTED_SCHEMAS = ("auth", "storage", "realtime", "extensions", "graphql", "supabase_functions",
+                             "pgbouncer", "vault")
+LINT_MODES = ("warn", "strict", "off")
 
 # (libpq keyword, earlier script's variable, libpq's variable, earlier script's default)
 CONNECTION_KEYS: tuple[tuple[str, str, str, str | None], ...] = (
@@ -53,6 +57,8 @@ class Settings:
     confirm: bool = False
     disposable: bool = False
     application_name: str = "migrate"
+    protected_schemas: tuple[str, ...] = DEFAULT_PROTECTED_SCHEMAS
+    lint_mode: str = "warn"
 
     @property
     def uses_embedded(self) -> bool:
@@ -173,6 +179,7 @@ _KNOWN_KEYS = {
 } | {name for _, old, _, _ in CONNECTION_KEYS for name in (old,)} | {
     libpq for _, _, libpq, _ in CONNECTION_KEYS
 }
+_KNOWN_KEYS |= {"MIGRATE_PROTECTED_SCHEMAS", "MIGRATE_LINT"}
 
 
 def _build_settings(env: str, root: Path, env_file: Path, layers: _Layers) -> Settings:
@@ -211,6 +218,8 @@ def _build_settings(env: str, root: Path, env_file: Path, layers: _Layers) -> Se
         confirm=_flag(layers, "MIGRATE_CONFIRM", False),
         disposable=_flag(layers, "MIGRATE_DISPOSABLE", False),
         application_name=layers.get("MIGRATE_APPLICATION_NAME") or layers.get("PGAPPNAME") or "migrate",
+        protected_schemas=_schema_list(layers, "MIGRATE_PROTECTED_SCHEMAS", DEFAULT_PROTECTED_SCHEMAS),
+        lint_mode=_choice(layers, "MIGRATE_LINT", LINT_MODES),
     )
 
 
@@ -269,3 +278,26 @@ def _number(layers: _Layers, key: str, default: float) -> float:
     if number < 0:
         raise ConfigError(f"{layers.where(key)}: {key}={value!r} must not be negative")
     return number
+
+
+def _schema_list(layers: _Layers, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """A comma list of schema names; unset or empty means the default, `none` protects nothing."""
+    value = layers.get(key)
+    if value is None:
+        return default
+    names = tuple(name.strip() for name in value.split(",") if name.strip())
+    if names == ("none",):
+        return ()
+    for name in names:
+        if not re.fullmatch(r"[^\s\"]+", name):
+            raise ConfigError(f"{layers.where(key)}: {key} has an invalid schema name {name!r} "
+                              "(use a comma list such as auth,storage)")
+    return names
+
+
+def _choice(layers: _Layers, key: str, choices: tuple[str, ...]) -> str:
+    """One of `choices` (case-insensitive); the first is the default."""
+    value = (layers.get(key) or choices[0]).strip().lower()
+    if value not in choices:
+        raise ConfigError(f"{layers.where(key)}: {key}={layers.get(key)!r} is not one of {', '.join(choices)}")
+    return value
