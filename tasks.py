@@ -65,6 +65,24 @@ def db_stop(c, env="local", verbose=False):
     _run(env, verbose, commands.db_stop)
 
 
+@task(help={"env": "environment whose server hosts the scratch database (default local)",
+            "json": "one JSON document on stdout", "verbose": "debug logs"})
+def verify(c, env="local", json=False, verbose=False):
+    """Apply every migration twice on a scratch database: catch non-idempotent files (exit 4)."""
+    from migrate import commands
+
+    _run(env, verbose, lambda s: commands.verify(s, as_json=json))
+
+
+@task(help={"env": "environment (default local); refused unless MIGRATE_DISPOSABLE=true",
+            "yes": "do not ask on confirm-guarded environments", "verbose": "debug logs"})
+def reset(c, env="local", yes=False, verbose=False):
+    """Drop and recreate the app schema (disposable environments only)."""
+    from migrate import commands
+
+    _run(env, verbose, lambda s: commands.reset(s, yes=yes))
+
+
 @task
 def test(c):
     """Run the test suite (the same command README.md and CI use)."""

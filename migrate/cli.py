@@ -16,7 +16,7 @@ from typing import Sequence
 from migrate.errors import EXIT_CONFIG, MigrateError
 from migrate.settings import Settings, load_settings
 
-COMMANDS = ("migrate", "status", "dry-run", "wait", "db-stop")
+COMMANDS = ("migrate", "status", "dry-run", "wait", "db-stop", "verify", "reset")
 
 
 def configure_logging(verbose: bool = False) -> None:
@@ -101,4 +101,8 @@ def run(command: str, settings: Settings, args: argparse.Namespace) -> int:
         commands.wait(settings, args.timeout)
     elif command == "db-stop":
         commands.db_stop(settings)
+    elif command == "verify":
+        commands.verify(settings, as_json=args.json)
+    elif command == "reset":
+        commands.reset(settings, yes=args.yes)
     return 0

@@ -135,6 +135,10 @@ def migrate(
     ask: Callable[[str], str] | None = None,
 ) -> MigrateResult:
     """Apply every pending version, lanconnect first; stop at the first failure."""
+    if settings.reset_schema:  # the earlier script's MIGRATION_RESET_SCHEMA=true
+        from migrate.guards import require_disposable
+
+        require_disposable(settings, "MIGRATION_RESET_SCHEMA=true")
     tracks = build_tracks(settings.migrations_dir)
     versions = find_all_versions(settings, tracks)
     connection = wait_until_ready(settings, require_primary=True)
@@ -142,6 +146,10 @@ def migrate(
         ensure_session_is_pinned(connection, settings)
         acquire_run_lock(connection, settings,
                          on_wait=lambda holder: log.info("waiting for the run lock (%s)", holder))
+        if settings.reset_schema:
+            from migrate.guards import drop_and_recreate_schema
+
+            drop_and_recreate_schema(connection, settings.schema)
         ensure_history_tables(connection, settings.schema, tracks)
         plan = _read_plan(settings, connection, tracks, versions)
         validate_plan(plan, settings.root)
@@ -215,9 +223,51 @@ def _confirm(settings: Settings, plan: Plan, scripts: dict[tuple[str, str], list
         )
     report.print_dry_run(plan, _modes(scripts), settings.env_name, _database_label(settings), settings.root,
                          stream=sys.stderr)
-    answer = (ask or input)(f"Apply {len(plan.to_apply())} migration(s) to {settings.env_name}? Type yes: ")
+    answer = (ask or report.ask)(f"Apply {len(plan.to_apply())} migration(s) to {settings.env_name}? Type yes: ")
     if answer.strip().lower() != "yes":
         raise Refused(f"not confirmed: nothing was applied to {settings.env_name!r}")
+
+
+def reset(settings: Settings, yes: bool = False, ask: Callable[[str], str] | None = None) -> None:
+    """Drop and recreate the app schema (history included); disposable environments only."""
+    from migrate.guards import drop_and_recreate_schema, require_disposable
+
+    require_disposable(settings, "reset")
+    connection = wait_until_ready(settings, require_primary=True)
+    try:
+        ensure_session_is_pinned(connection, settings)
+        acquire_run_lock(connection, settings,
+                         on_wait=lambda holder: log.info("waiting for the run lock (%s)", holder))
+        if settings.confirm and not yes:
+            if ask is None and not sys.stdin.isatty():
+                raise Refused(f"environment {settings.env_name!r} requires confirmation (MIGRATE_CONFIRM) "
+                              "and there is no terminal to ask; pass --yes")
+            answer = (ask or report.ask)(f"Drop schema {settings.schema} on {settings.env_name}? Type yes: ")
+            if answer.strip().lower() != "yes":
+                raise Refused(f"not confirmed: nothing was changed on {settings.env_name!r}")
+        drop_and_recreate_schema(connection, settings.schema)
+    finally:
+        connection.close()
+    report.print_reset(settings.schema, settings.env_name, _database_label(settings))
+
+
+def verify(settings: Settings, as_json: bool = False) -> Any:
+    """Apply every migration twice on a scratch database; findings exit 4 (see migrate.verify)."""
+    from migrate.errors import ValidationError
+    from migrate.verify import run_verify
+
+    tracks = build_tracks(settings.migrations_dir)
+    versions = find_all_versions(settings, tracks)
+    result = run_verify(settings, tracks, versions, _database_label(settings))
+    if as_json:
+        report.print_json(report.verify_json(result, settings.env_name))
+    else:
+        report.print_verify(result, settings.env_name)
+    if result.findings:
+        kinds = sorted({finding.kind for finding in result.findings})
+        raise ValidationError(f"verify found {len(result.findings)} problem(s) ({', '.join(kinds)}); "
+                              "see the findings above")
+    return result
 
 
 def wait(settings: Settings, timeout: float | None = None) -> float:
@@ -247,4 +297,5 @@ def db_url(settings: Settings) -> str:
     return settings.masked_dsn(connection_params(settings))
 
 
-__all__ = ["MigrateResult", "MigrationInfo", "status", "dry_run", "migrate", "wait", "db_stop", "db_url"]
+__all__ = ["MigrateResult", "MigrationInfo", "status", "dry_run", "migrate", "wait", "db_stop", "db_url",
+           "verify", "reset"]

@@ -147,3 +147,55 @@ def plan_json(plan: Plan, environment: str, database: str, root: Path) -> dict[s
         "totals": {state: counts[state] for state in STATE_ORDER},
         "warnings": list(plan.warnings),
     }
+
+
+def _first_changes(changes: list[str], limit: int = 3) -> str:
+    shown = "; ".join(changes[:limit])
+    return shown + (f" (+{len(changes) - limit} more)" if len(changes) > limit else "")
+
+
+def print_verify(result: Any, environment: str, stream: TextIO | None = None) -> None:
+    """verify's findings table (or its all-clear line), then one line per file checked."""
+    from tabulate import tabulate
+
+    out = _out(stream)
+    print(f"Environment {environment}: verified on scratch database {result.scratch_database} "
+          f"({result.server}), {'dropped' if result.dropped else 'NOT dropped'} afterwards", file=out)
+    rows = [[run.track, run.version, run.file, "" if run.first_run_ms is None else f"{run.first_run_ms} ms",
+             "" if run.second_run_ms is None else f"{run.second_run_ms} ms", run.result] for run in result.runs]
+    if rows:
+        print(tabulate(rows, headers=["track", "version", "file", "first run", "second run", "result"]), file=out)
+    else:
+        print("No migration files to verify.", file=out)
+    if not result.findings:
+        print(f"\nverify: {len(result.runs)} file(s) applied twice: no findings.", file=out)
+        return
+    print(f"\n{len(result.findings)} finding(s):", file=out)
+    findings = [[f.kind, ", ".join(f.files), f.message + (": " + _first_changes(f.changes) if f.changes else "")]
+                for f in result.findings]
+    print(tabulate(findings, headers=["finding", "file(s)", "detail"]), file=out)
+
+
+def verify_json(result: Any, environment: str) -> dict[str, Any]:
+    return {
+        "environment": environment,
+        "server": result.server,
+        "scratch_database": result.scratch_database,
+        "scratch_dropped": result.dropped,
+        "files": [{"track": r.track, "version": r.version, "file": r.file, "first_run_ms": r.first_run_ms,
+                   "second_run_ms": r.second_run_ms, "result": r.result} for r in result.runs],
+        "findings": [{"kind": f.kind, "track": f.track, "version": f.version, "files": f.files,
+                      "message": f.message, "changes": f.changes} for f in result.findings],
+        "ok": not result.findings,
+    }
+
+
+def ask(prompt: str) -> str:
+    """Ask on stderr and read one line from stdin, so stdout stays tables or JSON; EOF answers ''."""
+    print(prompt, end="", file=sys.stderr, flush=True)
+    return sys.stdin.readline()
+
+
+def print_reset(schema: str, environment: str, database: str, stream: TextIO | None = None) -> None:
+    print(f"Environment {environment}: {database}\nSchema {schema} dropped and recreated (empty); "
+          "run migrate to apply every migration again.", file=_out(stream))

@@ -24,6 +24,9 @@ TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
 TLS_MODES = {"require", "verify-ca", "verify-full"}
 PROCESS_ENVIRONMENT = "the process environment"
+# Platform schemas a migration must not change (Supabase's); MIGRATE_PROTECTED_SCHEMAS overrides.
+DEFAULT_PROTECTED_SCHEMAS = ("auth", "storage", "realtime", "extensions", "graphql", "supabase_functions",
+                             "pgbouncer", "vault")
 
 # (libpq keyword, earlier script's variable, libpq's variable, earlier script's default)
 CONNECTION_KEYS: tuple[tuple[str, str, str, str | None], ...] = (
@@ -53,6 +56,9 @@ class Settings:
     confirm: bool = False
     disposable: bool = False
     application_name: str = "migrate"
+    protected_schemas: tuple[str, ...] = DEFAULT_PROTECTED_SCHEMAS
+    reset_schema: bool = False
+    heartbeat_interval: float = 10.0
 
     @property
     def uses_embedded(self) -> bool:
@@ -170,6 +176,7 @@ _KNOWN_KEYS = {
     "MAX_WAIT_TIME", "WAIT_RETRY_INTERVAL", "MIGRATE_LOCK_TIMEOUT", "MIGRATE_REQUIRE_TLS",
     "MIGRATE_CONFIRM", "MIGRATE_DISPOSABLE", "MIGRATE_APPLICATION_NAME", "PGSSLMODE",
     "PGCONNECT_TIMEOUT", "PGAPPNAME",
+    "MIGRATE_PROTECTED_SCHEMAS", "MIGRATION_RESET_SCHEMA", "MIGRATE_HEARTBEAT_INTERVAL",
 } | {name for _, old, _, _ in CONNECTION_KEYS for name in (old,)} | {
     libpq for _, _, libpq, _ in CONNECTION_KEYS
 }
@@ -211,7 +218,22 @@ def _build_settings(env: str, root: Path, env_file: Path, layers: _Layers) -> Se
         confirm=_flag(layers, "MIGRATE_CONFIRM", False),
         disposable=_flag(layers, "MIGRATE_DISPOSABLE", False),
         application_name=layers.get("MIGRATE_APPLICATION_NAME") or layers.get("PGAPPNAME") or "migrate",
+        protected_schemas=_schema_list(layers, "MIGRATE_PROTECTED_SCHEMAS", DEFAULT_PROTECTED_SCHEMAS),
+        reset_schema=_flag(layers, "MIGRATION_RESET_SCHEMA", False),
+        heartbeat_interval=_number(layers, "MIGRATE_HEARTBEAT_INTERVAL", 10.0),
     )
+
+
+def _schema_list(layers: _Layers, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """A comma- or space-separated list of schema names; an explicit empty value means none."""
+    if key not in layers.values:
+        return default
+    names = tuple(name for name in re.split(r"[\s,]+", layers.values[key].strip()) if name)
+    for name in names:
+        if not re.match(r"^[A-Za-z_][A-Za-z0-9_$]*$", name):
+            raise ConfigError(f"{layers.where(key)}: {key} holds {name!r}, which is not a schema name; "
+                              "list names separated by commas, e.g. auth,storage")
+    return names
 
 
 def _connection(layers: _Layers) -> dict[str, str]:
