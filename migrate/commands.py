@@ -146,6 +146,11 @@ def migrate(
         ensure_session_is_pinned(connection, settings)
         acquire_run_lock(connection, settings,
                          on_wait=lambda holder: log.info("waiting for the run lock (%s)", holder))
+        if settings.confirm and not yes:  # ask before anything is written, history tables included
+            preview = _read_plan(settings, connection, tracks, versions)
+            validate_plan(preview, settings.root)
+            if preview.to_apply() or settings.reset_schema:
+                _confirm(settings, preview, parse_pending(preview, settings), ask)
         if settings.reset_schema:
             from migrate.guards import drop_and_recreate_schema
 
@@ -156,14 +161,12 @@ def migrate(
         scripts = parse_pending(plan, settings)
         _warn(plan)
         todo = plan.to_apply()
-        if todo and settings.confirm and not yes:
-            _confirm(settings, plan, scripts, ask)
         result = MigrateResult(plan)
         applied_by = f"{os.environ.get('USER') or os.environ.get('USERNAME') or 'unknown'}@{this_host()}"
         try:
             for index, item in enumerate(todo, start=1):
                 done = apply_version(connection, item, scripts[(item.track.name, item.version)],
-                                     settings.schema, settings.root, applied_by)
+                                     settings.schema, settings.root, applied_by, settings.heartbeat_interval)
                 result.applied.append(done)
                 if not as_json:
                     report.print_applied(index, len(todo), item.track.name,
