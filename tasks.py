@@ -33,11 +33,22 @@ def migrate(c, env="local", json=False, yes=False, verbose=False):
     _run(env, verbose, lambda s: commands.migrate(s, as_json=json, yes=yes))
 
 
-@task(help={"env": "environment (default local)", "json": "one JSON document on stdout"})
-def status(c, env="local", json=False, verbose=False):
+@task(help={"env": "environment (default local), `all`, or a comma list such as local,staging",
+            "json": "one JSON document on stdout",
+            "timeout": "with several environments: connect timeout per environment (default 5 s)"})
+def status(c, env="local", json=False, verbose=False, timeout=None):
     """Show every migration of every track and its state (read-only)."""
     from migrate import commands
+    from migrate.overview import is_many
 
+    if is_many(env):
+        configure_logging(verbose)
+        try:
+            commands.status_environments(env, Path.cwd(), as_json=json,
+                                         timeout=float(timeout) if timeout is not None else None)
+        except MigrateError as error:
+            raise Exit(f"migrate: error: {error.message}", code=error.exit_code) from None
+        return
     _run(env, verbose, lambda s: commands.status(s, as_json=json))
 
 

@@ -51,10 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("command", nargs="?", choices=COMMANDS, default=None,
                         help="what to do (default: migrate)")
-    parser.add_argument("--env", default="local", help="environment: envs/<env>.env (default: local)")
+    parser.add_argument("--env", default="local", help="environment: envs/<env>.env (default: local); "
+                        "status also takes `all` or a comma list")
     parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     parser.add_argument("--yes", action="store_true", help="apply without asking on confirm-guarded environments")
-    parser.add_argument("--timeout", type=float, default=None, help="wait: seconds (default MAX_WAIT_TIME)")
+    parser.add_argument("--timeout", type=float, default=None,
+                        help="wait: seconds (default MAX_WAIT_TIME); status --env all: "
+                        "connect timeout per environment (default 5)")
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logs on stderr")
     legacy = parser.add_argument_group("earlier script's flags")
     legacy.add_argument("--status", action="store_true", help="same as the status command")
@@ -77,6 +80,11 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         return EXIT_CONFIG
     try:
+        if command == "status" and _names_many(args.env):
+            from migrate import commands
+
+            commands.status_environments(args.env, Path.cwd(), as_json=args.json, timeout=args.timeout)
+            return 0
         settings = load_settings(args.env, Path.cwd())
         settings = apply_overrides(settings, args.host, args.port, args.database, args.user, args.password)
         return run(command, settings, args)
@@ -86,6 +94,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("migrate: interrupted", file=sys.stderr)
         return 130
+
+
+def _names_many(env: str) -> bool:
+    from migrate.overview import is_many
+
+    return is_many(env)
 
 
 def run(command: str, settings: Settings, args: argparse.Namespace) -> int:

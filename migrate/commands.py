@@ -12,6 +12,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 from migrate import report
@@ -231,6 +232,18 @@ def _confirm(settings: Settings, plan: Plan, scripts: dict[tuple[str, str], list
         raise Refused(f"not confirmed: nothing was applied to {settings.env_name!r}")
 
 
+def status_environments(env: str, root: Path, as_json: bool = False, timeout: float | None = None) -> Any:
+    """status for `--env all` or `--env a,b`: one table across environments; never fails on one of them."""
+    from migrate.overview import DEFAULT_TIMEOUT, environment_names, read_overview
+
+    overview = read_overview(environment_names(env, root), root, DEFAULT_TIMEOUT if timeout is None else timeout)
+    if as_json:
+        report.print_json(report.overview_json(overview))
+    else:
+        report.print_overview(overview)
+    return overview
+
+
 def reset(settings: Settings, yes: bool = False, ask: Callable[[str], str] | None = None) -> None:
     """Drop and recreate the app schema (history included); disposable environments only."""
     from migrate.guards import drop_and_recreate_schema, require_disposable
@@ -301,4 +314,4 @@ def db_url(settings: Settings) -> str:
 
 
 __all__ = ["MigrateResult", "MigrationInfo", "status", "dry_run", "migrate", "wait", "db_stop", "db_url",
-           "verify", "reset"]
+           "verify", "reset", "status_environments"]

@@ -199,3 +199,59 @@ def ask(prompt: str) -> str:
 def print_reset(schema: str, environment: str, database: str, stream: TextIO | None = None) -> None:
     print(f"Environment {environment}: {database}\nSchema {schema} dropped and recreated (empty); "
           "run migrate to apply every migration again.", file=_out(stream))
+
+
+def _overview_cell(column: Any, key: tuple[str, str]) -> str:
+    if column.plan is None:
+        return column.status
+    return column.state_of(key) or "-"
+
+
+def print_overview(overview: Any, stream: TextIO | None = None) -> None:
+    """status --env all: a row per (track, version), a column per environment, then who is behind."""
+    from tabulate import tabulate
+
+    out = _out(stream)
+    names = [column.name for column in overview.environments]
+    rows = [[track, version, ", ".join(files)] + [_overview_cell(c, (track, version)) for c in overview.environments]
+            for track, version, files in overview.rows]
+    if rows:
+        print(tabulate(rows, headers=["track", "version", "file(s)", *names]), file=out)
+    else:
+        print("No migrations in any reachable environment.", file=out)
+    print("\nEnvironments:", file=out)
+    for column in overview.environments:
+        if column.plan is None:
+            print(f"  {column.name}: {column.status}: {column.error}", file=out)
+        else:
+            print(f"  {column.name}: {column.database}: {totals_line(column.plan)[len('Total: '):]}", file=out)
+    reachable = [column for column in overview.environments if column.plan is not None]
+    if overview.behind:
+        print("", file=out)
+        for late, ahead, versions in overview.behind:
+            listed = ", ".join(f"{track} {version}" for track, version in versions[:10])
+            listed += f" (+{len(versions) - 10} more)" if len(versions) > 10 else ""
+            print(f"{late} is behind {ahead} by {len(versions)} migration(s): {listed}", file=out)
+    elif len(reachable) > 1:
+        print("\nAll reachable environments have the same migrations applied.", file=out)
+
+
+def overview_json(overview: Any) -> dict[str, Any]:
+    return {
+        "environments": [
+            {"name": c.name, "status": c.status, "database": c.database, "error": c.error,
+             "totals": ({state: sum(1 for i in c.plan.items if i.state == state) for state in STATE_ORDER}
+                        if c.plan is not None else None)}
+            for c in overview.environments
+        ],
+        "migrations": [
+            {"track": track, "version": version, "files": files,
+             "states": {c.name: c.state_of((track, version)) for c in overview.environments}}
+            for track, version, files in overview.rows
+        ],
+        "behind": [
+            {"environment": late, "behind": ahead,
+             "versions": [{"track": track, "version": version} for track, version in versions]}
+            for late, ahead, versions in overview.behind
+        ],
+    }
