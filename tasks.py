@@ -16,11 +16,15 @@ from migrate.errors import MigrateError
 from migrate.settings import load_settings
 
 
-def _run(env: str, verbose: bool, action: Callable[[Any], Any]) -> None:
+def _run(env: str, verbose: bool, action: Callable[[Any], Any], json: bool = False) -> None:
     configure_logging(verbose)
     try:
         action(load_settings(env, Path.cwd()))
     except MigrateError as error:
+        if json and not getattr(error, "reported_as_json", False):
+            from migrate import report
+
+            report.print_json(report.error_json(error))  # --json promises one document on stdout
         raise Exit(f"migrate: error: {error.message}", code=error.exit_code) from None
 
 
@@ -30,7 +34,7 @@ def migrate(c, env="local", json=False, yes=False, verbose=False):
     """Apply pending migrations: lanconnect first, then client_specific."""
     from migrate import commands
 
-    _run(env, verbose, lambda s: commands.migrate(s, as_json=json, yes=yes))
+    _run(env, verbose, lambda s: commands.migrate(s, as_json=json, yes=yes), json=json)
 
 
 @task(help={"env": "environment (default local), `all`, or a comma list such as local,staging",
@@ -49,7 +53,7 @@ def status(c, env="local", json=False, verbose=False, timeout=None):
         except MigrateError as error:
             raise Exit(f"migrate: error: {error.message}", code=error.exit_code) from None
         return
-    _run(env, verbose, lambda s: commands.status(s, as_json=json))
+    _run(env, verbose, lambda s: commands.status(s, as_json=json), json=json)
 
 
 @task(name="dry-run", help={"env": "environment (default local)", "json": "one JSON document on stdout"})
@@ -57,7 +61,7 @@ def dry_run(c, env="local", json=False, verbose=False):
     """List exactly what migrate would apply, in order (read-only)."""
     from migrate import commands
 
-    _run(env, verbose, lambda s: commands.dry_run(s, as_json=json))
+    _run(env, verbose, lambda s: commands.dry_run(s, as_json=json), json=json)
 
 
 @task(help={"env": "environment (default local)", "timeout": "seconds (default MAX_WAIT_TIME)"})
@@ -82,7 +86,7 @@ def verify(c, env="local", json=False, verbose=False):
     """Apply every migration twice on a scratch database: catch non-idempotent files (exit 4)."""
     from migrate import commands
 
-    _run(env, verbose, lambda s: commands.verify(s, as_json=json))
+    _run(env, verbose, lambda s: commands.verify(s, as_json=json), json=json)
 
 
 @task(help={"env": "environment (default local); refused unless MIGRATE_DISPOSABLE=true",

@@ -89,6 +89,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = apply_overrides(settings, args.host, args.port, args.database, args.user, args.password)
         return run(command, settings, args)
     except MigrateError as error:
+        if args.json and not getattr(error, "reported_as_json", False):
+            from migrate import report
+
+            report.print_json(report.error_json(error))  # --json promises one document on stdout
         print(f"migrate: error: {error.message}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:

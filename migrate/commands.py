@@ -164,17 +164,21 @@ def migrate(
         todo = plan.to_apply()
         result = MigrateResult(plan)
         applied_by = f"{os.environ.get('USER') or os.environ.get('USERNAME') or 'unknown'}@{this_host()}"
+        current: MigrationInfo | None = None
         try:
             for index, item in enumerate(todo, start=1):
+                current = item
                 done = apply_version(connection, item, scripts[(item.track.name, item.version)],
                                      settings.schema, settings.root, applied_by, settings.heartbeat_interval)
                 result.applied.append(done)
+                current = None
                 if not as_json:
                     report.print_applied(index, len(todo), item.track.name,
                                          item.files.filenames if item.files else item.version, done.execution_ms)
         except MigrateError as error:
             if as_json:
-                report.print_json(_migrate_json(settings, result, error))
+                report.print_json(_migrate_json(settings, result, error, current))
+                error.reported_as_json = True  # type: ignore[attr-defined]  # cli/tasks print no second one
             raise
         result.adopted_checksums = _adopt_checksums(connection, settings, plan)
     finally:
@@ -202,7 +206,9 @@ def _adopt_checksums(connection: Any, settings: Settings, plan: Plan) -> int:
     return adopted
 
 
-def _migrate_json(settings: Settings, result: MigrateResult, error: MigrateError | None) -> dict[str, Any]:
+def _migrate_json(settings: Settings, result: MigrateResult, error: MigrateError | None,
+                  failed: MigrationInfo | None = None) -> dict[str, Any]:
+    todo = result.plan.to_apply()
     return {
         "environment": settings.env_name,
         "database": _database_label(settings),
@@ -211,7 +217,11 @@ def _migrate_json(settings: Settings, result: MigrateResult, error: MigrateError
                  mode="transaction" if done.transactional else "no transaction")
             for done in result.applied
         ],
-        "pending_before": len(result.plan.to_apply()),
+        "pending_before": len(todo),
+        "failed": None if failed is None or error is None else dict(
+            report.item_json(failed, settings.root), state="failed", error=error.message),
+        "not_attempted": [report.item_json(item, settings.root) for item in todo[len(result.applied)
+                                                                               + (failed is not None):]],
         "adopted_checksums": result.adopted_checksums,
         "error": None if error is None else {"exit_code": error.exit_code, "message": error.message},
         "warnings": list(result.plan.warnings),
@@ -281,8 +291,10 @@ def verify(settings: Settings, as_json: bool = False) -> Any:
         report.print_verify(result, settings.env_name)
     if result.findings:
         kinds = sorted({finding.kind for finding in result.findings})
-        raise ValidationError(f"verify found {len(result.findings)} problem(s) ({', '.join(kinds)}); "
-                              "see the findings above")
+        error = ValidationError(f"verify found {len(result.findings)} problem(s) ({', '.join(kinds)}); "
+                                "see the findings above")
+        error.reported_as_json = as_json  # type: ignore[attr-defined]
+        raise error
     return result
 
 

@@ -255,3 +255,8 @@ def overview_json(overview: Any) -> dict[str, Any]:
             for late, ahead, versions in overview.behind
         ],
     }
+
+
+def error_json(error: Any) -> dict[str, Any]:
+    """The document `--json` prints when a command fails before it could print its own."""
+    return {"error": {"exit_code": error.exit_code, "message": error.message}}

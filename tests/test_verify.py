@@ -151,3 +151,18 @@ def test_verify_through_inv_reports_a_table(project: Project) -> None:
     result = project.inv("verify")
     assert result.code == 0, result.err
     assert "1 file(s) applied twice: no findings." in result.out
+
+
+def test_a_user_who_may_not_create_databases_gets_a_clear_error(project: Project, db: Database) -> None:
+    role = f"mt_nocreatedb_{db.name[-8:]}"
+    db.execute(f'CREATE ROLE "{role}" LOGIN NOCREATEDB')
+    try:
+        url = db.url.replace("postgres@", f"{role}@", 1)
+        project.write("lanconnect", "001_ok.sql", "CREATE SCHEMA IF NOT EXISTS langconnect;\n")
+        result = project.run("verify", env={"DATABASE_URL": url})
+        assert result.code == 2, result.err
+        assert "verify could not create a scratch database on " in result.err
+        assert ("(permission denied to create database); give the user CREATEDB, or run verify against a server "
+                "where it may (e.g. --env local)") in result.err
+    finally:
+        db.execute(f'DROP ROLE "{role}"')
