@@ -71,57 +71,47 @@ def test_a_second_run_that_changes_the_schema_is_caught(project: Project) -> Non
         CREATE INDEX ON langconnect.things (id);
         ALTER TABLE langconnect.things ALTER COLUMN label SET DEFAULT 'a';
     """)
-    code, document, _ = _verify_json(project)
-    assert code == 4
-    [finding] = document["findings"]
-    assert finding["kind"] == "not-idempotent"
-    assert finding["files"] == ["migrations/lanconnect/001_index.sql"]
-    assert finding["changes"] == ["added index langconnect.things_id_idx1"]
-    assert document["files"][0]["result"] == "not idempotent"
-
-
-def test_a_column_dropped_and_added_again_is_a_change(project: Project) -> None:
-    project.write("lanconnect", "001_recreate.sql", """
-        CREATE SCHEMA IF NOT EXISTS langconnect;
-        CREATE TABLE IF NOT EXISTS langconnect.things (id int, note text);
-        ALTER TABLE langconnect.things DROP COLUMN IF EXISTS note;
-        ALTER TABLE langconnect.things ADD COLUMN IF NOT EXISTS note text;
+    project.write("lanconnect", "002_recreate.sql", """
+        CREATE TABLE IF NOT EXISTS langconnect.others (id int, note text);
+        ALTER TABLE langconnect.others DROP COLUMN IF EXISTS note;
+        ALTER TABLE langconnect.others ADD COLUMN IF NOT EXISTS note text;
     """)
     code, document, _ = _verify_json(project)
     assert code == 4
-    assert document["findings"][0]["changes"] == ["changed column langconnect.things.note"]
+    assert [(f["kind"], f["files"], f["changes"]) for f in document["findings"]] == [
+        ("not-idempotent", ["migrations/lanconnect/001_index.sql"], ["added index langconnect.things_id_idx1"]),
+        # a dropped and re-added column moves to the end, and its data is gone
+        ("not-idempotent", ["migrations/lanconnect/002_recreate.sql"], ["changed column langconnect.others.note"]),
+    ]
+    assert [f["result"] for f in document["files"]] == ["not idempotent", "not idempotent"]
 
 
-def test_a_file_touching_a_protected_schema_is_caught(project: Project) -> None:
+def test_a_file_touching_a_protected_schema_is_caught_unless_it_allows_it(project: Project) -> None:
     project.write("lanconnect", "001_storage.sql", """
         CREATE SCHEMA IF NOT EXISTS storage;
         CREATE TABLE IF NOT EXISTS storage.buckets (id text PRIMARY KEY);
     """)
+    project.write("lanconnect", "002_allowed.sql", """
+        -- migrate:allow-schema storage, auth
+        CREATE SCHEMA IF NOT EXISTS auth;
+        CREATE TABLE IF NOT EXISTS storage.objects (id text PRIMARY KEY);
+    """)
+    project.write("lanconnect", "003_other.sql", """
+        -- migrate:allow-schema storage
+        CREATE SCHEMA IF NOT EXISTS realtime;
+    """)
     code, document, _ = _verify_json(project)
     assert code == 4
-    [finding] = document["findings"]
-    assert finding["kind"] == "protected-schema"
+    first, third = document["findings"]
+    assert (first["kind"], first["version"]) == ("protected-schema", "001")
     # PostgreSQL 18 also lists the NOT NULL constraint; both list these
     assert {"added schema storage", "added table storage.buckets", "added column storage.buckets.id",
-            "added index storage.buckets_pkey"} <= set(finding["changes"])
-    assert "-- migrate:allow-schema storage" in finding["message"]
-
-
-def test_an_allow_marker_lets_a_file_change_that_protected_schema(project: Project) -> None:
-    project.write("lanconnect", "001_storage.sql", """
-        -- migrate:allow-schema storage
-        CREATE SCHEMA IF NOT EXISTS storage;
-        CREATE TABLE IF NOT EXISTS storage.buckets (id text PRIMARY KEY);
-    """)
-    project.write("lanconnect", "002_auth.sql", """
-        -- migrate:allow-schema storage
-        CREATE SCHEMA IF NOT EXISTS auth;
-    """)
-    code, document, _ = _verify_json(project)
-    assert code == 4
-    [finding] = document["findings"]
-    assert (finding["kind"], finding["version"], finding["changes"]) == (
-        "protected-schema", "002", ["added schema auth"])
+            "added index storage.buckets_pkey"} <= set(first["changes"])
+    assert "-- migrate:allow-schema storage" in first["message"]
+    assert (third["kind"], third["version"], third["changes"]) == ("protected-schema", "003",
+                                                                   ["added schema realtime"])
+    assert [f["result"] for f in document["files"]] == ["protected schema changed", "ok",
+                                                        "protected schema changed"]
 
 
 def test_protected_schemas_are_configurable_per_environment(project: Project) -> None:
