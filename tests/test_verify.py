@@ -156,3 +156,11 @@ def test_a_user_who_may_not_create_databases_gets_a_clear_error(project: Project
                 "where it may (e.g. --env local)") in result.err
     finally:
         db.execute(f'DROP ROLE "{role}"')
+
+
+def test_a_bad_protected_schema_list_is_a_configuration_error(project: Project) -> None:
+    (project.root / "envs" / "local.env").write_text(f"DATABASE_URL={project.url}\nMIGRATE_PROTECTED_SCHEMAS=auth;x\n")
+    result = project.run("verify")
+    assert result.code == 2
+    assert result.err.strip() == ("migrate: error: envs/local.env: MIGRATE_PROTECTED_SCHEMAS holds 'auth;x', which "
+                                  "is not a schema name; list names separated by commas, e.g. auth,storage")
