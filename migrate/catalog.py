@@ -156,10 +156,16 @@ def read_fingerprint(connection: Any, schemas: list[str] | tuple[str, ...]) -> F
     if not schemas:
         return fingerprint
     with connection.cursor() as cursor:
-        for query in FINGERPRINT_QUERIES:
-            cursor.execute(query, {"schemas": list(schemas)})
-            for kind, schema, name, definition in cursor.fetchall():
-                fingerprint[(kind, schema, name)] = definition or ""
+        # pg_get_*def qualify names by the search_path, which migration files set as they please:
+        # read under a fixed one so only real changes differ (SET LOCAL ends with the transaction)
+        cursor.execute("BEGIN; SET LOCAL search_path = pg_catalog")
+        try:
+            for query in FINGERPRINT_QUERIES:
+                cursor.execute(query, {"schemas": list(schemas)})
+                for kind, schema, name, definition in cursor.fetchall():
+                    fingerprint[(kind, schema, name)] = definition or ""
+        finally:
+            cursor.execute("COMMIT")
     return fingerprint
 
 

@@ -86,6 +86,23 @@ def test_a_second_run_that_changes_the_schema_is_caught(project: Project) -> Non
     assert [f["result"] for f in document["files"]] == ["not idempotent", "not idempotent"]
 
 
+def test_files_setting_different_search_paths_are_not_flagged(project: Project) -> None:
+    # pg_get_viewdef qualifies names by the session's search_path, which each file sets its own way
+    project.write("lanconnect", "001_a.sql", """
+        CREATE SCHEMA IF NOT EXISTS langconnect;
+        SET search_path = langconnect, public;
+        CREATE TABLE IF NOT EXISTS things (id int);
+    """)
+    project.write("lanconnect", "002_b.sql", """
+        SET search_path = public;
+        CREATE TABLE IF NOT EXISTS public.roots (id int PRIMARY KEY);
+        CREATE INDEX IF NOT EXISTS things_id_idx ON langconnect.things (id);
+        CREATE OR REPLACE VIEW langconnect.v AS SELECT t.id FROM langconnect.things t JOIN roots r ON r.id = t.id;
+    """)
+    code, document, err = _verify_json(project)
+    assert code == 0, (document["findings"], err)
+
+
 def test_a_file_touching_a_protected_schema_is_caught_unless_it_allows_it(project: Project) -> None:
     project.write("lanconnect", "001_storage.sql", """
         CREATE SCHEMA IF NOT EXISTS storage;
