@@ -166,7 +166,8 @@ def run_verify(settings: Settings, tracks: list[Track], versions: dict[str, list
             before = read_fingerprint(connection, protected)
             started = time.perf_counter()
             try:
-                apply_version(connection, item, parts, settings.schema, root, applied_by)
+                apply_version(connection, item, parts, settings.schema, root, applied_by,
+                              settings.heartbeat_interval)
             except MigrateError as error:
                 for run in runs.values():
                     run.result = "error on first run"

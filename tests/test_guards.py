@@ -26,6 +26,10 @@ def test_confirm_without_a_terminal_refuses_and_writes_nothing(project: Project,
             "terminal to ask; review `dry-run` and pass --yes") in result.err
     assert not _history_table_exists(db)
     assert db.tables("public") == []
+    through_inv = project.inv("migrate", "--env", "production")
+    assert through_inv.code == 6
+    assert "there is no terminal to ask; review `dry-run` and pass --yes" in through_inv.err
+    assert not _history_table_exists(db)
 
 
 def test_confirm_with_yes_applies(project: Project, db: Database) -> None:
