@@ -16,11 +16,15 @@ from migrate.errors import MigrateError
 from migrate.settings import load_settings
 
 
-def _run(env: str, verbose: bool, action: Callable[[Any], Any]) -> None:
+def _run(env: str, verbose: bool, action: Callable[[Any], Any], json: bool = False) -> None:
     configure_logging(verbose)
     try:
         action(load_settings(env, Path.cwd()))
     except MigrateError as error:
+        if json and not error.reported_as_json:
+            from migrate import report
+
+            report.print_json(report.error_json(error))  # --json promises one document on stdout
         raise Exit(f"migrate: error: {error.message}", code=error.exit_code) from None
 
 
@@ -30,15 +34,26 @@ def migrate(c, env="local", json=False, yes=False, verbose=False):
     """Apply pending migrations: lanconnect first, then client_specific."""
     from migrate import commands
 
-    _run(env, verbose, lambda s: commands.migrate(s, as_json=json, yes=yes))
+    _run(env, verbose, lambda s: commands.migrate(s, as_json=json, yes=yes), json=json)
 
 
-@task(help={"env": "environment (default local)", "json": "one JSON document on stdout"})
-def status(c, env="local", json=False, verbose=False):
+@task(help={"env": "environment (default local), `all`, or a comma list such as local,staging",
+            "json": "one JSON document on stdout",
+            "timeout": "with several environments: connect timeout per environment (default 5 s)"})
+def status(c, env="local", json=False, verbose=False, timeout=None):
     """Show every migration of every track and its state (read-only)."""
     from migrate import commands
+    from migrate.overview import is_many
 
-    _run(env, verbose, lambda s: commands.status(s, as_json=json))
+    if is_many(env):
+        configure_logging(verbose)
+        try:
+            commands.status_environments(env, Path.cwd(), as_json=json,
+                                         timeout=float(timeout) if timeout is not None else None)
+        except MigrateError as error:
+            raise Exit(f"migrate: error: {error.message}", code=error.exit_code) from None
+        return
+    _run(env, verbose, lambda s: commands.status(s, as_json=json), json=json)
 
 
 @task(name="dry-run", help={"env": "environment (default local)", "json": "one JSON document on stdout"})
@@ -46,7 +61,7 @@ def dry_run(c, env="local", json=False, verbose=False):
     """List exactly what migrate would apply, in order (read-only)."""
     from migrate import commands
 
-    _run(env, verbose, lambda s: commands.dry_run(s, as_json=json))
+    _run(env, verbose, lambda s: commands.dry_run(s, as_json=json), json=json)
 
 
 @task(help={"env": "environment (default local)", "timeout": "seconds (default MAX_WAIT_TIME)"})
@@ -86,6 +101,24 @@ def lint(c, file=None, env="local", json=False, verbose=False):
 
     files = list(file or []) + shlex.split(getattr(c, "remainder", "") or "")
     _run(env, verbose, lambda s: commands.lint(s, files, as_json=json))
+
+
+@task(help={"env": "environment whose server hosts the scratch database (default local)",
+            "json": "one JSON document on stdout", "verbose": "debug logs"})
+def verify(c, env="local", json=False, verbose=False):
+    """Apply every migration twice on a scratch database: catch non-idempotent files (exit 4)."""
+    from migrate import commands
+
+    _run(env, verbose, lambda s: commands.verify(s, as_json=json), json=json)
+
+
+@task(help={"env": "environment (default local); refused unless MIGRATE_DISPOSABLE=true",
+            "yes": "do not ask on confirm-guarded environments", "verbose": "debug logs"})
+def reset(c, env="local", yes=False, verbose=False):
+    """Drop and recreate the app schema (disposable environments only)."""
+    from migrate import commands
+
+    _run(env, verbose, lambda s: commands.reset(s, yes=yes))
 
 
 @task

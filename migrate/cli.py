@@ -16,7 +16,7 @@ from typing import Sequence
 from migrate.errors import EXIT_CONFIG, MigrateError
 from migrate.settings import Settings, load_settings
 
-COMMANDS = ("migrate", "status", "dry-run", "wait", "db-stop")
+COMMANDS = ("migrate", "status", "dry-run", "wait", "db-stop", "verify", "reset")
 COMMANDS += ("new", "lint")  # authoring: take positional words (new: description; lint: files)
 WORD_COMMANDS = ("new", "lint")
 
@@ -56,10 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("words", nargs="*", metavar="ARG",
                         help='new: the description ("add user preferences"); lint: files or folders')
     parser.add_argument("--track", default="lanconnect", help="new: lanconnect or client_specific")
-    parser.add_argument("--env", default="local", help="environment: envs/<env>.env (default: local)")
+    parser.add_argument("--env", default="local", help="environment: envs/<env>.env (default: local); "
+                        "status also takes `all` or a comma list")
     parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     parser.add_argument("--yes", action="store_true", help="apply without asking on confirm-guarded environments")
-    parser.add_argument("--timeout", type=float, default=None, help="wait: seconds (default MAX_WAIT_TIME)")
+    parser.add_argument("--timeout", type=float, default=None,
+                        help="wait: seconds (default MAX_WAIT_TIME); status --env all: "
+                        "connect timeout per environment (default 5)")
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logs on stderr")
     legacy = parser.add_argument_group("earlier script's flags")
     legacy.add_argument("--status", action="store_true", help="same as the status command")
@@ -86,15 +89,30 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         return EXIT_CONFIG
     try:
+        if command == "status" and _names_many(args.env):
+            from migrate import commands
+
+            commands.status_environments(args.env, Path.cwd(), as_json=args.json, timeout=args.timeout)
+            return 0
         settings = load_settings(args.env, Path.cwd())
         settings = apply_overrides(settings, args.host, args.port, args.database, args.user, args.password)
         return run(command, settings, args)
     except MigrateError as error:
+        if args.json and not error.reported_as_json:
+            from migrate import report
+
+            report.print_json(report.error_json(error))  # --json promises one document on stdout
         print(f"migrate: error: {error.message}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
         print("migrate: interrupted", file=sys.stderr)
         return 130
+
+
+def _names_many(env: str) -> bool:
+    from migrate.overview import is_many
+
+    return is_many(env)
 
 
 def run(command: str, settings: Settings, args: argparse.Namespace) -> int:
@@ -114,4 +132,8 @@ def run(command: str, settings: Settings, args: argparse.Namespace) -> int:
         commands.new(settings, " ".join(args.words), args.track)
     elif command == "lint":
         commands.lint(settings, list(args.words), as_json=args.json)
+    elif command == "verify":
+        commands.verify(settings, as_json=args.json)
+    elif command == "reset":
+        commands.reset(settings, yes=args.yes)
     return 0

@@ -139,6 +139,10 @@ def migrate(
     ask: Callable[[str], str] | None = None,
 ) -> MigrateResult:
     """Apply every pending version, lanconnect first; stop at the first failure."""
+    if settings.reset_schema:  # the earlier script's MIGRATION_RESET_SCHEMA=true
+        from migrate.guards import require_disposable
+
+        require_disposable(settings, "MIGRATION_RESET_SCHEMA=true")
     tracks = build_tracks(settings.migrations_dir)
     versions = find_all_versions(settings, tracks)
     connection = wait_until_ready(settings, require_primary=True)
@@ -146,29 +150,39 @@ def migrate(
         ensure_session_is_pinned(connection, settings)
         acquire_run_lock(connection, settings,
                          on_wait=lambda holder: log.info("waiting for the run lock (%s)", holder))
-        # plan and parse before creating anything: bad input leaves the database exactly as it was
+        # plan, parse and lint before writing anything: bad input leaves the database exactly as it was
         plan = _read_plan(settings, connection, tracks, versions)
         validate_plan(plan, settings.root)
         scripts = parse_pending(plan, settings)
         _lint_pending(settings, plan)
+        if settings.confirm and not yes and (plan.to_apply() or settings.reset_schema):
+            _confirm(settings, plan, scripts, ask)  # asked before anything is written
+        if settings.reset_schema:
+            from migrate.guards import drop_and_recreate_schema
+
+            drop_and_recreate_schema(connection, settings.schema)
+            plan = _read_plan(settings, connection, tracks, versions)
+            scripts = parse_pending(plan, settings)
         ensure_history_tables(connection, settings.schema, tracks)
         _warn(plan)
         todo = plan.to_apply()
-        if todo and settings.confirm and not yes:
-            _confirm(settings, plan, scripts, ask)
         result = MigrateResult(plan)
         applied_by = f"{os.environ.get('USER') or os.environ.get('USERNAME') or 'unknown'}@{this_host()}"
+        current: MigrationInfo | None = None
         try:
             for index, item in enumerate(todo, start=1):
+                current = item
                 done = apply_version(connection, item, scripts[(item.track.name, item.version)],
-                                     settings.schema, settings.root, applied_by)
+                                     settings.schema, settings.root, applied_by, settings.heartbeat_interval)
                 result.applied.append(done)
+                current = None
                 if not as_json:
                     report.print_applied(index, len(todo), item.track.name,
                                          item.files.filenames if item.files else item.version, done.execution_ms)
         except MigrateError as error:
             if as_json:
-                report.print_json(_migrate_json(settings, result, error))
+                report.print_json(_migrate_json(settings, result, error, current))
+                error.reported_as_json = True  # cli/tasks print no second one
             raise
         result.adopted_checksums = _adopt_checksums(connection, settings, plan)
     finally:
@@ -196,7 +210,9 @@ def _adopt_checksums(connection: Any, settings: Settings, plan: Plan) -> int:
     return adopted
 
 
-def _migrate_json(settings: Settings, result: MigrateResult, error: MigrateError | None) -> dict[str, Any]:
+def _migrate_json(settings: Settings, result: MigrateResult, error: MigrateError | None,
+                  failed: MigrationInfo | None = None) -> dict[str, Any]:
+    todo = result.plan.to_apply()
     return {
         "environment": settings.env_name,
         "database": _database_label(settings),
@@ -205,7 +221,11 @@ def _migrate_json(settings: Settings, result: MigrateResult, error: MigrateError
                  mode="transaction" if done.transactional else "no transaction")
             for done in result.applied
         ],
-        "pending_before": len(result.plan.to_apply()),
+        "pending_before": len(todo),
+        "failed": None if failed is None or error is None else dict(
+            report.item_json(failed, settings.root), state="failed", error=error.message),
+        "not_attempted": [report.item_json(item, settings.root) for item in todo[len(result.applied)
+                                                                               + (failed is not None):]],
         "adopted_checksums": result.adopted_checksums,
         "error": None if error is None else {"exit_code": error.exit_code, "message": error.message},
         "warnings": list(result.plan.warnings),
@@ -221,9 +241,65 @@ def _confirm(settings: Settings, plan: Plan, scripts: dict[tuple[str, str], list
         )
     report.print_dry_run(plan, _modes(scripts), settings.env_name, _database_label(settings), settings.root,
                          stream=sys.stderr)
-    answer = (ask or input)(f"Apply {len(plan.to_apply())} migration(s) to {settings.env_name}? Type yes: ")
+    answer = (ask or report.ask)(f"Apply {len(plan.to_apply())} migration(s) to {settings.env_name}? Type yes: ")
     if answer.strip().lower() != "yes":
         raise Refused(f"not confirmed: nothing was applied to {settings.env_name!r}")
+
+
+def status_environments(env: str, root: Path, as_json: bool = False, timeout: float | None = None) -> Any:
+    """status for `--env all` or `--env a,b`: one table across environments; never fails on one of them."""
+    from migrate.overview import DEFAULT_TIMEOUT, environment_names, read_overview
+
+    overview = read_overview(environment_names(env, root), root, DEFAULT_TIMEOUT if timeout is None else timeout)
+    if as_json:
+        report.print_json(report.overview_json(overview))
+    else:
+        report.print_overview(overview)
+    return overview
+
+
+def reset(settings: Settings, yes: bool = False, ask: Callable[[str], str] | None = None) -> None:
+    """Drop and recreate the app schema (history included); disposable environments only."""
+    from migrate.guards import drop_and_recreate_schema, require_disposable
+
+    require_disposable(settings, "reset")
+    connection = wait_until_ready(settings, require_primary=True)
+    try:
+        ensure_session_is_pinned(connection, settings)
+        acquire_run_lock(connection, settings,
+                         on_wait=lambda holder: log.info("waiting for the run lock (%s)", holder))
+        if settings.confirm and not yes:
+            if ask is None and not sys.stdin.isatty():
+                raise Refused(f"environment {settings.env_name!r} requires confirmation (MIGRATE_CONFIRM) "
+                              "and there is no terminal to ask; pass --yes")
+            answer = (ask or report.ask)(f"Drop schema {settings.schema} on {settings.env_name}? Type yes: ")
+            if answer.strip().lower() != "yes":
+                raise Refused(f"not confirmed: nothing was changed on {settings.env_name!r}")
+        drop_and_recreate_schema(connection, settings.schema)
+    finally:
+        connection.close()
+    report.print_reset(settings.schema, settings.env_name, _database_label(settings))
+
+
+def verify(settings: Settings, as_json: bool = False) -> Any:
+    """Apply every migration twice on a scratch database; findings exit 4 (see migrate.verify)."""
+    from migrate.errors import ValidationError
+    from migrate.verify import run_verify
+
+    tracks = build_tracks(settings.migrations_dir)
+    versions = find_all_versions(settings, tracks)
+    result = run_verify(settings, tracks, versions, _database_label(settings))
+    if as_json:
+        report.print_json(report.verify_json(result, settings.env_name))
+    else:
+        report.print_verify(result, settings.env_name)
+    if result.findings:
+        kinds = sorted({finding.kind for finding in result.findings})
+        error = ValidationError(f"verify found {len(result.findings)} problem(s) ({', '.join(kinds)}); "
+                                "see the findings above")
+        error.reported_as_json = as_json
+        raise error
+    return result
 
 
 def wait(settings: Settings, timeout: float | None = None) -> float:
@@ -295,7 +371,9 @@ def stop(settings: Settings, compose: Compose | None = None) -> None:
     db_stop(settings)
 
 
-__all__ = ["MigrateResult", "MigrationInfo", "status", "dry_run", "migrate", "wait", "db_stop", "db_url"]
+__all__ = ["MigrateResult", "MigrationInfo", "status", "dry_run", "migrate", "wait", "db_stop", "db_url",
+           "verify", "reset", "status_environments", "new", "lint",
+           "dev_start", "start", "stop"]
 
 
 def new(settings: Settings, description: str, track: str = "lanconnect") -> Any:
@@ -318,8 +396,10 @@ def lint(settings: Settings, paths: list[str] | None = None, as_json: bool = Fal
     else:
         report.print_lint(result.findings, result.files)
     if result.errors:
-        raise ValidationError(f"lint found {len(result.errors)} error(s) in {len(result.files)} file(s); "
-                              "fix them, or silence an intended one with -- migrate:lint-ignore RULE")
+        error = ValidationError(f"lint found {len(result.errors)} error(s) in {len(result.files)} file(s); "
+                                "fix them, or silence an intended one with -- migrate:lint-ignore RULE")
+        error.reported_as_json = as_json
+        raise error
     return result
 
 

@@ -29,6 +29,8 @@ class MigrateError(Exception):
     """Base of every expected failure; `exit_code` is what the process exits with."""
 
     exit_code = EXIT_MIGRATION_FAILED
+    # set when the command already printed its --json document with this error in it
+    reported_as_json = False
 
     def __init__(self, message: str, exit_code: int | None = None) -> None:
         super().__init__(message)

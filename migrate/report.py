@@ -179,3 +179,116 @@ def lint_json(findings: list[Any], files: list[str]) -> dict[str, Any]:
 
 def print_new_migration(path: Path, root: Path, stream: TextIO | None = None) -> None:
     print(display_path(path, root), file=_out(stream))
+
+
+def _first_changes(changes: list[str], limit: int = 3) -> str:
+    shown = "; ".join(changes[:limit])
+    return shown + (f" (+{len(changes) - limit} more)" if len(changes) > limit else "")
+
+
+def print_verify(result: Any, environment: str, stream: TextIO | None = None) -> None:
+    """verify's findings table (or its all-clear line), then one line per file checked."""
+    from tabulate import tabulate
+
+    out = _out(stream)
+    print(f"Environment {environment}: verified on scratch database {result.scratch_database} "
+          f"({result.server}), {'dropped' if result.dropped else 'NOT dropped'} afterwards", file=out)
+    rows = [[run.track, run.version, run.file, "" if run.first_run_ms is None else f"{run.first_run_ms} ms",
+             "" if run.second_run_ms is None else f"{run.second_run_ms} ms", run.result] for run in result.runs]
+    if rows:
+        print(tabulate(rows, headers=["track", "version", "file", "first run", "second run", "result"]), file=out)
+    else:
+        print("No migration files to verify.", file=out)
+    if not result.findings:
+        print(f"\nverify: {len(result.runs)} file(s) applied twice: no findings.", file=out)
+        return
+    print(f"\n{len(result.findings)} finding(s):", file=out)
+    findings = [[f.kind, ", ".join(f.files), f.message + (": " + _first_changes(f.changes) if f.changes else "")]
+                for f in result.findings]
+    print(tabulate(findings, headers=["finding", "file(s)", "detail"]), file=out)
+
+
+def verify_json(result: Any, environment: str) -> dict[str, Any]:
+    return {
+        "environment": environment,
+        "server": result.server,
+        "scratch_database": result.scratch_database,
+        "scratch_dropped": result.dropped,
+        "files": [{"track": r.track, "version": r.version, "file": r.file, "first_run_ms": r.first_run_ms,
+                   "second_run_ms": r.second_run_ms, "result": r.result} for r in result.runs],
+        "findings": [{"kind": f.kind, "track": f.track, "version": f.version, "files": f.files,
+                      "message": f.message, "changes": f.changes} for f in result.findings],
+        "ok": not result.findings,
+    }
+
+
+def ask(prompt: str) -> str:
+    """Ask on stderr and read one line from stdin, so stdout stays tables or JSON; EOF answers ''."""
+    print(prompt, end="", file=sys.stderr, flush=True)
+    return sys.stdin.readline()
+
+
+def print_reset(schema: str, environment: str, database: str, stream: TextIO | None = None) -> None:
+    print(f"Environment {environment}: {database}\nSchema {schema} dropped and recreated (empty); "
+          "run migrate to apply every migration again.", file=_out(stream))
+
+
+def _overview_cell(column: Any, key: tuple[str, str]) -> str:
+    if column.plan is None:
+        return column.status
+    return column.state_of(key) or "-"
+
+
+def print_overview(overview: Any, stream: TextIO | None = None) -> None:
+    """status --env all: a row per (track, version), a column per environment, then who is behind."""
+    from tabulate import tabulate
+
+    out = _out(stream)
+    names = [column.name for column in overview.environments]
+    rows = [[track, version, ", ".join(files)] + [_overview_cell(c, (track, version)) for c in overview.environments]
+            for track, version, files in overview.rows]
+    if rows:
+        print(tabulate(rows, headers=["track", "version", "file(s)", *names]), file=out)
+    else:
+        print("No migrations in any reachable environment.", file=out)
+    print("\nEnvironments:", file=out)
+    for column in overview.environments:
+        if column.plan is None:
+            print(f"  {column.name}: {column.status}: {column.error}", file=out)
+        else:
+            print(f"  {column.name}: {column.database}: {totals_line(column.plan)[len('Total: '):]}", file=out)
+    reachable = [column for column in overview.environments if column.plan is not None]
+    if overview.behind:
+        print("", file=out)
+        for late, ahead, versions in overview.behind:
+            listed = ", ".join(f"{track} {version}" for track, version in versions[:10])
+            listed += f" (+{len(versions) - 10} more)" if len(versions) > 10 else ""
+            print(f"{late} is behind {ahead} by {len(versions)} migration(s): {listed}", file=out)
+    elif len(reachable) > 1:
+        print("\nAll reachable environments have the same migrations applied.", file=out)
+
+
+def overview_json(overview: Any) -> dict[str, Any]:
+    return {
+        "environments": [
+            {"name": c.name, "status": c.status, "database": c.database, "error": c.error,
+             "totals": ({state: sum(1 for i in c.plan.items if i.state == state) for state in STATE_ORDER}
+                        if c.plan is not None else None)}
+            for c in overview.environments
+        ],
+        "migrations": [
+            {"track": track, "version": version, "files": files,
+             "states": {c.name: c.state_of((track, version)) for c in overview.environments}}
+            for track, version, files in overview.rows
+        ],
+        "behind": [
+            {"environment": late, "behind": ahead,
+             "versions": [{"track": track, "version": version} for track, version in versions]}
+            for late, ahead, versions in overview.behind
+        ],
+    }
+
+
+def error_json(error: Any) -> dict[str, Any]:
+    """The document `--json` prints when a command fails before it could print its own."""
+    return {"error": {"exit_code": error.exit_code, "message": error.message}}

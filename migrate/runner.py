@@ -17,6 +17,7 @@ from typing import Any
 
 from migrate.database import ServerError, server_error
 from migrate.errors import MigrationFailed, ValidationError
+from migrate.heartbeat import Heartbeat
 from migrate.history import build_record_applied, record_applied_sql_with_duration, record_failed
 from migrate.paths import display_path
 from migrate.plan import MigrationInfo
@@ -46,7 +47,8 @@ class _StatementFailed(Exception):
 
 
 def apply_version(
-    connection: Any, info: MigrationInfo, scripts: list[Script], schema: str, root: Path, applied_by: str
+    connection: Any, info: MigrationInfo, scripts: list[Script], schema: str, root: Path, applied_by: str,
+    heartbeat_interval: float = 0.0,
 ) -> Applied:
     """Apply one pending version and record it; on error record `failed` and raise MigrationFailed."""
     assert info.files is not None
@@ -57,10 +59,11 @@ def apply_version(
                                       info.files.checksum, applied_by)
     started = time.perf_counter()
     try:
-        if transactional:
-            _run_in_one_transaction(connection, statements, record_sql)
-        else:
-            _run_statement_by_statement(connection, statements, record_sql, started)
+        with Heartbeat(f"{info.track.name} {info.files.filenames}", heartbeat_interval) as beat:
+            if transactional:
+                _run_in_one_transaction(connection, statements, record_sql, beat)
+            else:
+                _run_statement_by_statement(connection, statements, record_sql, started, beat)
     except _StatementFailed as failure:
         elapsed = int((time.perf_counter() - started) * 1000)
         _fail(connection, info, failure, transactional, schema, root, applied_by, elapsed, len(statements))
@@ -77,7 +80,8 @@ def check_runnable(scripts: list[Script], root: Path) -> None:
             )
 
 
-def _run_in_one_transaction(connection: Any, statements: list[Statement], record_sql: str) -> None:
+def _run_in_one_transaction(connection: Any, statements: list[Statement], record_sql: str,
+                            beat: Heartbeat | None = None) -> None:
     import psycopg2
 
     last = len(statements) - 1
@@ -88,6 +92,8 @@ def _run_in_one_transaction(connection: Any, statements: list[Statement], record
             if index == last:
                 query += ";\n" + RESET_SESSION + ";\n" + record_sql + ";\nCOMMIT"
             try:
+                if beat is not None:
+                    beat.running(_describe(statement))
                 cursor.execute(query)
             except psycopg2.Error as error:
                 _rollback(connection)
@@ -95,19 +101,26 @@ def _run_in_one_transaction(connection: Any, statements: list[Statement], record
 
 
 def _run_statement_by_statement(
-    connection: Any, statements: list[Statement], record_sql: str, started: float
+    connection: Any, statements: list[Statement], record_sql: str, started: float, beat: Heartbeat | None = None
 ) -> None:
     import psycopg2
 
     with connection.cursor() as cursor:
         for index, statement in enumerate(statements):
             try:
+                if beat is not None:
+                    beat.running(_describe(statement))
                 cursor.execute(statement.text)
             except psycopg2.Error as error:
                 _rollback(connection)
                 raise _StatementFailed(statement, 0, server_error(error), index) from error
         elapsed = int((time.perf_counter() - started) * 1000)
         cursor.execute(RESET_SESSION + ";\n" + record_applied_sql_with_duration(record_sql, elapsed))
+
+
+def _describe(statement: Statement) -> str:
+    """How a heartbeat names the running statement: `statement 3 (line 40)`."""
+    return f"statement {statement.index} (line {statement.line})"
 
 
 def _rollback(connection: Any) -> None:

@@ -59,6 +59,8 @@ class Settings:
     application_name: str = "migrate"
     protected_schemas: tuple[str, ...] = DEFAULT_PROTECTED_SCHEMAS
     lint_mode: str = "warn"
+    reset_schema: bool = False
+    heartbeat_interval: float = 10.0
 
     @property
     def uses_embedded(self) -> bool:
@@ -176,6 +178,7 @@ _KNOWN_KEYS = {
     "MAX_WAIT_TIME", "WAIT_RETRY_INTERVAL", "MIGRATE_LOCK_TIMEOUT", "MIGRATE_REQUIRE_TLS",
     "MIGRATE_CONFIRM", "MIGRATE_DISPOSABLE", "MIGRATE_APPLICATION_NAME", "PGSSLMODE",
     "PGCONNECT_TIMEOUT", "PGAPPNAME",
+    "MIGRATE_PROTECTED_SCHEMAS", "MIGRATION_RESET_SCHEMA", "MIGRATE_HEARTBEAT_INTERVAL",
 } | {name for _, old, _, _ in CONNECTION_KEYS for name in (old,)} | {
     libpq for _, _, libpq, _ in CONNECTION_KEYS
 }
@@ -220,7 +223,23 @@ def _build_settings(env: str, root: Path, env_file: Path, layers: _Layers) -> Se
         application_name=layers.get("MIGRATE_APPLICATION_NAME") or layers.get("PGAPPNAME") or "migrate",
         protected_schemas=_schema_list(layers, "MIGRATE_PROTECTED_SCHEMAS", DEFAULT_PROTECTED_SCHEMAS),
         lint_mode=_choice(layers, "MIGRATE_LINT", LINT_MODES),
+        reset_schema=_flag(layers, "MIGRATION_RESET_SCHEMA", False),
+        heartbeat_interval=_number(layers, "MIGRATE_HEARTBEAT_INTERVAL", 10.0),
     )
+
+
+def _schema_list(layers: _Layers, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """A comma- or space-separated list of schema names; unset means the default, empty or `none` means none."""
+    if key not in layers.values:
+        return default
+    names = tuple(name for name in re.split(r"[\s,]+", layers.values[key].strip()) if name)
+    if names == ("none",):
+        return ()
+    for name in names:
+        if not re.match(r"^[A-Za-z_][A-Za-z0-9_$]*$", name):
+            raise ConfigError(f"{layers.where(key)}: {key} holds {name!r}, which is not a schema name; "
+                              "list names separated by commas, e.g. auth,storage")
+    return names
 
 
 def _connection(layers: _Layers) -> dict[str, str]:
@@ -278,21 +297,6 @@ def _number(layers: _Layers, key: str, default: float) -> float:
     if number < 0:
         raise ConfigError(f"{layers.where(key)}: {key}={value!r} must not be negative")
     return number
-
-
-def _schema_list(layers: _Layers, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
-    """A comma list of schema names; unset or empty means the default, `none` protects nothing."""
-    value = layers.get(key)
-    if value is None:
-        return default
-    names = tuple(name.strip() for name in value.split(",") if name.strip())
-    if names == ("none",):
-        return ()
-    for name in names:
-        if not re.fullmatch(r"[^\s\"]+", name):
-            raise ConfigError(f"{layers.where(key)}: {key} has an invalid schema name {name!r} "
-                              "(use a comma list such as auth,storage)")
-    return names
 
 
 def _choice(layers: _Layers, key: str, choices: tuple[str, ...]) -> str:

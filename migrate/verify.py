@@ -1,0 +1,244 @@
+"""verify: prove on a scratch database that every migration file is idempotent and stays in its lane.
+
+The seed asks authors to write SQL that can run twice and to leave the platform's schemas
+alone; lint can only guess, verify checks. On the environment's own server it creates a
+scratch database with a unique name (always dropped afterwards, even on failure), applies
+every version in order exactly as `migrate` does, then runs each file a second time and
+compares a catalog fingerprint (catalog.py) taken before and after. Around each first run
+it fingerprints the protected schemas too, so a file that changes `auth` or `storage`
+without a `-- migrate:allow-schema NAME` marker is reported.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from migrate.catalog import diff_fingerprints, read_app_schemas, read_fingerprint
+from migrate.database import connect, connection_params, server_error, this_host, wait_until_ready
+from migrate.errors import ConfigError, MigrateError
+from migrate.history import ensure_history_tables
+from migrate.paths import display_path
+from migrate.plan import build_plan
+from migrate.runner import apply_version
+from migrate.settings import Settings
+from migrate.sqlfiles import MigrationVersion
+from migrate.statements import Script, locate, parse_file
+from migrate.tracks import Track
+
+log = logging.getLogger("migrate")
+
+ALLOW_SCHEMA_MARKER = re.compile(r"^[ \t]*--[ \t]*migrate:allow-schema[ \t]+([^\n]+)$", re.IGNORECASE | re.MULTILINE)
+
+# Finding kinds (stable: they appear in --json output)
+FIRST_RUN_ERROR = "first-run-error"
+SECOND_RUN_ERROR = "second-run-error"
+NOT_IDEMPOTENT = "not-idempotent"
+PROTECTED_SCHEMA = "protected-schema"
+
+
+@dataclass
+class Finding:
+    """One problem verify found in one file (or one version, for a first run)."""
+
+    kind: str
+    track: str
+    version: str
+    files: list[str]
+    message: str
+    changes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class FileRun:
+    """How one file fared: its version's first run and its own second run."""
+
+    track: str
+    version: str
+    file: str
+    first_run_ms: int | None = None
+    second_run_ms: int | None = None
+    result: str = "not run"
+
+
+@dataclass
+class VerifyResult:
+    server: str
+    scratch_database: str
+    runs: list[FileRun] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    dropped: bool = False
+
+
+def allowed_schemas(text: str) -> set[str]:
+    """Schemas a file allows itself to change: `-- migrate:allow-schema storage[, auth]`."""
+    allowed: set[str] = set()
+    for match in ALLOW_SCHEMA_MARKER.finditer(text):
+        allowed.update(name for name in re.split(r"[\s,]+", match.group(1).strip()) if name)
+    return allowed
+
+
+def scratch_name() -> str:
+    """A database name no one else uses: timestamp plus random suffix, under 63 bytes."""
+    return f"migrate_verify_{time.strftime('%Y%m%d%H%M%S')}_{secrets.token_hex(4)}"
+
+
+@contextmanager
+def scratch_database(settings: Settings) -> Iterator[tuple[Any, str, list[bool]]]:
+    """An open connection to a new database on the environment's server; dropped on exit."""
+    from psycopg2 import sql
+
+    admin = wait_until_ready(settings)
+    name = scratch_name()
+    where = settings.masked_dsn(connection_params(settings))
+    try:
+        with admin.cursor() as cursor:
+            cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    except Exception as error:
+        admin.close()
+        raise ConfigError(
+            f"verify could not create a scratch database on {where} ({server_error(error).message}); "
+            "give the user CREATEDB, or run verify against a server where it may (e.g. --env local)"
+        ) from None
+    log.info("verify: created scratch database %s", name)
+    dropped = [False]
+    connection = None
+    try:
+        params = dict(connection_params(settings))
+        params["dbname"] = name
+        connection = connect(params, settings.secrets())
+        yield connection, name, dropped
+    finally:
+        if connection is not None and not connection.closed:
+            connection.close()
+        dropped[0] = _drop(settings, admin, name)
+        admin.close()
+
+
+def _drop(settings: Settings, admin: Any, name: str) -> bool:
+    """Drop the scratch database, reconnecting if the admin session died; warn if it cannot."""
+    from psycopg2 import sql
+
+    for attempt in (1, 2):
+        try:
+            if admin.closed:
+                admin = wait_until_ready(settings, timeout=min(settings.max_wait, 10))
+            with admin.cursor() as cursor:
+                cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                               "WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
+                cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+            log.info("verify: dropped scratch database %s", name)
+            return True
+        except Exception as error:  # keep going: the findings matter more than the cleanup
+            if attempt == 2:
+                log.warning("warning: could not drop the scratch database %s (%s); drop it by hand: "
+                            "DROP DATABASE %s;", name, error, name)
+            else:
+                admin.close()
+    return False
+
+
+def run_verify(settings: Settings, tracks: list[Track], versions: dict[str, list[MigrationVersion]],
+               server_label: str) -> VerifyResult:
+    """Apply everything on a scratch database, then every file again; collect findings."""
+    root = settings.root
+    plan = build_plan(tracks, versions, {track.name: [] for track in tracks}, root)
+    items = plan.to_apply()
+    scripts = {(i.track.name, i.version): [parse_file(f, root) for f in i.files.files] for i in items if i.files}
+    protected = list(settings.protected_schemas)
+    applied_by = f"verify@{this_host()}"
+    result = VerifyResult(server=server_label, scratch_database="")
+    with scratch_database(settings) as (connection, name, dropped):
+        result.scratch_database = name
+        ensure_history_tables(connection, settings.schema, tracks)
+        first_ok: list[tuple[list[Script], dict[str, FileRun]]] = []
+        for item in items:
+            parts = scripts[(item.track.name, item.version)]
+            runs = {display_path(s.file.path, root): FileRun(item.track.name, item.version,
+                                                             display_path(s.file.path, root)) for s in parts}
+            result.runs.extend(runs.values())
+            before = read_fingerprint(connection, protected)
+            started = time.perf_counter()
+            try:
+                apply_version(connection, item, parts, settings.schema, root, applied_by,
+                              settings.heartbeat_interval)
+            except MigrateError as error:
+                for run in runs.values():
+                    run.result = "error on first run"
+                result.findings.append(Finding(FIRST_RUN_ERROR, item.track.name, item.version, list(runs),
+                                               error.message))
+                break
+            elapsed = int((time.perf_counter() - started) * 1000)
+            for run in runs.values():
+                run.first_run_ms, run.result = elapsed, "ok"
+            allowed = set().union(*(allowed_schemas(s.file.text) for s in parts))
+            touched = [change for change in diff_fingerprints(before, read_fingerprint(connection, protected))
+                       if change.schema not in allowed]
+            if touched:
+                for run in runs.values():
+                    run.result = "protected schema changed"
+                schemas = sorted({change.schema for change in touched})
+                result.findings.append(Finding(
+                    PROTECTED_SCHEMA, item.track.name, item.version, list(runs),
+                    f"changed protected schema(s) {', '.join(schemas)}; keep to the app schema, or add "
+                    f"`-- migrate:allow-schema {schemas[0]}` to the file if this is intended",
+                    [str(change) for change in touched]))
+            first_ok.append((parts, runs))
+        for parts, runs in first_ok:
+            for script in parts:
+                run = runs[display_path(script.file.path, root)]
+                _second_run(connection, settings, script, run, result)
+    result.dropped = dropped[0]
+    return result
+
+
+def _second_run(connection: Any, settings: Settings, script: Script, run: FileRun, result: VerifyResult) -> None:
+    everything = read_app_schemas(connection, ())
+    before = read_fingerprint(connection, everything)
+    started = time.perf_counter()
+    error = _run_again(connection, script, settings)
+    run.second_run_ms = int((time.perf_counter() - started) * 1000)
+    if error is not None:
+        run.result = "error on second run"
+        result.findings.append(Finding(SECOND_RUN_ERROR, run.track, run.version, [run.file],
+                                       f"{error}; make every statement safe to re-run (IF NOT EXISTS, "
+                                       "OR REPLACE, DROP ... IF EXISTS, guarded DO blocks)"))
+        return
+    changes = diff_fingerprints(before, read_fingerprint(connection, read_app_schemas(connection, ())))
+    if changes:
+        run.result = "not idempotent"
+        result.findings.append(Finding(NOT_IDEMPOTENT, run.track, run.version, [run.file],
+                                       f"running it a second time changed the schema ({len(changes)} change(s)); "
+                                       "guard each statement so a re-run changes nothing",
+                                       [str(change) for change in changes]))
+
+
+def _run_again(connection: Any, script: Script, settings: Settings) -> str | None:
+    """Run one file's statements again the way migrate would; the error text, or None."""
+    import psycopg2
+
+    with connection.cursor() as cursor:
+        if script.transactional:
+            cursor.execute("BEGIN")
+        for statement in script.statements:
+            try:
+                cursor.execute(statement.text)
+            except psycopg2.Error as raw:
+                if not connection.closed:
+                    cursor.execute("ROLLBACK")
+                error = server_error(raw)
+                offset = statement.offset
+                if error.position is not None and 0 <= error.position - 1 < len(statement.text):
+                    offset += error.position - 1
+                line, column = locate(statement.file.text, offset)
+                return (f"{display_path(statement.file.path, settings.root)}:{line}:{column}: "
+                        f"ERROR {error.sqlstate or '-----'}: {error.message}")
+        if script.transactional:
+            cursor.execute("COMMIT")
+    return None
