@@ -69,3 +69,27 @@ def db_stop(c, env="local", verbose=False):
 def test(c):
     """Run the test suite (the same command README.md and CI use)."""
     c.run("python -m pytest -q", pty=False)
+
+
+@task(name="repair", help={"env": "environment (default local)",
+                           "dry_run": "list what would change, write nothing", "verbose": "debug logs"})
+def repair(c, env="local", dry_run=False, verbose=False):
+    """Re-align stored checksums with the files (after a reviewed edit) and clear failed rows."""
+    from migrate import maintenance
+
+    _run(env, verbose, lambda s: maintenance.repair(s, dry_run=dry_run))
+
+
+@task(help={"version": "mark every version up to this one as applied (required)",
+            "track": "track (default lanconnect)", "env": "environment (default local)", "verbose": "debug logs"})
+def baseline(c, version=None, track=None, env="local", verbose=False):
+    """Mark every version up to --version as applied without running it (adopt an existing database)."""
+    from migrate import maintenance
+    from migrate.errors import ConfigError
+
+    def action(settings):
+        if version is None:
+            raise ConfigError("baseline needs --version V (every version up to V is marked applied)")
+        return maintenance.baseline(settings, str(version), track)
+
+    _run(env, verbose, action)

@@ -16,7 +16,7 @@ from typing import Sequence
 from migrate.errors import EXIT_CONFIG, MigrateError
 from migrate.settings import Settings, load_settings
 
-COMMANDS = ("migrate", "status", "dry-run", "wait", "db-stop")
+COMMANDS = ("migrate", "status", "dry-run", "wait", "db-stop", "repair", "baseline")
 
 
 def configure_logging(verbose: bool = False) -> None:
@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--yes", action="store_true", help="apply without asking on confirm-guarded environments")
     parser.add_argument("--timeout", type=float, default=None, help="wait: seconds (default MAX_WAIT_TIME)")
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logs on stderr")
+    parser.add_argument("--version", dest="baseline_version", default=None,
+                        help="baseline: mark every version up to this one as applied")
+    parser.add_argument("--track", default=None, help="baseline: the track (default lanconnect)")
     legacy = parser.add_argument_group("earlier script's flags")
     legacy.add_argument("--status", action="store_true", help="same as the status command")
     legacy.add_argument("--dry-run", dest="dry_run", action="store_true", help="same as the dry-run command")
@@ -72,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG if stop.code else 0
     configure_logging(args.verbose)
     command = args.command or ("status" if args.status else "dry-run" if args.dry_run else "migrate")
-    if args.command and (args.status or args.dry_run):
+    if args.command and (args.status or (args.dry_run and args.command != "repair")):
         print(f"migrate: error: --status/--dry-run cannot be combined with the {args.command} command",
               file=sys.stderr)
         return EXIT_CONFIG
@@ -101,4 +104,20 @@ def run(command: str, settings: Settings, args: argparse.Namespace) -> int:
         commands.wait(settings, args.timeout)
     elif command == "db-stop":
         commands.db_stop(settings)
+    elif command in ("repair", "baseline"):
+        return run_maintenance(command, settings, args)
+    return 0
+
+
+def run_maintenance(command: str, settings: Settings, args: argparse.Namespace) -> int:
+    """repair [--dry-run] and baseline --version V [--track T]."""
+    from migrate import maintenance
+    from migrate.errors import ConfigError
+
+    if command == "repair":
+        maintenance.repair(settings, dry_run=args.dry_run)
+        return 0
+    if args.baseline_version is None:
+        raise ConfigError("baseline needs --version V (every version up to V is marked applied)")
+    maintenance.baseline(settings, args.baseline_version, args.track)
     return 0

@@ -234,3 +234,17 @@ def server_error(error: Exception) -> ServerError:
 
 def this_host() -> str:
     return socket.gethostname()
+
+
+def enable_dead_client_check(connection: Any, interval_ms: int = 1000) -> None:
+    """Have the server abort our work if this process dies (PostgreSQL 14+, Linux servers).
+
+    Without it, a runner killed during a long statement leaves its backend running: the
+    statement and a COMMIT already sent with it would still commit after the runner is gone,
+    and the run lock stays held until the server notices. With it, the server checks the
+    socket every `interval_ms` and rolls the transaction back, releasing the lock.
+    """
+    if getattr(connection, "server_version", 0) < 140000:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SET client_connection_check_interval = %s", (int(interval_ms),))
