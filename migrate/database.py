@@ -151,13 +151,37 @@ def lock_key(schema: str) -> int:
 
 
 def ensure_session_is_pinned(connection: Any, settings: Settings) -> None:
-    """Refuse transaction-mode poolers: they cannot hold a session lock for us."""
+    """Refuse transaction-mode poolers: they cannot hold a session lock for us.
+
+    Two signals, because a lone client of PgBouncer usually gets the same server session
+    back for every transaction (the pool hands out its most recently used one):
+    our backend pid changes between two transactions, or a second connection, opened
+    while ours is idle, lands on our backend (impossible without a pooler in between).
+    The second connection keeps a transaction open while ours asks again, so ours must
+    move to another backend if it is pooled.
+    """
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         first = cursor.fetchone()[0]
-        cursor.execute("SELECT pg_backend_pid()")
-        second = cursor.fetchone()[0]
-    if first != second:
+    probe_pid = None
+    probe = None
+    try:
+        probe = connect(connection_params(settings), settings.secrets(), connect_timeout=5)
+    except Exception as error:  # too many connections, say: the first signal still applies
+        log.debug("pooler probe connection failed (%s)", error)
+    try:
+        if probe is not None:
+            with probe.cursor() as probe_cursor:
+                probe_cursor.execute("BEGIN")
+                probe_cursor.execute("SELECT pg_backend_pid()")
+                probe_pid = probe_cursor.fetchone()[0]
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            second = cursor.fetchone()[0]
+    finally:
+        if probe is not None:
+            probe.close()
+    if first != second or probe_pid == first:
         port = settings.connection.get("port", "")
         raise ConfigError(
             f"the connection to {settings.masked_dsn()} goes through a transaction-mode pooler "
