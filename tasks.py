@@ -22,6 +22,14 @@ def _run(env: str, verbose: bool, action: Callable[[Any], Any]) -> None:
         action(load_settings(env, Path.cwd()))
     except MigrateError as error:
         raise Exit(f"migrate: error: {error.message}", code=error.exit_code) from None
+    except Exception as error:
+        from migrate.cli import lost_connection_message
+        from migrate.errors import EXIT_UNREACHABLE
+
+        line = lost_connection_message(error)
+        if line is None:
+            raise
+        raise Exit(line, code=EXIT_UNREACHABLE) from None
 
 
 @task(help={"env": "environment: envs/<env>.env (default local)", "json": "one JSON document on stdout",

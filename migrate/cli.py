@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from migrate.errors import EXIT_CONFIG, MigrateError
+from migrate.errors import EXIT_CONFIG, EXIT_UNREACHABLE, MigrateError
 from migrate.settings import Settings, load_settings
 
 COMMANDS = ("migrate", "status", "dry-run", "wait", "db-stop", "repair", "baseline")
@@ -89,6 +89,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("migrate: interrupted", file=sys.stderr)
         return 130
+    except Exception as error:
+        line = lost_connection_message(error)
+        if line is None:
+            raise
+        print(line, file=sys.stderr)
+        return EXIT_UNREACHABLE
 
 
 def run(command: str, settings: Settings, args: argparse.Namespace) -> int:
@@ -121,3 +127,17 @@ def run_maintenance(command: str, settings: Settings, args: argparse.Namespace) 
         raise ConfigError("baseline needs --version V (every version up to V is marked applied)")
     maintenance.baseline(settings, args.baseline_version, args.track)
     return 0
+
+
+def lost_connection_message(error: Exception) -> str | None:
+    """One line for a database error outside any migration (the server restarted between two).
+
+    Migrations turn their own errors into MigrateError; this catches the rest (reading or
+    writing history while the server goes away), so the user sees one line, not a traceback.
+    """
+    if not type(error).__module__.startswith("psycopg2"):
+        return None
+    from migrate.database import first_line
+
+    return (f"migrate: error: lost the connection to the database ({first_line(str(error))}); "
+            "whatever ran before was committed or rolled back as a whole; run the command again")
