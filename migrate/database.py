@@ -223,6 +223,7 @@ def acquire_run_lock(
 
 
 def describe_lock_holder(connection: Any, key: int) -> str:
+    """Who holds the run lock in this database (advisory locks are per database, pg_locks is not)."""
     unsigned = key & 0xFFFFFFFFFFFFFFFF
     high, low = unsigned >> 32, unsigned & 0xFFFFFFFF
     with connection.cursor() as cursor:
@@ -232,6 +233,7 @@ def describe_lock_holder(connection: Any, key: int) -> str:
                    now() - a.backend_start
               FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
              WHERE l.locktype = 'advisory' AND l.granted
+               AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
                AND l.classid = %s::bigint::oid AND l.objid = %s::bigint::oid AND l.objsubid = 1
             """,
             (high, low),

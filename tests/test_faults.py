@@ -102,14 +102,18 @@ def test_database_restart_mid_run_fails_cleanly_then_completes(
     (root / "envs").mkdir(parents=True)
     (root / "envs" / "local.env").write_text(f"DATABASE_URL={db.url}\nMAX_WAIT_TIME=20\n")
     project = Project(root, db.url)
+    db.execute("CREATE TABLE public.gate (opened_at timestamptz)")
     for version in range(1, 11):
+        # from version 3 on, each migration holds its transaction until the test opens the gate
+        gate = ("DO $$ BEGIN WHILE NOT EXISTS (SELECT 1 FROM public.gate) LOOP PERFORM pg_sleep(0.05); "
+                "END LOOP; END $$;" if version >= 3 else "SELECT 1;")
         project.write("lanconnect", f"{version:03d}_m.sql", textwrap.dedent(f"""
             CREATE TABLE public.restart_{version} (id int);
-            SELECT pg_sleep(0.4);
+            {gate}
             {COUNT.format(v=version)}
         """))
     runner = _spawn(project, "migrate")
-    _until(lambda: db.query("SELECT count(*) FROM public.run_counter")[0][0] >= 2, what="two migrations")
+    _until(lambda: _sleeping(db), what="version 3 to hold its transaction")
     waiter = _spawn(project, "migrate")  # a second replica, polling for the run lock
     _until(lambda: db.query("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%%advisory%%' "
                             "AND pid <> pg_backend_pid()")[0][0] >= 1, what="the second runner to wait")
@@ -124,10 +128,12 @@ def test_database_restart_mid_run_fails_cleanly_then_completes(
     assert len(errors) == 1, err
     assert "Traceback" not in err
     assert "connection" in errors[0].lower() or "terminating" in errors[0].lower()
-    done = db.query("SELECT count(*) FROM public.run_counter")[0][0]
-    assert 2 <= done < 10
+    assert db.query("SELECT count(*) FROM public.run_counter") == [(2,)]
+    assert "restart_3" not in db.tables("public")
+    db.execute("INSERT INTO public.gate VALUES (now())")
     again = project.run("migrate")
     assert again.code == 0, again.err
     assert db.query("SELECT count(*), min(runs), max(runs) FROM public.run_counter") == [(10, 1, 1)]
     assert db.history() == [(f"{v:03d}", "applied") for v in range(1, 11)]
-    assert len(db.tables("public")) == 11
+    assert sorted(t for t in db.tables("public") if t.startswith("restart_")) == sorted(
+        f"restart_{v}" for v in range(1, 11))
