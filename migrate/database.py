@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import socket
 import time
 from dataclasses import dataclass
@@ -161,14 +162,16 @@ def ensure_session_is_pinned(connection: Any, settings: Settings) -> None:
     move to another backend if it is pooled.
     """
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_backend_pid()")
-        first = cursor.fetchone()[0]
+        cursor.execute("SELECT pg_backend_pid(), host(inet_server_addr()), inet_server_port(), "
+                       "host(inet_client_addr()), inet_client_port()")
+        first, *server_view = cursor.fetchone()
     probe_pid = None
     probe = None
-    try:
-        probe = connect(connection_params(settings), settings.secrets(), connect_timeout=5)
-    except Exception as error:  # too many connections, say: the first signal still applies
-        log.debug("pooler probe connection failed (%s)", error)
+    if not _is_end_to_end_tcp(connection, server_view):
+        try:
+            probe = connect(connection_params(settings), settings.secrets(), connect_timeout=5)
+        except Exception as error:  # too many connections, say: the first signal still applies
+            log.debug("pooler probe connection failed (%s)", error)
     try:
         if probe is not None:
             with probe.cursor() as probe_cursor:
@@ -189,6 +192,29 @@ def ensure_session_is_pinned(connection: Any, settings: Settings) -> None:
             "cannot be held; use the pooler's session mode (Supavisor/PgBouncer port 5432) or a "
             "direct connection"
         )
+
+
+def _is_end_to_end_tcp(connection: Any, server_view: list[Any]) -> bool:
+    """True when the server sees exactly our TCP socket's two ends: nothing sits in between.
+
+    Then the probe connection (a few ms) is not needed. Unix sockets, NAT and proxies
+    (including session-mode poolers) fail this test and get the probe instead.
+    """
+    import ipaddress
+
+    server_addr, server_port, client_addr, client_port = server_view
+    if server_addr is None or client_addr is None:
+        return False
+    try:
+        with socket.socket(fileno=os.dup(connection.fileno())) as ours:
+            if ours.family not in (socket.AF_INET, socket.AF_INET6):
+                return False
+            peer, local = ours.getpeername(), ours.getsockname()
+        return (ipaddress.ip_address(peer[0]) == ipaddress.ip_address(server_addr) and peer[1] == server_port
+                and ipaddress.ip_address(local[0]) == ipaddress.ip_address(client_addr)
+                and local[1] == client_port)
+    except (OSError, ValueError):
+        return False
 
 
 def acquire_run_lock(

@@ -146,8 +146,6 @@ def _apply_repair(connection: Any, schema: str, tracks: list[Track], actions: li
             if not connection.closed:
                 cursor.execute("ROLLBACK")
             raise
-    for action in actions:
-        log.info("repair: %s version %s: %s", action.track, action.version, action.kind)
 
 
 def _parse_version(version: str) -> int:

@@ -87,3 +87,27 @@ def test_session_mode_pooler_is_accepted(project: Project, db: Database, pgbounc
     result = project.run("migrate", env={"DATABASE_URL": f"postgresql://postgres@127.0.0.1:{pgbouncer}/sess"})
     assert result.code == 0, result.err
     assert db.history() == [("001", "applied")]
+
+
+def test_only_an_end_to_end_tcp_connection_skips_the_probe(db: Database, pgbouncer: int) -> None:
+    import psycopg2
+
+    from migrate.database import _is_end_to_end_tcp
+
+    def view(connection) -> list:  # noqa: ANN001
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT host(inet_server_addr()), inet_server_port(), host(inet_client_addr()), "
+                           "inet_client_port()")
+            return list(cursor.fetchone())
+
+    pooled = psycopg2.connect(host="127.0.0.1", port=pgbouncer, dbname="sess", user="postgres")
+    try:
+        assert _is_end_to_end_tcp(pooled, view(pooled)) is False
+    finally:
+        pooled.close()
+    direct = db.connect()
+    try:
+        over_tcp = not db.server.params.get("host", "").startswith("/")
+        assert _is_end_to_end_tcp(direct, view(direct)) is over_tcp
+    finally:
+        direct.close()
