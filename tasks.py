@@ -26,6 +26,14 @@ def _run(env: str, verbose: bool, action: Callable[[Any], Any], json: bool = Fal
 
             report.print_json(report.error_json(error))  # --json promises one document on stdout
         raise Exit(f"migrate: error: {error.message}", code=error.exit_code) from None
+    except Exception as error:
+        from migrate.cli import lost_connection_message
+        from migrate.errors import EXIT_UNREACHABLE
+
+        line = lost_connection_message(error)
+        if line is None:
+            raise
+        raise Exit(line, code=EXIT_UNREACHABLE) from None
 
 
 @task(help={"env": "environment: envs/<env>.env (default local)", "json": "one JSON document on stdout",
@@ -153,3 +161,27 @@ def stop(c, env="local", verbose=False):
     from migrate import commands
 
     _run(env, verbose, commands.stop)
+
+
+@task(name="repair", help={"env": "environment (default local)",
+                           "dry_run": "list what would change, write nothing", "verbose": "debug logs"})
+def repair(c, env="local", dry_run=False, verbose=False):
+    """Re-align stored checksums with the files (after a reviewed edit) and clear failed rows."""
+    from migrate import maintenance
+
+    _run(env, verbose, lambda s: maintenance.repair(s, dry_run=dry_run))
+
+
+@task(help={"version": "mark every version up to this one as applied (required)",
+            "track": "track (default lanconnect)", "env": "environment (default local)", "verbose": "debug logs"})
+def baseline(c, version=None, track=None, env="local", verbose=False):
+    """Mark every version up to --version as applied without running it (adopt an existing database)."""
+    from migrate import maintenance
+    from migrate.errors import ConfigError
+
+    def action(settings):
+        if version is None:
+            raise ConfigError("baseline needs --version V (every version up to V is marked applied)")
+        return maintenance.baseline(settings, str(version), track)
+
+    _run(env, verbose, action)

@@ -13,10 +13,10 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from migrate.errors import EXIT_CONFIG, MigrateError
+from migrate.errors import EXIT_CONFIG, EXIT_UNREACHABLE, MigrateError
 from migrate.settings import Settings, load_settings
 
-COMMANDS = ("migrate", "status", "dry-run", "wait", "db-stop", "verify", "reset")
+COMMANDS = ("migrate", "status", "dry-run", "wait", "db-stop", "verify", "reset", "repair", "baseline")
 COMMANDS += ("new", "lint")  # authoring: take positional words (new: description; lint: files)
 WORD_COMMANDS = ("new", "lint")
 
@@ -55,7 +55,6 @@ def build_parser() -> argparse.ArgumentParser:
                         help="what to do (default: migrate)")
     parser.add_argument("words", nargs="*", metavar="ARG",
                         help='new: the description ("add user preferences"); lint: files or folders')
-    parser.add_argument("--track", default="lanconnect", help="new: lanconnect or client_specific")
     parser.add_argument("--env", default="local", help="environment: envs/<env>.env (default: local); "
                         "status also takes `all` or a comma list")
     parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
@@ -64,6 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="wait: seconds (default MAX_WAIT_TIME); status --env all: "
                         "connect timeout per environment (default 5)")
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logs on stderr")
+    parser.add_argument("--version", dest="baseline_version", default=None,
+                        help="baseline: mark every version up to this one as applied")
+    parser.add_argument("--track", default=None,
+                        help="new, baseline: lanconnect (default) or client_specific")
     legacy = parser.add_argument_group("earlier script's flags")
     legacy.add_argument("--status", action="store_true", help="same as the status command")
     legacy.add_argument("--dry-run", dest="dry_run", action="store_true", help="same as the dry-run command")
@@ -84,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"migrate: error: unexpected argument(s) {' '.join(args.words)!r} for the {command} command",
               file=sys.stderr)
         return EXIT_CONFIG
-    if args.command and (args.status or args.dry_run):
+    if args.command and (args.status or (args.dry_run and args.command != "repair")):
         print(f"migrate: error: --status/--dry-run cannot be combined with the {args.command} command",
               file=sys.stderr)
         return EXIT_CONFIG
@@ -107,6 +110,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("migrate: interrupted", file=sys.stderr)
         return 130
+    except Exception as error:
+        line = lost_connection_message(error)
+        if line is None:
+            raise
+        print(line, file=sys.stderr)
+        return EXIT_UNREACHABLE
 
 
 def _names_many(env: str) -> bool:
@@ -129,11 +138,41 @@ def run(command: str, settings: Settings, args: argparse.Namespace) -> int:
     elif command == "db-stop":
         commands.db_stop(settings)
     elif command == "new":
-        commands.new(settings, " ".join(args.words), args.track)
+        commands.new(settings, " ".join(args.words), args.track or "lanconnect")
     elif command == "lint":
         commands.lint(settings, list(args.words), as_json=args.json)
     elif command == "verify":
         commands.verify(settings, as_json=args.json)
     elif command == "reset":
         commands.reset(settings, yes=args.yes)
+    elif command in ("repair", "baseline"):
+        return run_maintenance(command, settings, args)
     return 0
+
+
+def run_maintenance(command: str, settings: Settings, args: argparse.Namespace) -> int:
+    """repair [--dry-run] and baseline --version V [--track T]."""
+    from migrate import maintenance
+    from migrate.errors import ConfigError
+
+    if command == "repair":
+        maintenance.repair(settings, dry_run=args.dry_run)
+        return 0
+    if args.baseline_version is None:
+        raise ConfigError("baseline needs --version V (every version up to V is marked applied)")
+    maintenance.baseline(settings, args.baseline_version, args.track)
+    return 0
+
+
+def lost_connection_message(error: Exception) -> str | None:
+    """One line for a database error outside any migration (the server restarted between two).
+
+    Migrations turn their own errors into MigrateError; this catches the rest (reading or
+    writing history while the server goes away), so the user sees one line, not a traceback.
+    """
+    if not type(error).__module__.startswith("psycopg2"):
+        return None
+    from migrate.database import first_line
+
+    return (f"migrate: error: lost the connection to the database ({first_line(str(error))}); "
+            "whatever ran before was committed or rolled back as a whole; run the command again")

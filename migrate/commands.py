@@ -19,6 +19,7 @@ from migrate import report
 from migrate.database import (
     acquire_run_lock,
     connection_params,
+    enable_dead_client_check,
     ensure_session_is_pinned,
     this_host,
     wait_until_ready,
@@ -148,6 +149,7 @@ def migrate(
     connection = wait_until_ready(settings, require_primary=True)
     try:
         ensure_session_is_pinned(connection, settings)
+        enable_dead_client_check(connection)
         acquire_run_lock(connection, settings,
                          on_wait=lambda holder: log.info("waiting for the run lock (%s)", holder))
         # plan, parse and lint before writing anything: bad input leaves the database exactly as it was

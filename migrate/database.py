@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import socket
 import time
 from dataclasses import dataclass
@@ -151,13 +152,39 @@ def lock_key(schema: str) -> int:
 
 
 def ensure_session_is_pinned(connection: Any, settings: Settings) -> None:
-    """Refuse transaction-mode poolers: they cannot hold a session lock for us."""
+    """Refuse transaction-mode poolers: they cannot hold a session lock for us.
+
+    Two signals, because a lone client of PgBouncer usually gets the same server session
+    back for every transaction (the pool hands out its most recently used one):
+    our backend pid changes between two transactions, or a second connection, opened
+    while ours is idle, lands on our backend (impossible without a pooler in between).
+    The second connection keeps a transaction open while ours asks again, so ours must
+    move to another backend if it is pooled.
+    """
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_backend_pid()")
-        first = cursor.fetchone()[0]
-        cursor.execute("SELECT pg_backend_pid()")
-        second = cursor.fetchone()[0]
-    if first != second:
+        cursor.execute("SELECT pg_backend_pid(), host(inet_server_addr()), inet_server_port(), "
+                       "host(inet_client_addr()), inet_client_port()")
+        first, *server_view = cursor.fetchone()
+    probe_pid = None
+    probe = None
+    if not _is_end_to_end_tcp(connection, server_view):
+        try:
+            probe = connect(connection_params(settings), settings.secrets(), connect_timeout=5)
+        except Exception as error:  # too many connections, say: the first signal still applies
+            log.debug("pooler probe connection failed (%s)", error)
+    try:
+        if probe is not None:
+            with probe.cursor() as probe_cursor:
+                probe_cursor.execute("BEGIN")
+                probe_cursor.execute("SELECT pg_backend_pid()")
+                probe_pid = probe_cursor.fetchone()[0]
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            second = cursor.fetchone()[0]
+    finally:
+        if probe is not None:
+            probe.close()
+    if first != second or probe_pid == first:
         port = settings.connection.get("port", "")
         raise ConfigError(
             f"the connection to {settings.masked_dsn()} goes through a transaction-mode pooler "
@@ -165,6 +192,29 @@ def ensure_session_is_pinned(connection: Any, settings: Settings) -> None:
             "cannot be held; use the pooler's session mode (Supavisor/PgBouncer port 5432) or a "
             "direct connection"
         )
+
+
+def _is_end_to_end_tcp(connection: Any, server_view: list[Any]) -> bool:
+    """True when the server sees exactly our TCP socket's two ends: nothing sits in between.
+
+    Then the probe connection (a few ms) is not needed. Unix sockets, NAT and proxies
+    (including session-mode poolers) fail this test and get the probe instead.
+    """
+    import ipaddress
+
+    server_addr, server_port, client_addr, client_port = server_view
+    if server_addr is None or client_addr is None:
+        return False
+    try:
+        with socket.socket(fileno=os.dup(connection.fileno())) as ours:
+            if ours.family not in (socket.AF_INET, socket.AF_INET6):
+                return False
+            peer, local = ours.getpeername(), ours.getsockname()
+        return (ipaddress.ip_address(peer[0]) == ipaddress.ip_address(server_addr) and peer[1] == server_port
+                and ipaddress.ip_address(local[0]) == ipaddress.ip_address(client_addr)
+                and local[1] == client_port)
+    except (OSError, ValueError):
+        return False
 
 
 def acquire_run_lock(
@@ -199,6 +249,7 @@ def acquire_run_lock(
 
 
 def describe_lock_holder(connection: Any, key: int) -> str:
+    """Who holds the run lock in this database (advisory locks are per database, pg_locks is not)."""
     unsigned = key & 0xFFFFFFFFFFFFFFFF
     high, low = unsigned >> 32, unsigned & 0xFFFFFFFF
     with connection.cursor() as cursor:
@@ -208,6 +259,7 @@ def describe_lock_holder(connection: Any, key: int) -> str:
                    now() - a.backend_start
               FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
              WHERE l.locktype = 'advisory' AND l.granted
+               AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
                AND l.classid = %s::bigint::oid AND l.objid = %s::bigint::oid AND l.objsubid = 1
             """,
             (high, low),
@@ -234,3 +286,17 @@ def server_error(error: Exception) -> ServerError:
 
 def this_host() -> str:
     return socket.gethostname()
+
+
+def enable_dead_client_check(connection: Any, interval_ms: int = 1000) -> None:
+    """Have the server abort our work if this process dies (PostgreSQL 14+, Linux servers).
+
+    Without it, a runner killed during a long statement leaves its backend running: the
+    statement and a COMMIT already sent with it would still commit after the runner is gone,
+    and the run lock stays held until the server notices. With it, the server checks the
+    socket every `interval_ms` and rolls the transaction back, releasing the lock.
+    """
+    if getattr(connection, "server_version", 0) < 140000:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SET client_connection_check_interval = %s", (int(interval_ms),))

@@ -292,3 +292,44 @@ def overview_json(overview: Any) -> dict[str, Any]:
 def error_json(error: Any) -> dict[str, Any]:
     """The document `--json` prints when a command fails before it could print its own."""
     return {"error": {"exit_code": error.exit_code, "message": error.message}}
+
+
+def _short(checksum: str | None) -> str:
+    if not checksum:
+        return "(none)"
+    algorithm, _, digest = checksum.partition(":")
+    return f"{algorithm}:{digest[:12]}" if digest else checksum[:19]
+
+
+def print_repair(result: Any, stream: TextIO | None = None) -> None:
+    """One line per history row repair changes (or would change, with --dry-run)."""
+    out = _out(stream)
+    if not result.actions:
+        print("Nothing to repair: every applied version matches its file(s) and no version is failed.", file=out)
+        return
+    for action in result.actions:
+        where = f"{action.track} {action.version} ({action.files or 'no file'})"
+        if action.kind == "checksum":
+            text = f"re-align checksum {_short(action.old)} -> {_short(action.new)}"
+        elif action.kind == "adopt":
+            text = f"adopt checksum {_short(action.new)} (none was recorded)"
+        else:
+            text = "delete the failed row, so the version is pending again"
+            text += f" (error was: {action.old})" if action.old else ""
+        print(f"{where}: {'would ' if result.dry_run else ''}{text}", file=out)
+    count = len(result.actions)
+    if result.dry_run:
+        print(f"Dry run: repair would change {count} history row(s); nothing was written.", file=out)
+    else:
+        print(f"Repaired {count} history row(s).", file=out)
+
+
+def print_baseline(result: Any, stream: TextIO | None = None) -> None:
+    """Each version baseline marked as applied (not run), and those already recorded."""
+    out = _out(stream)
+    for entry in result.entries:
+        note = "marked applied (not run)" if entry.recorded else "already applied, left alone"
+        print(f"{entry.track} {entry.version} ({entry.files}): {note}", file=out)
+    recorded = sum(1 for e in result.entries if e.recorded)
+    print(f"Baseline {result.track} up to {result.up_to}: {recorded} version(s) marked applied without running.",
+          file=out)
