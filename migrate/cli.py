@@ -16,7 +16,7 @@ from typing import Sequence
 from migrate.errors import EXIT_CONFIG, MigrateError
 from migrate.settings import Settings, load_settings
 
-COMMANDS = ("migrate", "status", "dry-run", "wait", "db-stop")
+COMMANDS = ("migrate", "status", "dry-run", "wait", "db-stop", "history")
 
 
 def configure_logging(verbose: bool = False) -> None:
@@ -55,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     parser.add_argument("--yes", action="store_true", help="apply without asking on confirm-guarded environments")
     parser.add_argument("--timeout", type=float, default=None, help="wait: seconds (default MAX_WAIT_TIME)")
+    parser.add_argument("--limit", type=int, default=20, help="history: how many attempts to show (default 20)")
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logs on stderr")
     legacy = parser.add_argument_group("earlier script's flags")
     legacy.add_argument("--status", action="store_true", help="same as the status command")
@@ -101,4 +102,6 @@ def run(command: str, settings: Settings, args: argparse.Namespace) -> int:
         commands.wait(settings, args.timeout)
     elif command == "db-stop":
         commands.db_stop(settings)
+    elif command == "history":
+        commands.history(settings, limit=args.limit, as_json=args.json)
     return 0

@@ -25,6 +25,7 @@ from migrate.database import (
 from migrate.errors import MigrateError, Refused
 from migrate.history import ensure_history_tables, read_history, record_adopted_checksums
 from migrate.plan import MigrationInfo, Plan, build_plan, validate_plan
+from migrate.psqlexec import require_psql
 from migrate.runner import Applied, apply_version
 from migrate.settings import Settings
 from migrate.sqlfiles import MigrationVersion, find_migration_versions
@@ -57,7 +58,8 @@ def parse_pending(plan: Plan, settings: Settings) -> dict[tuple[str, str], list[
     scripts: dict[tuple[str, str], list[Script]] = {}
     for item in plan.to_apply():
         assert item.files is not None
-        scripts[(item.track.name, item.version)] = [parse_file(f, settings.root) for f in item.files.files]
+        scripts[(item.track.name, item.version)] = [parse_file(f, settings.root, settings.executor)
+                                                     for f in item.files.files]
     return scripts
 
 
@@ -98,8 +100,8 @@ def status(settings: Settings, as_json: bool = False) -> Plan:
 def _modes(scripts: dict[tuple[str, str], list[Script]]) -> dict[tuple[str, str], str]:
     modes = {}
     for key, parts in scripts.items():
-        reasons = [s.no_transaction or s.needs_psql for s in parts if not s.transactional]
-        modes[key] = "transaction" if not reasons else f"no transaction: {reasons[0]}"
+        special = [s for s in parts if s.needs_psql] or [s for s in parts if not s.transactional]
+        modes[key] = special[0].mode if special else "transaction"
     return modes
 
 
@@ -146,6 +148,7 @@ def migrate(
         plan = _read_plan(settings, connection, tracks, versions)
         validate_plan(plan, settings.root)
         scripts = parse_pending(plan, settings)
+        psql = require_psql(settings.psql_path, [s for parts in scripts.values() for s in parts], settings.root)
         _warn(plan)
         todo = plan.to_apply()
         if todo and settings.confirm and not yes:
@@ -155,7 +158,7 @@ def migrate(
         try:
             for index, item in enumerate(todo, start=1):
                 done = apply_version(connection, item, scripts[(item.track.name, item.version)],
-                                     settings.schema, settings.root, applied_by)
+                                     settings.schema, settings.root, applied_by, settings, psql)
                 result.applied.append(done)
                 if not as_json:
                     report.print_applied(index, len(todo), item.track.name,
@@ -220,6 +223,27 @@ def _confirm(settings: Settings, plan: Plan, scripts: dict[tuple[str, str], list
         raise Refused(f"not confirmed: nothing was applied to {settings.env_name!r}")
 
 
+def history(settings: Settings, limit: int = 20, as_json: bool = False) -> list[Any]:
+    """The latest attempts from the attempt log, newest first; read-only."""
+    from migrate.attempts import read_attempts
+
+    if limit < 1:
+        from migrate.errors import ConfigError
+
+        raise ConfigError(f"--limit {limit}: give a positive number of attempts to show")
+    connection = wait_until_ready(settings)
+    try:
+        attempts = read_attempts(connection, settings.schema, limit)
+    finally:
+        connection.close()
+    if as_json:
+        report.print_json({"environment": settings.env_name, "database": _database_label(settings),
+                           "attempts": report.attempts_json(attempts or [])})
+    else:
+        report.print_attempts(attempts, settings.env_name, _database_label(settings), settings.schema)
+    return attempts or []
+
+
 def wait(settings: Settings, timeout: float | None = None) -> float:
     """Return the seconds it took until an authenticated SELECT 1 succeeded."""
     started = time.monotonic()
@@ -247,4 +271,4 @@ def db_url(settings: Settings) -> str:
     return settings.masked_dsn(connection_params(settings))
 
 
-__all__ = ["MigrateResult", "MigrationInfo", "status", "dry_run", "migrate", "wait", "db_stop", "db_url"]
+__all__ = ["MigrateResult", "MigrationInfo", "status", "dry_run", "migrate", "wait", "db_stop", "db_url", "history"]

@@ -59,7 +59,20 @@ def connection_params(settings: Settings) -> dict[str, str]:
         params.pop("password", None)
         params.pop("sslmode", None)
     params.setdefault("application_name", settings.application_name)
+    session_options = migration_session_options(settings)
+    if session_options:
+        params["options"] = " ".join(filter(None, [params.get("options", ""), session_options]))
     return params
+
+
+def migration_session_options(settings: Settings) -> str:
+    """lock_timeout / statement_timeout as startup options: session defaults that RESET ALL keeps."""
+    options = []
+    if settings.sql_lock_timeout is not None:
+        options.append(f"-c lock_timeout={settings.sql_lock_timeout}")
+    if settings.statement_timeout is not None:
+        options.append(f"-c statement_timeout={settings.statement_timeout}")
+    return " ".join(options)
 
 
 def connect(params: Mapping[str, str], secrets: list[str], connect_timeout: float | None = None) -> Any:

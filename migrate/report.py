@@ -147,3 +147,50 @@ def plan_json(plan: Plan, environment: str, database: str, root: Path) -> dict[s
         "totals": {state: counts[state] for state in STATE_ORDER},
         "warnings": list(plan.warnings),
     }
+
+
+def _attempt_where(attempt: Any) -> str:
+    parts = []
+    if attempt.statement_number is not None:
+        parts.append(f"statement {attempt.statement_number}")
+    if attempt.line is not None:
+        parts.append(f"line {attempt.line}")
+    return ", ".join(parts)
+
+
+def print_attempts(attempts: list[Any] | None, environment: str, database: str, schema: str,
+                   stream: TextIO | None = None) -> None:
+    """The attempt log, newest first: `inv history`."""
+    from tabulate import tabulate
+
+    out = _out(stream)
+    print(f"Environment {environment}: {database}", file=out)
+    if not attempts:
+        where = f"{schema}.migration_attempts"
+        print(f"No migration attempts recorded yet ({where} is empty or not created).", file=out)
+        return
+    rows = []
+    for attempt in attempts:
+        message = (attempt.message or "").strip().splitlines()[0] if attempt.message else ""
+        if len(message) > 80:
+            message = message[:77] + "..."
+        rows.append([
+            attempt.started_at.strftime("%Y-%m-%d %H:%M:%S") if attempt.started_at else "",
+            attempt.track, attempt.version, attempt.files or "", attempt.outcome,
+            f"{attempt.duration_ms} ms" if attempt.duration_ms is not None else "",
+            attempt.sqlstate or "", _attempt_where(attempt), message, attempt.host or "",
+        ])
+    print(tabulate(rows, headers=["started_at", "track", "version", "file(s)", "outcome", "duration", "sqlstate",
+                                  "where", "message", "host"]), file=out)
+
+
+def attempts_json(attempts: list[Any]) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": a.id, "track": a.track, "version": a.version, "files": a.files,
+            "started_at": a.started_at.isoformat() if a.started_at else None, "duration_ms": a.duration_ms,
+            "outcome": a.outcome, "sqlstate": a.sqlstate, "message": a.message,
+            "statement_number": a.statement_number, "line": a.line, "host": a.host, "tool_version": a.tool_version,
+        }
+        for a in attempts
+    ]

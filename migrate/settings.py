@@ -53,6 +53,13 @@ class Settings:
     confirm: bool = False
     disposable: bool = False
     application_name: str = "migrate"
+    # migration sessions (see README "Timeouts"): PostgreSQL lock_timeout / statement_timeout
+    sql_lock_timeout: str | None = None
+    statement_timeout: str | None = None
+    lock_retries: int = 3
+    lock_retry_delay: float = 1.0
+    executor: str = "builtin"
+    psql_path: str | None = None
 
     @property
     def uses_embedded(self) -> bool:
@@ -170,6 +177,9 @@ _KNOWN_KEYS = {
     "MAX_WAIT_TIME", "WAIT_RETRY_INTERVAL", "MIGRATE_LOCK_TIMEOUT", "MIGRATE_REQUIRE_TLS",
     "MIGRATE_CONFIRM", "MIGRATE_DISPOSABLE", "MIGRATE_APPLICATION_NAME", "PGSSLMODE",
     "PGCONNECT_TIMEOUT", "PGAPPNAME",
+} | {
+    "MIGRATE_SQL_LOCK_TIMEOUT", "MIGRATE_STATEMENT_TIMEOUT", "MIGRATE_LOCK_RETRIES", "MIGRATE_LOCK_RETRY_DELAY",
+    "MIGRATE_EXECUTOR", "MIGRATE_PSQL",
 } | {name for _, old, _, _ in CONNECTION_KEYS for name in (old,)} | {
     libpq for _, _, libpq, _ in CONNECTION_KEYS
 }
@@ -211,7 +221,50 @@ def _build_settings(env: str, root: Path, env_file: Path, layers: _Layers) -> Se
         confirm=_flag(layers, "MIGRATE_CONFIRM", False),
         disposable=_flag(layers, "MIGRATE_DISPOSABLE", False),
         application_name=layers.get("MIGRATE_APPLICATION_NAME") or layers.get("PGAPPNAME") or "migrate",
+        sql_lock_timeout=_pg_duration(layers, "MIGRATE_SQL_LOCK_TIMEOUT"),
+        statement_timeout=_pg_duration(layers, "MIGRATE_STATEMENT_TIMEOUT"),
+        lock_retries=_count(layers, "MIGRATE_LOCK_RETRIES", 3),
+        lock_retry_delay=_number(layers, "MIGRATE_LOCK_RETRY_DELAY", 1.0),
+        executor=_executor(layers),
+        psql_path=layers.get("MIGRATE_PSQL"),
     )
+
+
+PG_DURATION_RE = re.compile(r"^\d+(\.\d+)?\s*(us|ms|s|min|h|d)?$")
+EXECUTORS = {"builtin": "builtin", "psycopg2": "builtin", "psql": "psql"}
+
+
+def _pg_duration(layers: _Layers, key: str) -> str | None:
+    """A PostgreSQL duration such as 5s, 500ms, 15min or 0 (off); a bare number is milliseconds."""
+    value = layers.get(key)
+    if value is None:
+        return None
+    text = value.strip()
+    if not PG_DURATION_RE.match(text):
+        raise ConfigError(
+            f"{layers.where(key)}: {key}={value!r} is not a PostgreSQL duration; write it like 5s, 500ms, "
+            "2min or 0 (no limit)"
+        )
+    return text.replace(" ", "")
+
+
+def _count(layers: _Layers, key: str, default: int) -> int:
+    value = layers.get(key)
+    if value is None:
+        return default
+    if not value.strip().isdigit():
+        raise ConfigError(f"{layers.where(key)}: {key}={value!r} is not a whole number (use 0 for no retries)")
+    return int(value.strip())
+
+
+def _executor(layers: _Layers) -> str:
+    value = (layers.get("MIGRATE_EXECUTOR") or "builtin").strip().lower()
+    if value not in EXECUTORS:
+        raise ConfigError(
+            f"{layers.where('MIGRATE_EXECUTOR')}: MIGRATE_EXECUTOR={value!r} is not known; use builtin "
+            "(psycopg2, the default) or psql"
+        )
+    return EXECUTORS[value]
 
 
 def _connection(layers: _Layers) -> dict[str, str]:
