@@ -28,8 +28,9 @@ PSQL_META_LINE = re.compile(r"^[ \t]*\\(?!restrict\b|unrestrict\b)[a-zA-Z!?]", r
 PSQL_TRAILING_META = re.compile(r"[ \t;)]\\(gexec|gset|gx|g)[ \t]*$", re.MULTILINE)  # SELECT ... \\gexec
 PG_DUMP_RESTRICT_LINE = re.compile(r"^[ \t]*\\(un)?restrict\b.*$", re.MULTILINE)
 COPY_FROM_STDIN = re.compile(r"^\s*COPY\b[^;]*\bFROM\s+STDIN\b", re.IGNORECASE | re.MULTILINE)
+PSQL_VARIABLE = re.compile(r"(?<![:\w]):(?:'(\w+)'|\"(\w+)\"|([A-Za-z_]\w*))")  # :'v' :"v" :v, not ::type
 TRANSACTION_CONTROL_LINE = re.compile(
-    r"^\s*(BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK|ABORT)\b\s*(WORK|TRANSACTION|AND\s+\w+)?\s*;",
+    r"^[ \t]*(BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK|ABORT)\b\s*(WORK|TRANSACTION|AND\s+\w+)?\s*;",
     re.IGNORECASE | re.MULTILINE,
 )
 
@@ -153,7 +154,7 @@ def _psql_file_reason(text: str) -> str | None:
     look for BEGIN/COMMIT are used: if the file then fails inside psql's single
     transaction, nothing was committed and the marker is the remedy.
     """
-    sql_only = _blank_psql_lines(blank_restrict_lines(text))
+    sql_only = PSQL_VARIABLE.sub(_variable_placeholder, _blank_psql_lines(blank_restrict_lines(text)))
     from pglast import parser
 
     try:
@@ -184,6 +185,15 @@ def _psql_file_reason(text: str) -> str | None:
             transaction_control=type(raw.stmt).__name__ == "TransactionStmt",
         ))
     return _file_reason(text, statements)
+
+
+def _variable_placeholder(match: re.Match[str]) -> str:
+    """What pglast sees for a psql variable: a string literal, an identifier, or NULL."""
+    if match.group(1):
+        return f"'{match.group(1)}'"
+    if match.group(2):
+        return f'"{match.group(2)}"'
+    return "NULL"
 
 
 def _blank_psql_lines(text: str) -> str:
