@@ -287,8 +287,9 @@ def _fail(
     elif statement is None:
         outcome = "what ran before the failing line stays committed (the file runs outside a transaction)"
     elif failure.committed:
-        done = "statement 1 was" if failure.committed == 1 else f"statements 1-{failure.committed} were"
-        outcome = f"{done} committed and stay in place (the file runs outside a transaction, {total} statements)"
+        done = ("statement 1 was committed and stays" if failure.committed == 1
+                else f"statements 1-{failure.committed} were committed and stay")
+        outcome = f"{done} in place (the file runs outside a transaction, {total} statements)"
     else:
         outcome = "nothing committed (the file runs outside a transaction)"
     if invalid_indexes:

@@ -122,7 +122,7 @@ def test_failed_concurrent_index_names_the_invalid_index_and_the_statement(proje
     error = result.err.strip().splitlines()[-1]
     assert error.startswith("migrate: error: migrations/lanconnect/002_index.sql:3:1: ERROR 23505: "
                             'could not create unique index "items_unique"')
-    assert "failed at statement 2, statement 1 was committed and stay in place" in error
+    assert "failed at statement 2, statement 1 was committed and stays in place" in error
     assert "it left INVALID index(es) public.items_unique: drop them (DROP INDEX CONCURRENTLY public.items_unique)" \
         in error
     assert db.history() == [("001", "applied"), ("002", "failed")]
