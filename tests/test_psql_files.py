@@ -135,3 +135,50 @@ def test_password_reaches_psql_through_the_environment_only(project: Project, db
     argv = argv_file.read_text()
     assert "-v ON_ERROR_STOP=1" in argv and "--single-transaction" in argv
     assert "s3cret" not in argv
+
+
+def test_psql_file_lock_timeout_is_retried_as_a_whole(project: Project, db: Database) -> None:
+    from test_timeouts import FAST_RETRY, holding_lock
+
+    project.write("lanconnect", "001_table.sql", "CREATE TABLE busy (a int);\nCREATE TABLE runs (n int);")
+    assert project.run("migrate").code == 0
+    project.write("lanconnect", "002_alter.sql",
+                  "\\set n 1\nINSERT INTO runs VALUES (:n);\nALTER TABLE busy ADD b int;")
+    with holding_lock(db, "busy", release_after=0.5):
+        result = project.run("migrate", env=dict(FAST_RETRY, MIGRATE_LOCK_RETRIES="6"))
+    assert result.code == 0, result.err
+    assert "retry 1 of 6" in result.err
+    assert db.query("SELECT count(*) FROM runs") == [(1,)]  # each failed try was rolled back whole
+    assert db.history() == [("001", "applied"), ("002", "applied")]
+
+
+def test_killed_runner_takes_its_psql_with_it(project: Project, db: Database) -> None:
+    """SIGKILL of the runner mid-file: psql dies too, so it cannot go on applying a file nobody will record."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    project.write("lanconnect", "001_slow.sql", """
+        -- migrate:no-transaction
+        \\set x 1
+        DO $$BEGIN PERFORM pg_sleep(1); END$$;  -- psql prints nothing here (no SIGPIPE to stop it)
+        CREATE TABLE after_sleep (a int);
+    """)
+    runner = subprocess.Popen([sys.executable, "-m", "migrate", "migrate"], cwd=project.root,
+                              env=project.environ(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    others = ("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
+              "AND query LIKE %s")
+    deadline = time.monotonic() + 20
+    while db.query(others, ("%pg_sleep(1)%",)) != [(1,)]:
+        assert time.monotonic() < deadline, "psql never started the slow statement"
+        time.sleep(0.02)
+    os.kill(runner.pid, signal.SIGKILL)
+    runner.wait()
+    deadline = time.monotonic() + 10
+    while db.query(others, ("%",)) != [(0,)]:  # the backend ends once it finds its client gone
+        assert time.monotonic() < deadline, "a session of the killed run stayed connected"
+        time.sleep(0.05)
+    assert "after_sleep" not in db.tables("public")
+    assert db.history() == []
