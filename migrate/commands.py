@@ -90,11 +90,30 @@ def status(settings: Settings, as_json: bool = False) -> Plan:
     finally:
         connection.close()
     _warn(plan)
+    modes = pending_modes(plan, settings)
     if as_json:
-        report.print_json(report.plan_json(plan, settings.env_name, _database_label(settings), settings.root))
+        document = report.plan_json(plan, settings.env_name, _database_label(settings), settings.root)
+        for entry in document["migrations"]:
+            if (entry["track"], entry["version"]) in modes:
+                entry["mode"] = modes[(entry["track"], entry["version"])]
+        report.print_json(document)
     else:
-        report.print_status(plan, settings.env_name, _database_label(settings))
+        report.print_status(plan, settings.env_name, _database_label(settings), modes=modes)
     return plan
+
+
+def pending_modes(plan: Plan, settings: Settings) -> dict[tuple[str, str], str]:
+    """How each pending version would run; a file that does not parse says so instead of failing status."""
+    modes: dict[tuple[str, str], str] = {}
+    for item in plan.to_apply():
+        assert item.files is not None
+        try:
+            parts = [parse_file(f, settings.root, settings.executor) for f in item.files.files]
+        except MigrateError:
+            modes[(item.track.name, item.version)] = "invalid SQL (see dry-run)"
+            continue
+        modes.update(_modes({(item.track.name, item.version): parts}))
+    return modes
 
 
 def _modes(scripts: dict[tuple[str, str], list[Script]]) -> dict[tuple[str, str], str]:

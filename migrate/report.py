@@ -50,7 +50,8 @@ def _duration(item: MigrationInfo) -> str:
     return f"{item.row.execution_ms} ms"
 
 
-def print_status(plan: Plan, environment: str, database: str, stream: TextIO | None = None) -> None:
+def print_status(plan: Plan, environment: str, database: str, stream: TextIO | None = None,
+                 modes: dict[tuple[str, str], str] | None = None) -> None:
     from tabulate import tabulate
 
     out = _out(stream)
@@ -62,7 +63,12 @@ def print_status(plan: Plan, environment: str, database: str, stream: TextIO | N
             continue
         rows = [[i.version, _files(i), _state_text(i), _when(i.row.applied_at if i.row else None), _duration(i)]
                 for i in items]
-        print(tabulate(rows, headers=["version", "file(s)", "state", "applied_at", "duration"]), file=out)
+        headers = ["version", "file(s)", "state", "applied_at", "duration"]
+        if modes:  # how each pending file would run (transaction, no transaction, psql)
+            for row, item in zip(rows, items, strict=True):
+                row.append(modes.get((track_name, item.version), ""))
+            headers.append("mode")
+        print(tabulate(rows, headers=headers), file=out)
     print("\n" + totals_line(plan), file=out)
 
 

@@ -102,6 +102,12 @@ def test_concurrent_index_file_runs_outside_a_transaction_and_status_shows_it(pr
     dry = project.run("dry-run")
     assert dry.code == 0, dry.err
     assert "no transaction: CREATE INDEX CONCURRENTLY (statement 1, line 2)" in dry.out
+    status = project.inv("status")
+    assert status.code == 0, status.err
+    assert status.out.splitlines()[3].split()[-1] == "mode"
+    rows = {line.split()[0]: line.split(None, 3)[2:] for line in status.out.splitlines()[5:7]}
+    assert rows == {"001": ["pending", "transaction"],
+                    "002": ["pending", "no transaction: CREATE INDEX CONCURRENTLY (statement 1, line 2)"]}
     result = project.run("migrate")
     assert result.code == 0, result.err
     assert db.history() == [("001", "applied"), ("002", "applied")]
