@@ -144,7 +144,7 @@ def test_psql_file_lock_timeout_is_retried_as_a_whole(project: Project, db: Data
     assert project.run("migrate").code == 0
     project.write("lanconnect", "002_alter.sql",
                   "\\set n 1\nINSERT INTO runs VALUES (:n);\nALTER TABLE busy ADD b int;")
-    with holding_lock(db, "busy", release_after=0.5):
+    with holding_lock(db, "busy", release_after_retry=True):
         result = project.run("migrate", env=dict(FAST_RETRY, MIGRATE_LOCK_RETRIES="6"))
     assert result.code == 0, result.err
     assert "retry 1 of 6" in result.err

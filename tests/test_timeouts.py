@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -13,22 +14,32 @@ FAST_RETRY = {"MIGRATE_SQL_LOCK_TIMEOUT": "100ms", "MIGRATE_LOCK_RETRY_DELAY": "
 
 
 @contextmanager
-def holding_lock(db: Database, table: str, release_after: float | None = None) -> Iterator[Any]:
-    """A second session holding ACCESS EXCLUSIVE on `table` (released after `release_after` s)."""
+def holding_lock(db: Database, table: str, release_after_retry: bool = False) -> Iterator[Any]:
+    """A second session holding ACCESS EXCLUSIVE on `table`; with release_after_retry, it lets go
+    once the attempt log shows a `retrying` row (so the run under test has really met the lock)."""
     connection = db.connect()
     with connection.cursor() as cursor:
         cursor.execute("BEGIN")
         cursor.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
-    timer = None
-    if release_after is not None:
-        timer = threading.Timer(release_after, lambda: connection.cursor().execute("ROLLBACK"))
-        timer.start()
+    stop = threading.Event()
+
+    def release_after_first_retry() -> None:
+        deadline = time.monotonic() + 30
+        while not stop.is_set() and time.monotonic() < deadline:
+            if db.query("SELECT count(*) FROM langconnect.migration_attempts WHERE outcome = 'retrying'") != [(0,)]:
+                break
+            time.sleep(0.05)
+        connection.cursor().execute("ROLLBACK")
+
+    watcher = threading.Thread(target=release_after_first_retry) if release_after_retry else None
+    if watcher is not None:
+        watcher.start()
     try:
         yield connection
     finally:
-        if timer is not None:
-            timer.cancel()
-            timer.join()
+        stop.set()
+        if watcher is not None:
+            watcher.join()
         connection.close()
 
 
@@ -62,7 +73,7 @@ def test_lock_released_during_retries_applies_the_migration_once(project: Projec
         INSERT INTO runs VALUES (1);
         ALTER TABLE busy ADD COLUMN b int;
     """)
-    with holding_lock(db, "busy", release_after=0.5):
+    with holding_lock(db, "busy", release_after_retry=True):
         result = project.run("migrate", env=dict(FAST_RETRY, MIGRATE_LOCK_RETRIES="6"))
     assert result.code == 0, result.err
     assert db.history() == [("001", "applied"), ("002", "applied")]
