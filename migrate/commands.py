@@ -137,6 +137,10 @@ def dry_run(settings: Settings, as_json: bool = False) -> Plan:
     scripts = parse_pending(plan, settings)
     modes = _modes(scripts)
     _warn(plan)
+    try:
+        require_psql(settings.psql_path, [s for parts in scripts.values() for s in parts], settings.root)
+    except MigrateError as error:  # dry-run only warns: migrate will refuse (exit 4)
+        log.warning("warning: %s", error.message.replace("; nothing was applied", ""))
     if as_json:
         document = report.plan_json(plan, settings.env_name, _database_label(settings), settings.root)
         document["to_apply"] = [
@@ -218,7 +222,8 @@ def _migrate_json(settings: Settings, result: MigrateResult, error: MigrateError
         "database": _database_label(settings),
         "applied": [
             dict(report.item_json(done.info, settings.root), state="applied", execution_ms=done.execution_ms,
-                 mode="transaction" if done.transactional else "no transaction")
+                 mode=("psql, " if done.executor == "psql" else "")
+                 + ("transaction" if done.transactional else "no transaction"), attempts=done.attempts)
             for done in result.applied
         ],
         "pending_before": len(result.plan.to_apply()),

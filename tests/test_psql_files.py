@@ -92,6 +92,8 @@ def test_restrict_lines_do_not_break_a_plain_file(project: Project, db: Database
 def test_without_psql_a_psql_file_is_refused_before_anything_runs(project: Project, db: Database) -> None:
     project.write("lanconnect", "001_plain.sql", "CREATE TABLE first (a int);")
     project.write("lanconnect", "002_seed.sql", PSQL_FILE)
+    dry = project.run("dry-run", env={"PATH": "/nonexistent"})
+    assert dry.code == 0 and "warning: migrations/lanconnect/002_seed.sql: needs psql" in dry.err
     result = project.run("migrate", env={"PATH": "/nonexistent"})
     assert result.code == 4
     assert result.err.strip().splitlines()[-1] == (
