@@ -95,11 +95,9 @@ def run_files(
         if single_transaction:
             argv.append("--single-transaction")
         for index, script in enumerate(scripts):
-            copy = Path(folder) / f"{index}" / script.file.path.name
-            copy.parent.mkdir()
-            copy.write_text(blank_restrict_lines(script.file.text), encoding="utf-8")
-            originals[str(copy)] = script.file.path
-            argv += ["-f", str(copy)]
+            path = _file_for_psql(script, Path(folder) / f"{index}")
+            originals[str(path)] = script.file.path
+            argv += ["-f", str(path)]
         if final_sql:
             argv += ["-c", final_sql]
         completed = subprocess.run(argv, env=environ, capture_output=True, text=True, stdin=subprocess.DEVNULL,
@@ -109,14 +107,33 @@ def run_files(
     raise _parse_error(completed.stderr, completed.returncode, originals, params.get("password"))
 
 
+def _file_for_psql(script: Script, folder: Path) -> Path:
+    """The file itself (so `\\ir` finds its neighbours), or a copy without pg_dump's restrict
+    lines or a BOM when it has them."""
+    text = script.file.text
+    blanked = blank_restrict_lines(text)
+    try:
+        has_bom = script.file.path.read_bytes().startswith(b"\xef\xbb\xbf")
+    except OSError:
+        has_bom = True
+    if blanked == text and not has_bom:
+        return script.file.path.resolve()
+    copy = folder / script.file.path.name
+    copy.parent.mkdir()
+    copy.write_text(blanked, encoding="utf-8")
+    return copy
+
+
 def _parse_error(stderr: str, returncode: int, originals: dict[str, Path], password: str | None) -> PsqlError:
     text = stderr.replace(password, "***") if password else stderr
     detail_match = DETAIL_LINE.search(text)
     detail = detail_match.group("detail").strip() if detail_match else None
     match = ERROR_LINE.search(text)
     if match:
-        return PsqlError(originals.get(match.group("file")), int(match.group("line")), match.group("code") or "",
-                         match.group("message").strip(), detail)
+        reported = match.group("file")
+        path = originals.get(reported) or (Path(reported) if reported.startswith("/") else None)  # \\ir'd file
+        return PsqlError(path, int(match.group("line")), match.group("code") or "", match.group("message").strip(),
+                         detail)
     bare = BARE_ERROR.search(text)
     if bare:
         return PsqlError(None, None, bare.group("code") or "", bare.group("message").strip(), detail)

@@ -30,7 +30,7 @@ PG_DUMP_RESTRICT_LINE = re.compile(r"^[ \t]*\\(un)?restrict\b.*$", re.MULTILINE)
 COPY_FROM_STDIN = re.compile(r"^\s*COPY\b[^;]*\bFROM\s+STDIN\b", re.IGNORECASE | re.MULTILINE)
 PSQL_VARIABLE = re.compile(r"(?<![:\w]):(?:'(\w+)'|\"(\w+)\"|([A-Za-z_]\w*))")  # :'v' :"v" :v, not ::type
 TRANSACTION_CONTROL_LINE = re.compile(
-    r"^[ \t]*(BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK|ABORT)\b\s*(WORK|TRANSACTION|AND\s+\w+)?\s*;",
+    r"^[ \t]*(BEGIN|START\s+TRANSACTION|COMMIT|ROLLBACK)\b\s*(WORK|TRANSACTION|AND\s+\w+)?\s*;",
     re.IGNORECASE | re.MULTILINE,
 )
 

@@ -184,3 +184,19 @@ def test_killed_runner_takes_its_psql_with_it(project: Project, db: Database) ->
         time.sleep(0.05)
     assert "after_sleep" not in db.tables("public")
     assert db.history() == []
+
+
+def test_psql_file_includes_its_neighbours_relative_to_itself(project: Project, db: Database) -> None:
+    parts = project.root / "migrations" / "lanconnect" / "parts"
+    parts.mkdir()
+    (parts / "fruits.sql").write_text("CREATE TABLE included (a int);\n")  # a folder: not a migration itself
+    project.write("lanconnect", "001_main.sql", "\\ir parts/fruits.sql\nINSERT INTO included VALUES (1);\n")
+    result = project.run("migrate")
+    assert result.code == 0, result.err
+    assert db.query("SELECT a FROM included") == [(1,)]
+    assert db.history() == [("001", "applied")]
+    (parts / "fruits.sql").write_text("CREATE TABLE IF NOT EXISTS included (a int);\n\nSELECT nope;\n")
+    project.write("lanconnect", "002_again.sql", "\\ir parts/fruits.sql\n")
+    failed = project.run("migrate")
+    assert failed.code == 1
+    assert "migrate: error: migrations/lanconnect/parts/fruits.sql:3: ERROR 42703" in failed.err
