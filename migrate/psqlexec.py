@@ -86,14 +86,21 @@ def run_files(
     *,
     single_transaction: bool,
     final_sql: str | None = None,
+    first_sql: str | None = None,
 ) -> None:
-    """Run the files in order in one psql session; raise PsqlError on the first error."""
+    """Run the files in order in one psql session; raise PsqlError on the first error.
+
+    first_sql (SETs, when the server refuses startup options) runs before the files,
+    final_sql (the history upsert) after them, inside the single transaction when there is one.
+    """
     conninfo, environ = conninfo_and_env(params)
     with tempfile.TemporaryDirectory(prefix="migrate-psql-") as folder:
         originals: dict[str, Path] = {}
         argv = [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", "VERBOSITY=verbose", "-d", conninfo]
         if single_transaction:
             argv.append("--single-transaction")
+        if first_sql:
+            argv += ["-c", first_sql]
         for index, script in enumerate(scripts):
             path = _file_for_psql(script, Path(folder) / f"{index}")
             originals[str(path)] = script.file.path

@@ -184,6 +184,9 @@ def _apply_with_psql(connection: Any, context: _Context, scripts: list[Script], 
     psql = psql or require_psql(settings.psql_path, scripts, context.root)
     assert psql is not None
     params = connection_params(settings)
+    session_sql = None
+    if params.get("options") and not connection.get_dsn_parameters().get("options"):
+        session_sql = _session_set_sql(connection, params.pop("options"))  # the server refuses startup options
     transactional = all(script.no_transaction is None for script in scripts)
     record_sql = build_record_applied(connection, context.schema, info.track, info.version, info.files.filenames,
                                       info.files.checksum, context.applied_by)
@@ -196,9 +199,9 @@ def _apply_with_psql(connection: Any, context: _Context, scripts: list[Script], 
                 applied_attempt = build_record_attempt(connection, context.schema, info.track.name, info.version,
                                                        info.files.filenames, APPLIED, context.host)
                 run_files(psql, params, scripts, single_transaction=True,
-                          final_sql=record_sql + ";\n" + applied_attempt)
+                          final_sql=record_sql + ";\n" + applied_attempt, first_sql=session_sql)
             else:
-                run_files(psql, params, scripts, single_transaction=False)
+                run_files(psql, params, scripts, single_transaction=False, first_sql=session_sql)
                 elapsed = int((time.perf_counter() - started) * 1000)
                 with connection.cursor() as cursor:
                     cursor.execute(record_applied_sql_with_duration(record_sql, elapsed) + ";\n" + build_record_attempt(
@@ -216,6 +219,18 @@ def _apply_with_psql(connection: Any, context: _Context, scripts: list[Script], 
             left = sorted(read_invalid_indexes(connection) - invalid_before) if not transactional else []
             _fail(connection, context, failure, transactional, total_ms, elapsed, 0, left, attempt)
     raise AssertionError("unreachable: the last attempt either returns or fails")
+
+
+def _session_set_sql(connection: Any, options: str) -> str | None:
+    from psycopg2 import sql
+
+    from migrate.database import startup_settings
+
+    wanted = startup_settings(options)
+    if not wanted:
+        return None
+    return sql.SQL("; ").join(sql.SQL("SET {} = {}").format(sql.Identifier(name), sql.Literal(value))
+                              for name, value in wanted.items()).as_string(connection)
 
 
 def read_invalid_indexes(connection: Any) -> set[str]:
