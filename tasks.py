@@ -129,6 +129,15 @@ def reset(c, env="local", yes=False, verbose=False):
     _run(env, verbose, lambda s: commands.reset(s, yes=yes))
 
 
+@task(help={"env": "environment (default local)", "limit": "how many attempts (default 20)",
+            "json": "one JSON document on stdout"})
+def history(c, env="local", limit=20, json=False, verbose=False):
+    """Show the latest migration attempts (applied, retried, failed), newest first (read-only)."""
+    from migrate import commands
+
+    _run(env, verbose, lambda s: commands.history(s, limit=int(limit), as_json=json))
+
+
 @task
 def test(c):
     """Run the test suite (the same command README.md and CI use)."""

@@ -16,7 +16,7 @@ from typing import Sequence
 from migrate.errors import EXIT_CONFIG, EXIT_UNREACHABLE, MigrateError
 from migrate.settings import Settings, load_settings
 
-COMMANDS = ("migrate", "status", "dry-run", "wait", "db-stop", "verify", "reset", "repair", "baseline")
+COMMANDS = ("migrate", "status", "dry-run", "wait", "db-stop", "verify", "reset", "repair", "baseline", "history")
 COMMANDS += ("new", "lint")  # authoring: take positional words (new: description; lint: files)
 WORD_COMMANDS = ("new", "lint")
 
@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--timeout", type=float, default=None,
                         help="wait: seconds (default MAX_WAIT_TIME); status --env all: "
                         "connect timeout per environment (default 5)")
+    parser.add_argument("--limit", type=int, default=20, help="history: how many attempts to show (default 20)")
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logs on stderr")
     parser.add_argument("--version", dest="baseline_version", default=None,
                         help="baseline: mark every version up to this one as applied")
@@ -147,6 +148,8 @@ def run(command: str, settings: Settings, args: argparse.Namespace) -> int:
         commands.reset(settings, yes=args.yes)
     elif command in ("repair", "baseline"):
         return run_maintenance(command, settings, args)
+    elif command == "history":
+        commands.history(settings, limit=args.limit, as_json=args.json)
     return 0
 
 

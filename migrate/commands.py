@@ -27,7 +27,8 @@ from migrate.database import (
 from migrate.errors import MigrateError, Refused
 from migrate.history import ensure_history_tables, read_history, record_adopted_checksums
 from migrate.plan import MigrationInfo, Plan, build_plan, validate_plan
-from migrate.runner import Applied, apply_version, check_runnable
+from migrate.psqlexec import require_psql
+from migrate.runner import Applied, apply_version
 from migrate.settings import Settings
 from migrate.sqlfiles import MigrationVersion, find_migration_versions
 from migrate.stack import Compose
@@ -60,9 +61,8 @@ def parse_pending(plan: Plan, settings: Settings) -> dict[tuple[str, str], list[
     scripts: dict[tuple[str, str], list[Script]] = {}
     for item in plan.to_apply():
         assert item.files is not None
-        scripts[(item.track.name, item.version)] = [parse_file(f, settings.root) for f in item.files.files]
-    for parts in scripts.values():
-        check_runnable(parts, settings.root)
+        scripts[(item.track.name, item.version)] = [parse_file(f, settings.root, settings.executor)
+                                                     for f in item.files.files]
     return scripts
 
 
@@ -98,18 +98,37 @@ def status(settings: Settings, as_json: bool = False) -> Plan:
     """Every version of every track with its state; read-only."""
     plan = read_plan_snapshot(settings)
     _warn(plan)
+    modes = pending_modes(plan, settings)
     if as_json:
-        report.print_json(report.plan_json(plan, settings.env_name, _database_label(settings), settings.root))
+        document = report.plan_json(plan, settings.env_name, _database_label(settings), settings.root)
+        for entry in document["migrations"]:
+            if (entry["track"], entry["version"]) in modes:
+                entry["mode"] = modes[(entry["track"], entry["version"])]
+        report.print_json(document)
     else:
-        report.print_status(plan, settings.env_name, _database_label(settings))
+        report.print_status(plan, settings.env_name, _database_label(settings), modes=modes)
     return plan
+
+
+def pending_modes(plan: Plan, settings: Settings) -> dict[tuple[str, str], str]:
+    """How each pending version would run; a file that does not parse says so instead of failing status."""
+    modes: dict[tuple[str, str], str] = {}
+    for item in plan.to_apply():
+        assert item.files is not None
+        try:
+            parts = [parse_file(f, settings.root, settings.executor) for f in item.files.files]
+        except MigrateError:
+            modes[(item.track.name, item.version)] = "invalid SQL (see dry-run)"
+            continue
+        modes.update(_modes({(item.track.name, item.version): parts}))
+    return modes
 
 
 def _modes(scripts: dict[tuple[str, str], list[Script]]) -> dict[tuple[str, str], str]:
     modes = {}
     for key, parts in scripts.items():
-        reasons = [s.no_transaction or s.needs_psql for s in parts if not s.transactional]
-        modes[key] = "transaction" if not reasons else f"no transaction: {reasons[0]}"
+        special = [s for s in parts if s.needs_psql] or [s for s in parts if not s.transactional]
+        modes[key] = special[0].mode if special else "transaction"
     return modes
 
 
@@ -121,6 +140,10 @@ def dry_run(settings: Settings, as_json: bool = False) -> Plan:
     _lint_pending(settings, plan)
     modes = _modes(scripts)
     _warn(plan)
+    try:
+        require_psql(settings.psql_path, [s for parts in scripts.values() for s in parts], settings.root)
+    except MigrateError as error:  # dry-run only warns: migrate will refuse (exit 4)
+        log.warning("warning: %s", error.message.replace("; nothing was applied", ""))
     if as_json:
         document = report.plan_json(plan, settings.env_name, _database_label(settings), settings.root)
         document["to_apply"] = [
@@ -165,6 +188,7 @@ def migrate(
             drop_and_recreate_schema(connection, settings.schema)
             plan = _read_plan(settings, connection, tracks, versions)
             scripts = parse_pending(plan, settings)
+        psql = require_psql(settings.psql_path, [s for parts in scripts.values() for s in parts], settings.root)
         ensure_history_tables(connection, settings.schema, tracks)
         _warn(plan)
         todo = plan.to_apply()
@@ -175,7 +199,7 @@ def migrate(
             for index, item in enumerate(todo, start=1):
                 current = item
                 done = apply_version(connection, item, scripts[(item.track.name, item.version)],
-                                     settings.schema, settings.root, applied_by, settings.heartbeat_interval)
+                                     settings.schema, settings.root, applied_by, settings, psql)
                 result.applied.append(done)
                 current = None
                 if not as_json:
@@ -220,7 +244,8 @@ def _migrate_json(settings: Settings, result: MigrateResult, error: MigrateError
         "database": _database_label(settings),
         "applied": [
             dict(report.item_json(done.info, settings.root), state="applied", execution_ms=done.execution_ms,
-                 mode="transaction" if done.transactional else "no transaction")
+                 mode=("psql, " if done.executor == "psql" else "")
+                 + ("transaction" if done.transactional else "no transaction"), attempts=done.attempts)
             for done in result.applied
         ],
         "pending_before": len(todo),
@@ -304,6 +329,27 @@ def verify(settings: Settings, as_json: bool = False) -> Any:
     return result
 
 
+def history(settings: Settings, limit: int = 20, as_json: bool = False) -> list[Any]:
+    """The latest attempts from the attempt log, newest first; read-only."""
+    from migrate.attempts import read_attempts
+
+    if limit < 1:
+        from migrate.errors import ConfigError
+
+        raise ConfigError(f"--limit {limit}: give a positive number of attempts to show")
+    connection = wait_until_ready(settings)
+    try:
+        attempts = read_attempts(connection, settings.schema, limit)
+    finally:
+        connection.close()
+    if as_json:
+        report.print_json({"environment": settings.env_name, "database": _database_label(settings),
+                           "attempts": report.attempts_json(attempts or [])})
+    else:
+        report.print_attempts(attempts, settings.env_name, _database_label(settings), settings.schema)
+    return attempts or []
+
+
 def wait(settings: Settings, timeout: float | None = None) -> float:
     """Return the seconds it took until an authenticated SELECT 1 succeeded."""
     started = time.monotonic()
@@ -375,7 +421,7 @@ def stop(settings: Settings, compose: Compose | None = None) -> None:
 
 __all__ = ["MigrateResult", "MigrationInfo", "status", "dry_run", "migrate", "wait", "db_stop", "db_url",
            "verify", "reset", "status_environments", "new", "lint",
-           "dev_start", "start", "stop"]
+           "dev_start", "start", "stop", "history"]
 
 
 def new(settings: Settings, description: str, track: str = "lanconnect") -> Any:

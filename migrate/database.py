@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import socket
 import time
 from dataclasses import dataclass
@@ -60,7 +61,20 @@ def connection_params(settings: Settings) -> dict[str, str]:
         params.pop("password", None)
         params.pop("sslmode", None)
     params.setdefault("application_name", settings.application_name)
+    session_options = migration_session_options(settings)
+    if session_options:
+        params["options"] = " ".join(filter(None, [params.get("options", ""), session_options]))
     return params
+
+
+def migration_session_options(settings: Settings) -> str:
+    """lock_timeout / statement_timeout as startup options: session defaults that RESET ALL keeps."""
+    options = []
+    if settings.sql_lock_timeout is not None:
+        options.append(f"-c lock_timeout={settings.sql_lock_timeout}")
+    if settings.statement_timeout is not None:
+        options.append(f"-c statement_timeout={settings.statement_timeout}")
+    return " ".join(options)
 
 
 def connect(params: Mapping[str, str], secrets: list[str], connect_timeout: float | None = None) -> Any:
@@ -73,11 +87,58 @@ def connect(params: Mapping[str, str], secrets: list[str], connect_timeout: floa
     try:
         connection = psycopg2.connect(**kwargs)
     except psycopg2.OperationalError as error:
+        if kwargs.get("options") and "unsupported startup parameter" in str(error):
+            return _connect_then_set(kwargs, secrets)  # PgBouncer refuses startup options
         raise UnreachableError(first_line(scrub(str(error), secrets))) from None
     except psycopg2.ProgrammingError as error:
         raise ConfigError(f"invalid connection settings: {first_line(scrub(str(error), secrets))}") from None
     connection.autocommit = True
+    if kwargs.get("options"):
+        _set_ignored_options(connection, kwargs["options"])  # Supavisor may ignore them silently
     return connection
+
+
+OPTION_PAIR = re.compile(r"(?:-c\s*|--)([A-Za-z_][\w.]*)=(\S+)")
+
+
+def startup_settings(options: str) -> dict[str, str]:
+    """The `-c name=value` / `--name=value` pairs of a libpq options string."""
+    return {name.replace("-", "_"): value for name, value in OPTION_PAIR.findall(options or "")}
+
+
+def _connect_then_set(kwargs: dict[str, str], secrets: list[str]) -> Any:
+    """A pooler refused the startup options: connect without them and SET them for the session.
+    SET values are session values, so a migration's RESET ALL would clear them; said once."""
+    options = kwargs.pop("options")
+    connection = connect(kwargs, secrets)
+    wanted = startup_settings(options)
+    _set(connection, wanted)
+    log.warning("the server refused startup options (a pooler such as PgBouncer?): %s set with SET instead, "
+                "which a migration's RESET ALL would clear", ", ".join(sorted(wanted)) or "nothing")
+    return connection
+
+
+def _set_ignored_options(connection: Any, options: str) -> None:
+    wanted = startup_settings(options)
+    if not wanted:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT name FROM pg_settings WHERE name = ANY(%s) AND source <> 'client'", (list(wanted),))
+        ignored = {row[0] for row in cursor.fetchall()}
+    if ignored:
+        _set(connection, {name: wanted[name] for name in ignored})
+        log.debug("startup options ignored by the server for %s: set with SET instead", ", ".join(sorted(ignored)))
+
+
+def _set(connection: Any, values: dict[str, str]) -> None:
+    from psycopg2 import sql
+
+    if not values:
+        return
+    query = sql.SQL("; ").join(sql.SQL("SET {} = {}").format(sql.Identifier(name), sql.Literal(value))
+                               for name, value in values.items())
+    with connection.cursor() as cursor:
+        cursor.execute(query)
 
 
 def first_line(text: str) -> str:

@@ -87,13 +87,19 @@ def ensure_history_tables(connection: Any, schema: str, tracks: list[Track]) -> 
     """Create the schema and tables, or add missing columns; returns what it changed."""
     from psycopg2 import sql
 
+    from migrate.attempts import ATTEMPTS_TABLE, ensure_attempts_sql
+
     existing = read_existing_columns(connection, schema, tracks)
     wanted = {name for name, _ in ADDED_COLUMNS}
     todo = [t for t in tracks if t.history_table not in existing or wanted - existing[t.history_table]]
-    if not todo:
+    attempts_ddl = ensure_attempts_sql(connection, schema)
+    if not todo and attempts_ddl is None:
         return []
     changes: list[str] = []
     statements = [sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))]
+    if attempts_ddl is not None:
+        changes.append(f"created {schema}.{ATTEMPTS_TABLE}")
+        statements.append(sql.SQL(attempts_ddl))
     for track in todo:
         table = _table(schema, track)
         if track.history_table not in existing:

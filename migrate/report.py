@@ -50,7 +50,8 @@ def _duration(item: MigrationInfo) -> str:
     return f"{item.row.execution_ms} ms"
 
 
-def print_status(plan: Plan, environment: str, database: str, stream: TextIO | None = None) -> None:
+def print_status(plan: Plan, environment: str, database: str, stream: TextIO | None = None,
+                 modes: dict[tuple[str, str], str] | None = None) -> None:
     from tabulate import tabulate
 
     out = _out(stream)
@@ -62,7 +63,12 @@ def print_status(plan: Plan, environment: str, database: str, stream: TextIO | N
             continue
         rows = [[i.version, _files(i), _state_text(i), _when(i.row.applied_at if i.row else None), _duration(i)]
                 for i in items]
-        print(tabulate(rows, headers=["version", "file(s)", "state", "applied_at", "duration"]), file=out)
+        headers = ["version", "file(s)", "state", "applied_at", "duration"]
+        if modes:  # how each pending file would run (transaction, no transaction, psql)
+            for row, item in zip(rows, items, strict=True):
+                row.append(modes.get((track_name, item.version), ""))
+            headers.append("mode")
+        print(tabulate(rows, headers=headers), file=out)
     print("\n" + totals_line(plan), file=out)
 
 
@@ -333,3 +339,50 @@ def print_baseline(result: Any, stream: TextIO | None = None) -> None:
     recorded = sum(1 for e in result.entries if e.recorded)
     print(f"Baseline {result.track} up to {result.up_to}: {recorded} version(s) marked applied without running.",
           file=out)
+
+
+def _attempt_where(attempt: Any) -> str:
+    parts = []
+    if attempt.statement_number is not None:
+        parts.append(f"statement {attempt.statement_number}")
+    if attempt.line is not None:
+        parts.append(f"line {attempt.line}")
+    return ", ".join(parts)
+
+
+def print_attempts(attempts: list[Any] | None, environment: str, database: str, schema: str,
+                   stream: TextIO | None = None) -> None:
+    """The attempt log, newest first: `inv history`."""
+    from tabulate import tabulate
+
+    out = _out(stream)
+    print(f"Environment {environment}: {database}", file=out)
+    if not attempts:
+        where = f"{schema}.migration_attempts"
+        print(f"No migration attempts recorded yet ({where} is empty or not created).", file=out)
+        return
+    rows = []
+    for attempt in attempts:
+        message = (attempt.message or "").strip().splitlines()[0] if attempt.message else ""
+        if len(message) > 80:
+            message = message[:77] + "..."
+        rows.append([
+            attempt.started_at.strftime("%Y-%m-%d %H:%M:%S") if attempt.started_at else "",
+            attempt.track, attempt.version, attempt.files or "", attempt.outcome,
+            f"{attempt.duration_ms} ms" if attempt.duration_ms is not None else "",
+            attempt.sqlstate or "", _attempt_where(attempt), message, attempt.host or "",
+        ])
+    print(tabulate(rows, headers=["started_at", "track", "version", "file(s)", "outcome", "duration", "sqlstate",
+                                  "where", "message", "host"]), file=out)
+
+
+def attempts_json(attempts: list[Any]) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": a.id, "track": a.track, "version": a.version, "files": a.files,
+            "started_at": a.started_at.isoformat() if a.started_at else None, "duration_ms": a.duration_ms,
+            "outcome": a.outcome, "sqlstate": a.sqlstate, "message": a.message,
+            "statement_number": a.statement_number, "line": a.line, "host": a.host, "tool_version": a.tool_version,
+        }
+        for a in attempts
+    ]

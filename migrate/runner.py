@@ -1,10 +1,17 @@
 """Applying one version: its statements and its history row commit together, or neither does.
 
 A transactional version is sent statement by statement inside one transaction, with BEGIN
-joined to the first statement and the history upsert and COMMIT joined to the last, so a
-one-statement file costs one round trip and a failure still names its exact statement.
-A version that cannot run in a transaction runs statement by statement in autocommit and
-is recorded after its last statement; a failure says which statements were committed.
+joined to the first statement and the history upsert, its attempt row and COMMIT joined to
+the last, so a one-statement file costs one round trip and a failure still names its exact
+statement. A version that cannot run in a transaction runs statement by statement in
+autocommit and is recorded after its last statement; a failure says which statements were
+committed, and names any INVALID index a failed CONCURRENTLY build left behind. A version
+with a file that needs psql goes to psql whole (see psqlexec).
+
+A lock timeout (SQLSTATE 55P03, from the session's lock_timeout) is retried with backoff
+up to MIGRATE_LOCK_RETRIES times: the whole version when it was rolled back, the failed
+statement alone when the statements before it are committed (no transaction). Every try
+is appended to the attempt log: a failed one after its rollback, in its own transaction.
 """
 
 from __future__ import annotations
@@ -13,18 +20,23 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from migrate.database import ServerError, server_error
-from migrate.errors import MigrationFailed, ValidationError
+from migrate.attempts import APPLIED, FAILED, RETRYING, build_record_attempt, record_attempt
+from migrate.database import ServerError, server_error, this_host
+from migrate.errors import MigrationFailed
 from migrate.heartbeat import Heartbeat
 from migrate.history import build_record_applied, record_applied_sql_with_duration, record_failed
 from migrate.paths import display_path
 from migrate.plan import MigrationInfo
 from migrate.statements import Script, Statement, locate
 
+if TYPE_CHECKING:
+    from migrate.settings import Settings
+
 log = logging.getLogger("migrate")
 BEGIN = "BEGIN;\n"
+LOCK_NOT_AVAILABLE = "55P03"
 # Each file once ran in its own psql session: undo whatever session state a file set (search_path,
 # role, timeouts) before the history row and before the next file. Connection-level options stay.
 RESET_SESSION = "RESET SESSION AUTHORIZATION;\nRESET ROLE;\nRESET ALL"
@@ -35,49 +47,112 @@ class Applied:
     info: MigrationInfo
     execution_ms: int
     transactional: bool
+    attempts: int = 1
+    executor: str = "builtin"
 
 
 class _StatementFailed(Exception):
-    def __init__(self, statement: Statement, prefix_length: int, error: ServerError, committed: int) -> None:
+    """A statement (builtin) or a psql run failed; where, what, and what stays committed."""
+
+    def __init__(self, statement: Statement | None, prefix_length: int, error: ServerError, committed: int,
+                 *, path: Path | None = None, line: int | None = None) -> None:
         super().__init__(error.message)
         self.statement = statement
         self.prefix_length = prefix_length
         self.error = error
         self.committed = committed
+        self.path = path
+        self.line = line
+
+
+@dataclass(frozen=True)
+class _Context:
+    info: MigrationInfo
+    schema: str
+    root: Path
+    applied_by: str
+    host: str
 
 
 def apply_version(
-    connection: Any, info: MigrationInfo, scripts: list[Script], schema: str, root: Path, applied_by: str,
-    heartbeat_interval: float = 0.0,
+    connection: Any,
+    info: MigrationInfo,
+    scripts: list[Script],
+    schema: str,
+    root: Path,
+    applied_by: str,
+    settings: Settings | None = None,
+    psql: str | None = None,
 ) -> Applied:
     """Apply one pending version and record it; on error record `failed` and raise MigrationFailed."""
     assert info.files is not None
-    check_runnable(scripts, root)
+    interval = settings.heartbeat_interval if settings is not None else 0.0
+    with Heartbeat(f"{info.track.name} {info.files.filenames}", interval) as beat:
+        return _apply(connection, info, scripts, schema, root, applied_by, settings, psql, beat)
+
+
+def _apply(
+    connection: Any,
+    info: MigrationInfo,
+    scripts: list[Script],
+    schema: str,
+    root: Path,
+    applied_by: str,
+    settings: Settings | None,
+    psql: str | None,
+    beat: Heartbeat,
+) -> Applied:
+    assert info.files is not None
+    context = _Context(info, schema, root, applied_by, this_host())
+    retries = settings.lock_retries if settings is not None else 0
+    delay = settings.lock_retry_delay if settings is not None else 1.0
+    if any(script.needs_psql for script in scripts):
+        beat.running("psql")
+        return _apply_with_psql(connection, context, scripts, settings, psql, retries, delay)
     statements = [statement for script in scripts for statement in script.statements]
     transactional = all(script.transactional for script in scripts)
     record_sql = build_record_applied(connection, schema, info.track, info.version, info.files.filenames,
                                       info.files.checksum, applied_by)
+    invalid_before = set() if transactional else read_invalid_indexes(connection)
     started = time.perf_counter()
-    try:
-        with Heartbeat(f"{info.track.name} {info.files.filenames}", heartbeat_interval) as beat:
+    resume_at = 0
+    for attempt in range(1, retries + 2):
+        attempt_started = time.perf_counter()
+        try:
             if transactional:
-                _run_in_one_transaction(connection, statements, record_sql, beat)
+                applied_attempt = build_record_attempt(connection, schema, info.track.name, info.version,
+                                                       info.files.filenames, APPLIED, context.host)
+                _run_in_one_transaction(connection, statements, record_sql + ";\n" + applied_attempt, beat)
             else:
-                _run_statement_by_statement(connection, statements, record_sql, started, beat)
-    except _StatementFailed as failure:
-        elapsed = int((time.perf_counter() - started) * 1000)
-        _fail(connection, info, failure, transactional, schema, root, applied_by, elapsed, len(statements))
-    return Applied(info, int((time.perf_counter() - started) * 1000), transactional)
+                _run_statement_by_statement(connection, statements, record_sql, started, context, resume_at, beat)
+            return Applied(info, int((time.perf_counter() - started) * 1000), transactional, attempt)
+        except _StatementFailed as failure:
+            elapsed = int((time.perf_counter() - attempt_started) * 1000)
+            if failure.error.sqlstate == LOCK_NOT_AVAILABLE and attempt <= retries and not connection.closed:
+                _note_retry(connection, context, failure, elapsed, attempt, retries, delay)
+                if not transactional:
+                    resume_at = failure.committed  # statements before it are committed: retry it alone
+                continue
+            total_ms = int((time.perf_counter() - started) * 1000)
+            left = sorted(read_invalid_indexes(connection) - invalid_before) if not transactional else []
+            _fail(connection, context, failure, transactional, total_ms, elapsed, len(statements), left, attempt)
+    raise AssertionError("unreachable: the last attempt either returns or fails")
 
 
-def check_runnable(scripts: list[Script], root: Path) -> None:
-    """Refuse, before anything runs, files this runner cannot execute."""
-    for script in scripts:
-        if script.needs_psql:
-            raise ValidationError(
-                f"{display_path(script.file.path, root)}: needs psql ({script.needs_psql}), which this "
-                "tool does not run; rewrite it as plain SQL (nothing was applied)"
-            )
+def _note_retry(connection: Any, context: _Context, failure: _StatementFailed, elapsed: int, attempt: int,
+                retries: int, delay: float) -> None:
+    """Log the lock timeout as a `retrying` attempt and wait with backoff."""
+    info = context.info
+    assert info.files is not None
+    line, _, _ = _where(context, failure)
+    record_attempt(connection, build_record_attempt(
+        connection, context.schema, info.track.name, info.version, info.files.filenames, RETRYING, context.host,
+        duration_ms=elapsed, sqlstate=failure.error.sqlstate, message=failure.error.message,
+        statement_number=failure.statement.index if failure.statement else None, line=line))
+    wait = min(delay * (2 ** (attempt - 1)), 30.0)
+    log.warning("%s version %s: lock not available (%s); retry %d of %d in %.1f s", info.track.name,
+                info.version, failure.error.message, attempt, retries, wait)
+    time.sleep(wait)
 
 
 def _run_in_one_transaction(connection: Any, statements: list[Statement], record_sql: str,
@@ -101,12 +176,16 @@ def _run_in_one_transaction(connection: Any, statements: list[Statement], record
 
 
 def _run_statement_by_statement(
-    connection: Any, statements: list[Statement], record_sql: str, started: float, beat: Heartbeat | None = None
+    connection: Any, statements: list[Statement], record_sql: str, started: float, context: _Context,
+    resume_at: int = 0, beat: Heartbeat | None = None,
 ) -> None:
     import psycopg2
 
+    info = context.info
+    assert info.files is not None
     with connection.cursor() as cursor:
-        for index, statement in enumerate(statements):
+        for index in range(resume_at, len(statements)):
+            statement = statements[index]
             try:
                 if beat is not None:
                     beat.running(_describe(statement))
@@ -115,12 +194,97 @@ def _run_statement_by_statement(
                 _rollback(connection)
                 raise _StatementFailed(statement, 0, server_error(error), index) from error
         elapsed = int((time.perf_counter() - started) * 1000)
-        cursor.execute(RESET_SESSION + ";\n" + record_applied_sql_with_duration(record_sql, elapsed))
+        applied_attempt = build_record_attempt(connection, context.schema, info.track.name, info.version,
+                                               info.files.filenames, APPLIED, context.host, duration_ms=elapsed)
+        # one simple-query message: the history row and its attempt row commit together
+        cursor.execute(RESET_SESSION + ";\n" + record_applied_sql_with_duration(record_sql, elapsed) + ";\n"
+                       + applied_attempt)
 
 
 def _describe(statement: Statement) -> str:
     """How a heartbeat names the running statement: `statement 3 (line 40)`."""
     return f"statement {statement.index} (line {statement.line})"
+
+
+def _apply_with_psql(connection: Any, context: _Context, scripts: list[Script], settings: Settings | None,
+                     psql: str | None, retries: int, delay: float) -> Applied:
+    """Hand the version's files to psql; atomically with the history row when they allow it."""
+    from migrate.database import connection_params
+    from migrate.psqlexec import PsqlError, require_psql, run_files
+
+    info = context.info
+    assert info.files is not None and settings is not None
+    psql = psql or require_psql(settings.psql_path, scripts, context.root)
+    assert psql is not None
+    params = connection_params(settings)
+    live = connection.get_dsn_parameters()
+    for key in ("host", "port", "dbname"):  # the database this session is on (verify uses a scratch one)
+        if live.get(key):
+            params[key] = live[key]
+    session_sql = None
+    if params.get("options") and not connection.get_dsn_parameters().get("options"):
+        session_sql = _session_set_sql(connection, params.pop("options"))  # the server refuses startup options
+    transactional = all(script.no_transaction is None for script in scripts)
+    record_sql = build_record_applied(connection, context.schema, info.track, info.version, info.files.filenames,
+                                      info.files.checksum, context.applied_by)
+    invalid_before = set() if transactional else read_invalid_indexes(connection)
+    started = time.perf_counter()
+    for attempt in range(1, retries + 2):
+        attempt_started = time.perf_counter()
+        try:
+            if transactional:
+                applied_attempt = build_record_attempt(connection, context.schema, info.track.name, info.version,
+                                                       info.files.filenames, APPLIED, context.host)
+                run_files(psql, params, scripts, single_transaction=True,
+                          final_sql=RESET_SESSION + ";\n" + record_sql + ";\n" + applied_attempt,
+                          first_sql=session_sql)
+            else:
+                run_files(psql, params, scripts, single_transaction=False, first_sql=session_sql)
+                elapsed = int((time.perf_counter() - started) * 1000)
+                with connection.cursor() as cursor:
+                    cursor.execute(record_applied_sql_with_duration(record_sql, elapsed) + ";\n" + build_record_attempt(
+                        connection, context.schema, info.track.name, info.version, info.files.filenames, APPLIED,
+                        context.host, duration_ms=elapsed))
+            return Applied(info, int((time.perf_counter() - started) * 1000), transactional, attempt, "psql")
+        except PsqlError as error:
+            failure = _StatementFailed(None, 0, ServerError(error.sqlstate, error.message, error.detail, None, None,
+                                                            None), 0, path=error.path, line=error.line)
+            elapsed = int((time.perf_counter() - attempt_started) * 1000)
+            if error.sqlstate == LOCK_NOT_AVAILABLE and transactional and attempt <= retries:
+                _note_retry(connection, context, failure, elapsed, attempt, retries, delay)
+                continue
+            total_ms = int((time.perf_counter() - started) * 1000)
+            left = sorted(read_invalid_indexes(connection) - invalid_before) if not transactional else []
+            _fail(connection, context, failure, transactional, total_ms, elapsed, 0, left, attempt)
+    raise AssertionError("unreachable: the last attempt either returns or fails")
+
+
+def _session_set_sql(connection: Any, options: str) -> str | None:
+    from psycopg2 import sql
+
+    from migrate.database import startup_settings
+
+    wanted = startup_settings(options)
+    if not wanted:
+        return None
+    return sql.SQL("; ").join(sql.SQL("SET {} = {}").format(sql.Identifier(name), sql.Literal(value))
+                              for name, value in wanted.items()).as_string(connection)
+
+
+def read_invalid_indexes(connection: Any) -> set[str]:
+    """Qualified names of every INVALID index (pg_index.indisvalid false); empty if unreadable."""
+    if connection.closed:
+        return set()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_index i "
+                "JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE NOT i.indisvalid"
+            )
+            return {row[0] for row in cursor.fetchall()}
+    except Exception:  # the server went away: the failure message matters more
+        return set()
 
 
 def _rollback(connection: Any) -> None:
@@ -134,48 +298,77 @@ def _rollback(connection: Any) -> None:
         pass
 
 
-def _fail(
-    connection: Any,
-    info: MigrationInfo,
-    failure: _StatementFailed,
-    transactional: bool,
-    schema: str,
-    root: Path,
-    applied_by: str,
-    elapsed: int,
-    total: int,
-) -> None:
-    assert info.files is not None
+def _where(context: _Context, failure: _StatementFailed) -> tuple[int | None, int | None, str]:
+    """Line, column and `file:line:column` of a failure."""
     statement, error = failure.statement, failure.error
+    if statement is None:
+        path = failure.path or (context.info.files.files[0].path if context.info.files else None)
+        shown = display_path(path, context.root) if path else context.info.version
+        if failure.line is None:
+            return None, None, shown
+        return failure.line, None, f"{shown}:{failure.line}"
     offset = statement.offset
     if error.position is not None:
         within = error.position - 1 - failure.prefix_length
         if 0 <= within < len(statement.text):
             offset += within
     line, column = locate(statement.file.text, offset)
-    where = f"{display_path(statement.file.path, root)}:{line}:{column}"
+    return line, column, f"{display_path(statement.file.path, context.root)}:{line}:{column}"
+
+
+def _fail(
+    connection: Any,
+    context: _Context,
+    failure: _StatementFailed,
+    transactional: bool,
+    elapsed: int,
+    attempt_ms: int,
+    total: int,
+    invalid_indexes: list[str],
+    attempts: int,
+) -> None:
+    info = context.info
+    assert info.files is not None
+    statement, error = failure.statement, failure.error
+    line, _, where = _where(context, failure)
     sqlstate = error.sqlstate or "-----"
     detail = f" ({error.detail})" if error.detail else ""
-    recorded_text = f"{sqlstate}: {error.message}{detail} at {where} (statement {statement.index})"
+    at_statement = f" (statement {statement.index})" if statement is not None else " (psql)"
+    recorded_text = f"{sqlstate}: {error.message}{detail} at {where}{at_statement}"
     if transactional:
         outcome = "rolled back"
+    elif statement is None:
+        outcome = "what ran before the failing line stays committed (the file runs outside a transaction)"
     elif failure.committed:
-        outcome = (f"statements 1-{failure.committed} of {total} were committed and stay in place "
-                   "(the file runs outside a transaction)")
+        done = ("statement 1 was committed and stays" if failure.committed == 1
+                else f"statements 1-{failure.committed} were committed and stay")
+        outcome = f"{done} in place (the file runs outside a transaction, {total} statements)"
     else:
         outcome = "nothing committed (the file runs outside a transaction)"
+    if invalid_indexes:
+        names = ", ".join(invalid_indexes)
+        outcome += (f"; it left INVALID index(es) {names}: drop them (DROP INDEX CONCURRENTLY {invalid_indexes[0]}) "
+                    "before running again, or CREATE INDEX ... IF NOT EXISTS will skip the broken index")
+    if error.sqlstate == LOCK_NOT_AVAILABLE:
+        outcome += (f"; the lock was not available after {attempts} attempt(s): find the blocking session in "
+                    "pg_stat_activity, or raise MIGRATE_SQL_LOCK_TIMEOUT / MIGRATE_LOCK_RETRIES")
     recorded = "recorded as failed"
     if connection.closed:
         recorded = "could not be recorded: the connection to the server was lost"
     else:
         try:
-            record_failed(connection, schema, info.track, info.version, info.files.filenames,
-                          info.files.checksum, recorded_text, elapsed, applied_by)
+            record_failed(connection, context.schema, info.track, info.version, info.files.filenames,
+                          info.files.checksum, recorded_text, elapsed, context.applied_by)
         except Exception as record_error:  # the server went away while we recorded
             recorded = f"could not be recorded ({type(record_error).__name__})"
+        record_attempt(connection, build_record_attempt(
+            connection, context.schema, info.track.name, info.version, info.files.filenames, FAILED, context.host,
+            duration_ms=attempt_ms, sqlstate=error.sqlstate, message=f"{error.message}{detail}",
+            statement_number=statement.index if statement is not None else None, line=line))
     hint = f"; hint: {error.hint}" if error.hint else ""
+    failed_at = f" at statement {statement.index}" if statement is not None else " in psql"
     raise MigrationFailed(
         f"{where}: ERROR {sqlstate}: {error.message}{detail}{hint}; {info.track.name} version "
-        f"{info.version} failed at statement {statement.index}, {outcome}, {recorded}; "
+        f"{info.version} failed{failed_at}, {outcome}, {recorded}; "
         "fix the file and run migrate again"
     )

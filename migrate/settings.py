@@ -61,6 +61,13 @@ class Settings:
     lint_mode: str = "warn"
     reset_schema: bool = False
     heartbeat_interval: float = 10.0
+    # migration sessions (see README "Timeouts"): PostgreSQL lock_timeout / statement_timeout
+    sql_lock_timeout: str | None = None
+    statement_timeout: str | None = None
+    lock_retries: int = 3
+    lock_retry_delay: float = 1.0
+    executor: str = "builtin"
+    psql_path: str | None = None
 
     @property
     def uses_embedded(self) -> bool:
@@ -179,6 +186,9 @@ _KNOWN_KEYS = {
     "MIGRATE_CONFIRM", "MIGRATE_DISPOSABLE", "MIGRATE_APPLICATION_NAME", "PGSSLMODE",
     "PGCONNECT_TIMEOUT", "PGAPPNAME",
     "MIGRATE_PROTECTED_SCHEMAS", "MIGRATION_RESET_SCHEMA", "MIGRATE_HEARTBEAT_INTERVAL",
+} | {
+    "MIGRATE_SQL_LOCK_TIMEOUT", "MIGRATE_STATEMENT_TIMEOUT", "MIGRATE_LOCK_RETRIES", "MIGRATE_LOCK_RETRY_DELAY",
+    "MIGRATE_EXECUTOR", "MIGRATE_PSQL",
 } | {name for _, old, _, _ in CONNECTION_KEYS for name in (old,)} | {
     libpq for _, _, libpq, _ in CONNECTION_KEYS
 }
@@ -225,6 +235,12 @@ def _build_settings(env: str, root: Path, env_file: Path, layers: _Layers) -> Se
         lint_mode=_choice(layers, "MIGRATE_LINT", LINT_MODES),
         reset_schema=_flag(layers, "MIGRATION_RESET_SCHEMA", False),
         heartbeat_interval=_number(layers, "MIGRATE_HEARTBEAT_INTERVAL", 10.0),
+        sql_lock_timeout=_pg_duration(layers, "MIGRATE_SQL_LOCK_TIMEOUT"),
+        statement_timeout=_pg_duration(layers, "MIGRATE_STATEMENT_TIMEOUT"),
+        lock_retries=_count(layers, "MIGRATE_LOCK_RETRIES", 3),
+        lock_retry_delay=_number(layers, "MIGRATE_LOCK_RETRY_DELAY", 1.0),
+        executor=_executor(layers),
+        psql_path=layers.get("MIGRATE_PSQL"),
     )
 
 
@@ -240,6 +256,43 @@ def _schema_list(layers: _Layers, key: str, default: tuple[str, ...]) -> tuple[s
             raise ConfigError(f"{layers.where(key)}: {key} holds {name!r}, which is not a schema name; "
                               "list names separated by commas, e.g. auth,storage")
     return names
+
+
+PG_DURATION_RE = re.compile(r"^\d+(\.\d+)?\s*(us|ms|s|min|h|d)?$")
+EXECUTORS = {"builtin": "builtin", "psycopg2": "builtin", "psql": "psql"}
+
+
+def _pg_duration(layers: _Layers, key: str) -> str | None:
+    """A PostgreSQL duration such as 5s, 500ms, 15min or 0 (off); a bare number is milliseconds."""
+    value = layers.get(key)
+    if value is None:
+        return None
+    text = value.strip()
+    if not PG_DURATION_RE.match(text):
+        raise ConfigError(
+            f"{layers.where(key)}: {key}={value!r} is not a PostgreSQL duration; write it like 5s, 500ms, "
+            "2min or 0 (no limit)"
+        )
+    return text.replace(" ", "")
+
+
+def _count(layers: _Layers, key: str, default: int) -> int:
+    value = layers.get(key)
+    if value is None:
+        return default
+    if not value.strip().isdigit():
+        raise ConfigError(f"{layers.where(key)}: {key}={value!r} is not a whole number (use 0 for no retries)")
+    return int(value.strip())
+
+
+def _executor(layers: _Layers) -> str:
+    value = (layers.get("MIGRATE_EXECUTOR") or "builtin").strip().lower()
+    if value not in EXECUTORS:
+        raise ConfigError(
+            f"{layers.where('MIGRATE_EXECUTOR')}: MIGRATE_EXECUTOR={value!r} is not known; use builtin "
+            "(psycopg2, the default) or psql"
+        )
+    return EXECUTORS[value]
 
 
 def _connection(layers: _Layers) -> dict[str, str]:

@@ -25,8 +25,14 @@ NO_TRANSACTION_MARKERS = (
     re.compile(r"^\s*--\s*postgres-migrations\s+disable-transaction\b", re.IGNORECASE | re.MULTILINE),
 )
 PSQL_META_LINE = re.compile(r"^[ \t]*\\(?!restrict\b|unrestrict\b)[a-zA-Z!?]", re.MULTILINE)
+PSQL_TRAILING_META = re.compile(r"[ \t;)]\\(gexec|gset|gx|g)[ \t]*$", re.MULTILINE)  # SELECT ... \\gexec
 PG_DUMP_RESTRICT_LINE = re.compile(r"^[ \t]*\\(un)?restrict\b.*$", re.MULTILINE)
 COPY_FROM_STDIN = re.compile(r"^\s*COPY\b[^;]*\bFROM\s+STDIN\b", re.IGNORECASE | re.MULTILINE)
+PSQL_VARIABLE = re.compile(r"(?<![:\w]):(?:'(\w+)'|\"(\w+)\"|([A-Za-z_]\w*))")  # :'v' :"v" :v, not ::type
+TRANSACTION_CONTROL_LINE = re.compile(
+    r"^[ \t]*(BEGIN|START\s+TRANSACTION|COMMIT|ROLLBACK)\b\s*(WORK|TRANSACTION|AND\s+\w+)?\s*;",
+    re.IGNORECASE | re.MULTILINE,
+)
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,16 @@ class Script:
     def transactional(self) -> bool:
         return self.no_transaction is None and self.needs_psql is None
 
+    @property
+    def mode(self) -> str:
+        """How the file runs, in the words status and dry-run print."""
+        if self.needs_psql:
+            wrapped = "one transaction" if self.no_transaction is None else f"no transaction: {self.no_transaction}"
+            return f"psql, {wrapped} ({self.needs_psql})"
+        if self.no_transaction:
+            return f"no transaction: {self.no_transaction}"
+        return "transaction"
+
 
 class _Lines:
     """Maps a character offset of a text to its 1-based line and column."""
@@ -72,14 +88,24 @@ def locate(text: str, offset: int) -> tuple[int, int]:
     return _Lines(text).locate(offset)
 
 
-def parse_file(migration_file: MigrationFile, root: Path) -> Script:
-    """Split and classify one file; a syntax error raises ValidationError with file:line:col."""
+def blank_restrict_lines(text: str) -> str:
+    """pg_dump 17.6+ writes `\\restrict KEY` / `\\unrestrict KEY`; blank them, keeping line numbers."""
+    return PG_DUMP_RESTRICT_LINE.sub(lambda m: " " * len(m.group(0)), text)
+
+
+def parse_file(migration_file: MigrationFile, root: Path, executor: str = "builtin") -> Script:
+    """Split and classify one file; a syntax error raises ValidationError with file:line:col.
+
+    A file that needs psql (meta-commands, COPY FROM stdin) or any file when the executor
+    is psql is handed to psql whole; it is still classified (on a copy with the psql-only
+    lines blanked) so psql can wrap it in one transaction when that is possible.
+    """
     text = migration_file.text
     where = display_path(migration_file.path, root)
     psql_reason = _psql_reason(text)
     if psql_reason:
-        return Script(migration_file, (), needs_psql=psql_reason)
-    text = PG_DUMP_RESTRICT_LINE.sub(lambda m: " " * len(m.group(0)), text)
+        return Script(migration_file, (), no_transaction=_psql_file_reason(text), needs_psql=psql_reason)
+    text = blank_restrict_lines(text)
 
     from pglast import parser
 
@@ -114,7 +140,82 @@ def parse_file(migration_file: MigrationFile, root: Path) -> Script:
             no_transaction=_no_transaction_reason(node),
             transaction_control=type(node).__name__ == "TransactionStmt",
         ))
-    return Script(migration_file, tuple(statements), no_transaction=_file_reason(text, statements))
+    script = Script(migration_file, tuple(statements), no_transaction=_file_reason(text, statements))
+    if executor == "psql":
+        return Script(migration_file, script.statements, script.no_transaction, needs_psql="MIGRATE_EXECUTOR=psql")
+    return script
+
+
+def _psql_file_reason(text: str) -> str | None:
+    """Best effort: does a psql file need to run outside one transaction?
+
+    Meta-command lines and COPY data are blanked and the rest parsed with pglast. When that
+    SQL cannot be parsed (a query ended by \\gexec, say), only the markers and a line-level
+    look for BEGIN/COMMIT are used: if the file then fails inside psql's single
+    transaction, nothing was committed and the marker is the remedy.
+    """
+    sql_only = PSQL_VARIABLE.sub(_variable_placeholder, _blank_psql_lines(blank_restrict_lines(text)))
+    from pglast import parser
+
+    try:
+        raw_statements = parser.parse_sql(sql_only)
+    except parser.ParseError:
+        raw_statements = None
+    if raw_statements is None:
+        for marker in NO_TRANSACTION_MARKERS:
+            found = marker.search(text)
+            if found:
+                return f"marker {found.group(0).strip()!r}"
+        control = TRANSACTION_CONTROL_LINE.search(sql_only)
+        if control:
+            line, _ = locate(text, control.start())
+            return f"manages its own transactions (line {line})"
+        return None
+    lines = _Lines(sql_only)
+    statements = []
+    for index, raw in enumerate(raw_statements, start=1):
+        start = raw.stmt_location or 0
+        body = sql_only[start:]
+        start += len(body) - len(body.lstrip())
+        line, column = lines.locate(start)
+        statements.append(Statement(
+            file=None,  # type: ignore[arg-type]  # classification only, never run
+            index=index, text="", offset=start, line=line, column=column,
+            no_transaction=_no_transaction_reason(raw.stmt),
+            transaction_control=type(raw.stmt).__name__ == "TransactionStmt",
+        ))
+    return _file_reason(text, statements)
+
+
+def _variable_placeholder(match: re.Match[str]) -> str:
+    """What pglast sees for a psql variable: a string literal, an identifier, or NULL."""
+    if match.group(1):
+        return f"'{match.group(1)}'"
+    if match.group(2):
+        return f'"{match.group(2)}"'
+    return "NULL"
+
+
+def _blank_psql_lines(text: str) -> str:
+    """Blank meta-command lines and COPY ... FROM stdin data (up to `\\.`), keeping line numbers."""
+    out: list[str] = []
+    in_copy_data = False
+    for line in text.split("\n"):
+        if in_copy_data:
+            if line.strip() == "\\.":
+                in_copy_data = False
+            out.append("")
+            continue
+        if PSQL_META_LINE.match(line):
+            out.append("")
+            continue
+        line = PSQL_TRAILING_META.sub(";", line)
+        if COPY_FROM_STDIN.match(line) and ";" in line:
+            in_copy_data = True
+            out.append("")  # the COPY itself: psql runs it, pglast cannot split its data
+            continue
+        out.append(line)
+    return "\n".join(out)
 
 
 def _psql_reason(text: str) -> str | None:
@@ -123,6 +224,10 @@ def _psql_reason(text: str) -> str | None:
         command = text[meta.start():].strip().split()[0]
         line, _ = locate(text, meta.start())
         return f"psql meta-command {command} on line {line}"
+    trailing = PSQL_TRAILING_META.search(text)
+    if trailing:
+        line, _ = locate(text, trailing.start())
+        return f"psql meta-command \\{trailing.group(1)} on line {line}"
     copy = COPY_FROM_STDIN.search(text)
     if copy:
         line, _ = locate(text, copy.start())
@@ -155,8 +260,9 @@ def _no_transaction_reason(node: Any) -> str | None:
         options = {getattr(p, "defname", "") for p in (getattr(node, "params", None) or ())}
         if "concurrently" in options:
             return "REINDEX CONCURRENTLY"
-        if getattr(getattr(node, "kind", None), "name", "").endswith(("DATABASE", "SYSTEM")):
-            return "REINDEX DATABASE/SYSTEM"
+        object_kind = getattr(getattr(node, "kind", None), "name", "")
+        if object_kind.endswith(("DATABASE", "SYSTEM", "SCHEMA")):
+            return f"REINDEX {object_kind.rsplit('_', 1)[-1]}"
     if kind == "VacuumStmt" and getattr(node, "is_vacuumcmd", False):
         return "VACUUM"
     if kind == "ClusterStmt" and getattr(node, "relation", None) is None:
@@ -170,14 +276,76 @@ def _no_transaction_reason(node: Any) -> str | None:
             definition = getattr(command, "def_", None)
             if getattr(definition, "concurrent", False):
                 return "ALTER TABLE ... DETACH PARTITION CONCURRENTLY"
+    if kind == "DiscardStmt" and getattr(getattr(node, "target", None), "name", "") == "DISCARD_ALL":
+        return "DISCARD ALL"
+    if kind == "CreateSubscriptionStmt":
+        options = {getattr(o, "defname", ""): _option_text(o) for o in (getattr(node, "options", None) or ())}
+        if options.get("connect") in _FALSE or options.get("create_slot") in _FALSE:
+            return None  # no replication slot is created: PostgreSQL allows it in a transaction
+        return "CREATE SUBSCRIPTION (creates a replication slot)"
+    if kind == "DoStmt":
+        return _do_block_reason(node)
     simple = {
         "CreatedbStmt": "CREATE DATABASE",
         "DropdbStmt": "DROP DATABASE",
         "AlterSystemStmt": "ALTER SYSTEM",
         "CreateTableSpaceStmt": "CREATE TABLESPACE",
         "DropTableSpaceStmt": "DROP TABLESPACE",
-        "CreateSubscriptionStmt": "CREATE SUBSCRIPTION",
         "AlterSubscriptionStmt": "ALTER SUBSCRIPTION",
         "DropSubscriptionStmt": "DROP SUBSCRIPTION",
     }
     return simple.get(kind)
+
+
+_FALSE = {"false", "off", "no", "0", "f"}
+
+
+def _option_text(option: Any) -> str:
+    value = getattr(option, "arg", None)
+    text = getattr(value, "sval", None) or getattr(value, "boolval", None)
+    if text is None and value is not None:
+        text = getattr(value, "ival", None)
+    return str(text).lower() if text is not None else "true"
+
+
+def _do_block_reason(node: Any) -> str | None:
+    """A PL/pgSQL DO block that COMMITs or ROLLBACKs cannot run inside a transaction block."""
+    options = {getattr(o, "defname", ""): getattr(getattr(o, "arg", None), "sval", None)
+               for o in (getattr(node, "args", None) or ())}
+    body = options.get("as")
+    language = (options.get("language") or "plpgsql").lower()
+    if body is None or language != "plpgsql":
+        return None
+    import json
+
+    from pglast import parser
+
+    tag = "$migrate_do$"
+    while tag in body:
+        tag = tag[:-1] + "x$"
+    wrapper = f"CREATE FUNCTION pg_temp.migrate_do() RETURNS void LANGUAGE plpgsql AS {tag}{body}{tag}"
+    try:
+        tree = json.loads(parser.parse_plpgsql_json(wrapper))
+    except Exception:  # PL/pgSQL that pglast cannot parse: the server will judge it
+        return None
+    found = _find_keys(tree, {"PLpgSQL_stmt_commit", "PLpgSQL_stmt_rollback"})
+    if found:
+        verb = "COMMIT" if found == "PLpgSQL_stmt_commit" else "ROLLBACK"
+        return f"DO block with {verb}"
+    return None
+
+
+def _find_keys(tree: Any, keys: set[str]) -> str | None:
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            if key in keys:
+                return key
+            found = _find_keys(value, keys)
+            if found:
+                return found
+    elif isinstance(tree, list):
+        for value in tree:
+            found = _find_keys(value, keys)
+            if found:
+                return found
+    return None

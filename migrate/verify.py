@@ -150,7 +150,8 @@ def run_verify(settings: Settings, tracks: list[Track], versions: dict[str, list
     root = settings.root
     plan = build_plan(tracks, versions, {track.name: [] for track in tracks}, root)
     items = plan.to_apply()
-    scripts = {(i.track.name, i.version): [parse_file(f, root) for f in i.files.files] for i in items if i.files}
+    scripts = {(i.track.name, i.version): [parse_file(f, root, settings.executor) for f in i.files.files]
+               for i in items if i.files}
     protected = list(settings.protected_schemas)
     applied_by = f"verify@{this_host()}"
     result = VerifyResult(server=server_label, scratch_database="")
@@ -166,8 +167,7 @@ def run_verify(settings: Settings, tracks: list[Track], versions: dict[str, list
             before = read_fingerprint(connection, protected)
             started = time.perf_counter()
             try:
-                apply_version(connection, item, parts, settings.schema, root, applied_by,
-                              settings.heartbeat_interval)
+                apply_version(connection, item, parts, settings.schema, root, applied_by, settings)
             except MigrateError as error:
                 for run in runs.values():
                     run.result = "error on first run"

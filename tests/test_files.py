@@ -77,11 +77,3 @@ def test_bom_and_crlf_files_apply(project: Project, db: Database) -> None:
     assert result.code == 0, result.err
     assert db.query("SELECT id FROM w") == [(1,)]
 
-
-def test_psql_meta_command_file_is_refused_before_anything_runs(project: Project, db: Database) -> None:
-    project.write("lanconnect", "001_ok.sql", "CREATE TABLE ok (id int);")
-    project.write("lanconnect", "002_psql.sql", "\\set ON_ERROR_STOP on\nCREATE TABLE p (id int);\n")
-    result = project.run("migrate", env={"MIGRATE_EXECUTOR": ""})
-    assert result.code == 4
-    assert "migrations/lanconnect/002_psql.sql: needs psql (psql meta-command \\set on line 1)" in result.err
-    _assert_untouched(db)

@@ -94,7 +94,8 @@ def test_reset_is_refused_on_an_environment_not_marked_disposable(project: Proje
         "migrate: error: reset drops schema 'langconnect' and is refused for environment 'staging': it is not "
         "marked disposable (set MIGRATE_DISPOSABLE=true in envs/staging.env only if its data may be thrown "
         "away); nothing was changed")
-    assert db.tables() == ["a", "client_migration_versions", "handmade", "lanconnect_migration_versions"]
+    assert db.tables() == ["a", "client_migration_versions", "handmade", "lanconnect_migration_versions",
+                           "migration_attempts"]
 
 
 def test_reset_drops_and_recreates_the_app_schema_on_a_disposable_environment(
@@ -107,7 +108,7 @@ def test_reset_drops_and_recreates_the_app_schema_on_a_disposable_environment(
     assert db.tables() == []
     assert db.query("SELECT 1 FROM pg_namespace WHERE nspname = 'langconnect'") == [(1,)]
     assert project.run("migrate").code == 0
-    assert db.tables() == ["a", "client_migration_versions", "lanconnect_migration_versions"]
+    assert db.tables() == ["a", "client_migration_versions", "lanconnect_migration_versions", "migration_attempts"]
 
 
 def test_migration_reset_schema_is_refused_unless_disposable(project: Project, db: Database) -> None:
@@ -124,7 +125,7 @@ def test_migration_reset_schema_resets_first_on_a_disposable_environment(project
     result = project.run("migrate", env={"MIGRATION_RESET_SCHEMA": "true", "MIGRATE_DISPOSABLE": "true"})
     assert result.code == 0, result.err
     assert "[1/1] lanconnect 001_a.sql" in result.out
-    assert db.tables() == ["a", "client_migration_versions", "lanconnect_migration_versions"]
+    assert db.tables() == ["a", "client_migration_versions", "lanconnect_migration_versions", "migration_attempts"]
 
 
 def test_the_shipped_environments_are_guarded() -> None:
