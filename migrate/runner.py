@@ -5,6 +5,14 @@ joined to the first statement and the history upsert and COMMIT joined to the la
 one-statement file costs one round trip and a failure still names its exact statement.
 A version that cannot run in a transaction runs statement by statement in autocommit and
 is recorded after its last statement; a failure says which statements were committed.
+
+Commit flushes: each transaction but the run's last commits with `synchronous_commit = off`
+(SET LOCAL, so only that transaction), so N migrations cost one WAL flush instead of N
+(bench/RESULTS.md: the flushes bound an apply of many small files). This keeps every
+migration atomic with its history row: a server crash can lose only a suffix of those
+commits, each migration together with its row, and the next run re-applies them. The last
+migration (and any `failed` row) commits synchronously, which flushes the WAL of every
+earlier one, so exit 0 still means everything is on disk.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from migrate.statements import Script, Statement, locate
 
 log = logging.getLogger("migrate")
 BEGIN = "BEGIN;\n"
+BEGIN_NO_FLUSH = "BEGIN;\nSET LOCAL synchronous_commit = off;\n"
 
 
 @dataclass(frozen=True)
@@ -43,9 +52,13 @@ class _StatementFailed(Exception):
 
 
 def apply_version(
-    connection: Any, info: MigrationInfo, scripts: list[Script], schema: str, root: Path, applied_by: str
+    connection: Any, info: MigrationInfo, scripts: list[Script], schema: str, root: Path, applied_by: str,
+    flush: bool = True,
 ) -> Applied:
-    """Apply one pending version and record it; on error record `failed` and raise MigrationFailed."""
+    """Apply one pending version and record it; on error record `failed` and raise MigrationFailed.
+
+    flush=False: commit without waiting for the WAL flush; the caller's last version must flush.
+    """
     assert info.files is not None
     for script in scripts:
         if script.needs_psql:
@@ -60,7 +73,7 @@ def apply_version(
     started = time.perf_counter()
     try:
         if transactional:
-            _run_in_one_transaction(connection, statements, record_sql)
+            _run_in_one_transaction(connection, statements, record_sql, BEGIN if flush else BEGIN_NO_FLUSH)
         else:
             _run_statement_by_statement(connection, statements, record_sql, started)
     except _StatementFailed as failure:
@@ -69,13 +82,14 @@ def apply_version(
     return Applied(info, int((time.perf_counter() - started) * 1000), transactional)
 
 
-def _run_in_one_transaction(connection: Any, statements: list[Statement], record_sql: str) -> None:
+def _run_in_one_transaction(connection: Any, statements: list[Statement], record_sql: str,
+                            begin: str = BEGIN) -> None:
     import psycopg2
 
     last = len(statements) - 1
     with connection.cursor() as cursor:
         for index, statement in enumerate(statements):
-            prefix = BEGIN if index == 0 else ""
+            prefix = begin if index == 0 else ""
             query = prefix + statement.text
             if index == last:
                 query += ";\n" + record_sql + ";\nCOMMIT"
