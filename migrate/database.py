@@ -38,7 +38,7 @@ TRANSIENT_CONNECT_ERRORS = ("temporary failure in name resolution", "the databas
 # Retry and lock polls grow from 50 ms to at most this: a poll of a local server costs well under
 # a millisecond, and a 1 s step let migrations start up to a second after the server (or the lock)
 # became available (bench/RESULTS.md: target 250 ms).
-MAX_POLL_INTERVAL = 0.2
+MAX_POLL_INTERVAL = 0.1
 
 
 @dataclass(frozen=True)
