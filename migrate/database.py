@@ -188,12 +188,13 @@ def acquire_run_lock(
             cursor.execute("SELECT pg_try_advisory_lock(%s)", (key,))
             if cursor.fetchone()[0]:
                 return
-            holder = describe_lock_holder(connection, key)
+            # who holds it is asked only when told (pg_locks x pg_stat_activity is no poll for 7 waiters)
             if not announced and on_wait is not None:
-                on_wait(holder)
+                on_wait(describe_lock_holder(connection, key))
                 announced = True
             remaining = deadline - time.monotonic()
             if remaining <= 0:
+                holder = describe_lock_holder(connection, key)
                 raise LockTimeout(
                     f"another migration run holds the lock on schema {settings.schema!r} ({holder}) "
                     f"after waiting {settings.lock_timeout:g} s; let it finish, or raise MIGRATE_LOCK_TIMEOUT"
