@@ -53,8 +53,8 @@ def _duration(item: MigrationInfo) -> str:
 def format_table(rows: list[list[str]], headers: list[str]) -> str:
     """The text tabulate(rows, headers, disable_numparse=True) prints ("simple" format).
 
-    Written out because tabulate costs ~30 ms to import and ~45 ms per 1000 rows (type
-    inference and wcwidth on every cell): status of 10,000 files spent most of its time there
+    Written out because tabulate costs ~30 ms to import and ~90 ms per 1000 rows (number
+    parsing and wcwidth on every cell): status of 10,000 files spent most of its time there
     (bench/RESULTS.md). Every cell is text; widths are len(), as for ASCII file names.
     """
     widths = [len(header) + 2 for header in headers]
