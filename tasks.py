@@ -194,3 +194,20 @@ def baseline(c, version=None, track=None, env="local", verbose=False):
         return maintenance.baseline(settings, str(version), track)
 
     _run(env, verbose, action)
+
+
+@task(help={"quick": "smoke run: N=5, 3 rounds, no extras (a few seconds)",
+            "rounds": "rounds per cell (default 5); the table shows medians",
+            "dsn": "admin DSN of the server (default 127.0.0.1:5432 when it answers, else embedded)",
+            "output": "also write the markdown report to this file (e.g. bench/RESULTS.md)"})
+def bench(c, quick=False, rounds=None, dsn=None, output=None):
+    """Benchmark against the earlier design, the floor, Python's start-up and dbmate (bench/run.py)."""
+    import shlex
+    import sys
+
+    command = [sys.executable, str(Path(__file__).resolve().parent / "bench" / "run.py")]
+    command += ["--quick"] if quick else []
+    command += ["--rounds", str(rounds)] if rounds else []
+    command += ["--dsn", dsn] if dsn else []
+    command += ["--output", output] if output else []
+    c.run(shlex.join(command), pty=False)

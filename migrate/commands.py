@@ -199,7 +199,8 @@ def migrate(
             for index, item in enumerate(todo, start=1):
                 current = item
                 done = apply_version(connection, item, scripts[(item.track.name, item.version)],
-                                     settings.schema, settings.root, applied_by, settings, psql)
+                                     settings.schema, settings.root, applied_by, settings, psql,
+                                     flush=index == len(todo))  # one WAL flush per run (runner.py)
                 result.applied.append(done)
                 current = None
                 if not as_json:

@@ -37,6 +37,10 @@ PERMANENT_CONNECT_ERRORS = (
     "certificate verify failed",
 )
 TRANSIENT_CONNECT_ERRORS = ("temporary failure in name resolution", "the database system is")
+# Retry and lock polls grow from 50 ms to at most this: a poll of a local server costs well under
+# a millisecond, and a 1 s step let migrations start up to a second after the server (or the lock)
+# became available (bench/RESULTS.md: target 250 ms).
+MAX_POLL_INTERVAL = 0.1
 
 
 @dataclass(frozen=True)
@@ -203,7 +207,7 @@ def wait_until_ready(
             )
         log.debug("database not ready (%s); retrying in %.2f s", last, delay)
         sleep(min(delay, remaining))
-        delay = min(delay * 2, settings.wait_max_interval)
+        delay = min(delay * 2, settings.wait_max_interval, MAX_POLL_INTERVAL)
 
 
 def lock_key(schema: str) -> int:
@@ -295,18 +299,19 @@ def acquire_run_lock(
             cursor.execute("SELECT pg_try_advisory_lock(%s)", (key,))
             if cursor.fetchone()[0]:
                 return
-            holder = describe_lock_holder(connection, key)
+            # who holds it is asked only when told (pg_locks x pg_stat_activity is no poll for 7 waiters)
             if not announced and on_wait is not None:
-                on_wait(holder)
+                on_wait(describe_lock_holder(connection, key))
                 announced = True
             remaining = deadline - time.monotonic()
             if remaining <= 0:
+                holder = describe_lock_holder(connection, key)
                 raise LockTimeout(
                     f"another migration run holds the lock on schema {settings.schema!r} ({holder}) "
                     f"after waiting {settings.lock_timeout:g} s; let it finish, or raise MIGRATE_LOCK_TIMEOUT"
                 )
             sleep(min(delay, remaining))
-            delay = min(delay * 2, 1.0)
+            delay = min(delay * 2, MAX_POLL_INTERVAL)
 
 
 def describe_lock_holder(connection: Any, key: int) -> str:

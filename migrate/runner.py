@@ -8,6 +8,13 @@ autocommit and is recorded after its last statement; a failure says which statem
 committed, and names any INVALID index a failed CONCURRENTLY build left behind. A version
 with a file that needs psql goes to psql whole (see psqlexec).
 
+Commit flushes: each transaction but the run's last commits with `synchronous_commit = off`
+(SET LOCAL, after the session reset, so only that transaction), so N migrations cost one WAL
+flush instead of N (bench/RESULTS.md). Every migration stays atomic with its history row: a
+server crash can lose only a suffix of those commits, each migration together with its row,
+and the next run re-applies them. The last migration (and any `failed` row) commits
+synchronously, which flushes the WAL of every earlier one, so exit 0 means all is on disk.
+
 A lock timeout (SQLSTATE 55P03, from the session's lock_timeout) is retried with backoff
 up to MIGRATE_LOCK_RETRIES times: the whole version when it was rolled back, the failed
 statement alone when the statements before it are committed (no transaction). Every try
@@ -40,6 +47,7 @@ LOCK_NOT_AVAILABLE = "55P03"
 # Each file once ran in its own psql session: undo whatever session state a file set (search_path,
 # role, timeouts) before the history row and before the next file. Connection-level options stay.
 RESET_SESSION = "RESET SESSION AUTHORIZATION;\nRESET ROLE;\nRESET ALL"
+NO_FLUSH = "SET LOCAL synchronous_commit = off"
 
 
 @dataclass(frozen=True)
@@ -83,12 +91,16 @@ def apply_version(
     applied_by: str,
     settings: Settings | None = None,
     psql: str | None = None,
+    flush: bool = True,
 ) -> Applied:
-    """Apply one pending version and record it; on error record `failed` and raise MigrationFailed."""
+    """Apply one pending version and record it; on error record `failed` and raise MigrationFailed.
+
+    flush=False: commit without waiting for the WAL flush; the caller's last version must flush.
+    """
     assert info.files is not None
     interval = settings.heartbeat_interval if settings is not None else 0.0
     with Heartbeat(f"{info.track.name} {info.files.filenames}", interval) as beat:
-        return _apply(connection, info, scripts, schema, root, applied_by, settings, psql, beat)
+        return _apply(connection, info, scripts, schema, root, applied_by, settings, psql, beat, flush)
 
 
 def _apply(
@@ -101,6 +113,7 @@ def _apply(
     settings: Settings | None,
     psql: str | None,
     beat: Heartbeat,
+    flush: bool = True,
 ) -> Applied:
     assert info.files is not None
     context = _Context(info, schema, root, applied_by, this_host())
@@ -122,7 +135,7 @@ def _apply(
             if transactional:
                 applied_attempt = build_record_attempt(connection, schema, info.track.name, info.version,
                                                        info.files.filenames, APPLIED, context.host)
-                _run_in_one_transaction(connection, statements, record_sql + ";\n" + applied_attempt, beat)
+                _run_in_one_transaction(connection, statements, record_sql + ";\n" + applied_attempt, beat, flush)
             else:
                 _run_statement_by_statement(connection, statements, record_sql, started, context, resume_at, beat)
             return Applied(info, int((time.perf_counter() - started) * 1000), transactional, attempt)
@@ -156,7 +169,7 @@ def _note_retry(connection: Any, context: _Context, failure: _StatementFailed, e
 
 
 def _run_in_one_transaction(connection: Any, statements: list[Statement], record_sql: str,
-                            beat: Heartbeat | None = None) -> None:
+                            beat: Heartbeat | None = None, flush: bool = True) -> None:
     import psycopg2
 
     last = len(statements) - 1
@@ -165,7 +178,7 @@ def _run_in_one_transaction(connection: Any, statements: list[Statement], record
             prefix = BEGIN if index == 0 else ""
             query = prefix + statement.text
             if index == last:
-                query += ";\n" + RESET_SESSION + ";\n" + record_sql + ";\nCOMMIT"
+                query += ";\n" + RESET_SESSION + ";\n" + ("" if flush else NO_FLUSH + ";\n") + record_sql + ";\nCOMMIT"
             try:
                 if beat is not None:
                     beat.running(_describe(statement))

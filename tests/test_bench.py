@@ -1,0 +1,27 @@
+"""The benchmark's smoke run: it runs end to end and prints its table (no timing assertions)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+from conftest import REPO, Server
+
+
+def test_inv_bench_quick_runs_every_runner_and_prints_the_table(server: Server) -> None:
+    if server.kind != "embedded":
+        pytest.skip("the smoke run needs one server; it runs against the embedded one")
+    dsn = " ".join(f"{key}={value}" for key, value in server.params.items())
+    inv = shutil.which("inv") or "inv"
+    result = subprocess.run([inv, "bench", "--quick", "--dsn", dsn],
+                            cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "| set | action | tool ms |" in out
+    assert "tool/floor" in out and "tool/start-up" in out
+    for action in ("apply", "noop", "status"):
+        assert f"| N=5 | {action} |" in out
+    assert "## Peak memory" in out and "## Targets" in out
+    assert "- command: `python bench/run.py --quick --dsn 'host=" in out
+    assert "round 3: N=5 done" in result.stderr

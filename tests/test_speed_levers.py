@@ -1,0 +1,51 @@
+"""The speed changes from the benchmark (bench/RESULTS.md) keep the engine's promises.
+
+All but a run's last migration commit without waiting for the WAL flush (SET LOCAL
+synchronous_commit = off): each must still commit with its history row, a failure must still
+name its file:line:column (the longer BEGIN prefix must not shift the position), and stop the run.
+"""
+
+from __future__ import annotations
+
+from conftest import Database, Project
+
+
+def test_failure_after_unflushed_commits_keeps_them_and_names_the_column(project: Project, db: Database) -> None:
+    project.write("lanconnect", "001_a.sql", "CREATE TABLE IF NOT EXISTS speed_a (id int);")
+    project.write("lanconnect", "002_b.sql", "CREATE TABLE IF NOT EXISTS speed_b (id int);\n"
+                                             "SELECT id FROM no_such_table;\n")
+    project.write("lanconnect", "003_c.sql", "CREATE TABLE IF NOT EXISTS speed_c (id int);")
+    result = project.run("migrate")
+    assert result.code == 1
+    assert "migrations/lanconnect/002_b.sql:2:16: ERROR 42P01: relation \"no_such_table\" does not exist" in result.err
+    assert db.history("lanconnect") == [("001", "applied"), ("002", "failed")]
+    assert db.query("SELECT to_regclass('speed_a') IS NOT NULL, to_regclass('speed_b') IS NULL, "
+                    "to_regclass('speed_c') IS NULL") == [(True, True, True)]
+
+
+def test_many_migrations_are_all_recorded_and_the_session_setting_does_not_leak(
+        project: Project, db: Database) -> None:
+    # a trigger on the history table sees the setting each history row is committed with
+    project.write("lanconnect", "001_t.sql", """
+        CREATE TABLE commit_modes (version text, setting text, seen_by_file text);
+        CREATE FUNCTION log_commit_mode() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            INSERT INTO commit_modes VALUES (NEW.version, current_setting('synchronous_commit'), NULL);
+            RETURN NEW;
+        END $$;
+        CREATE TRIGGER log_commit_mode BEFORE INSERT ON langconnect.lanconnect_migration_versions
+            FOR EACH ROW EXECUTE FUNCTION log_commit_mode();
+    """)
+    for number in range(2, 6):
+        project.write("lanconnect", f"00{number}_t.sql",
+                      f"INSERT INTO commit_modes VALUES ('file {number}', NULL, "
+                      "current_setting('synchronous_commit'));")
+    result = project.run("migrate")
+    assert result.code == 0, result.err
+    assert [row[1] for row in db.history("lanconnect")] == ["applied"] * 5
+    rows = db.query("SELECT version, setting FROM commit_modes WHERE setting IS NOT NULL ORDER BY version")
+    # SET LOCAL just before the history row: per transaction, and the run's last one flushes
+    assert rows == [("001", "off"), ("002", "off"), ("003", "off"), ("004", "off"), ("005", "on")]
+    # the migrations themselves run with the server's setting: the tool changes nothing they see
+    seen = db.query("SELECT seen_by_file FROM commit_modes WHERE seen_by_file IS NOT NULL")
+    assert seen == [("on",)] * 4
