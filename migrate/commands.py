@@ -17,10 +17,8 @@ from typing import Any, Callable
 
 from migrate import report
 from migrate.database import (
-    acquire_run_lock,
     connection_params,
-    enable_dead_client_check,
-    ensure_session_is_pinned,
+    open_locked_session,
     this_host,
     wait_until_ready,
 )
@@ -169,12 +167,8 @@ def migrate(
         require_disposable(settings, "MIGRATION_RESET_SCHEMA=true")
     tracks = build_tracks(settings.migrations_dir)
     versions = find_all_versions(settings, tracks)
-    connection = wait_until_ready(settings, require_primary=True)
+    connection = open_locked_session(settings)
     try:
-        ensure_session_is_pinned(connection, settings)
-        enable_dead_client_check(connection)
-        acquire_run_lock(connection, settings,
-                         on_wait=lambda holder: log.info("waiting for the run lock (%s)", holder))
         # plan, parse and lint before writing anything: bad input leaves the database exactly as it was
         plan = _read_plan(settings, connection, tracks, versions)
         validate_plan(plan, settings.root)
@@ -291,11 +285,8 @@ def reset(settings: Settings, yes: bool = False, ask: Callable[[str], str] | Non
     from migrate.guards import drop_and_recreate_schema, require_disposable
 
     require_disposable(settings, "reset")
-    connection = wait_until_ready(settings, require_primary=True)
+    connection = open_locked_session(settings)
     try:
-        ensure_session_is_pinned(connection, settings)
-        acquire_run_lock(connection, settings,
-                         on_wait=lambda holder: log.info("waiting for the run lock (%s)", holder))
         if settings.confirm and not yes:
             if ask is None and not sys.stdin.isatty():
                 raise Refused(f"environment {settings.env_name!r} requires confirmation (MIGRATE_CONFIRM) "

@@ -366,3 +366,21 @@ def enable_dead_client_check(connection: Any, interval_ms: int = 1000) -> None:
         return
     with connection.cursor() as cursor:
         cursor.execute("SET client_connection_check_interval = %s", (int(interval_ms),))
+
+
+def open_locked_session(settings: Settings) -> Any:
+    """A connection to the primary that holds the run lock: what every writing command starts with.
+
+    Refuses transaction-mode poolers, asks the server to notice a dead client (so a killed
+    runner's work is rolled back and its lock freed), then waits for the lock.
+    """
+    connection = wait_until_ready(settings, require_primary=True)
+    try:
+        ensure_session_is_pinned(connection, settings)
+        enable_dead_client_check(connection)
+        acquire_run_lock(connection, settings,
+                         on_wait=lambda holder: log.info("waiting for the run lock (%s)", holder))
+    except BaseException:
+        connection.close()
+        raise
+    return connection

@@ -15,9 +15,7 @@ from typing import Any
 
 from migrate import __version__, report
 from migrate.database import (
-    acquire_run_lock,
-    enable_dead_client_check,
-    ensure_session_is_pinned,
+    open_locked_session,
     this_host,
     wait_until_ready,
 )
@@ -65,12 +63,8 @@ class BaselineResult:
 
 def _open_locked(settings: Settings) -> Any:
     """A primary connection holding the run lock, with the history tables in place."""
-    connection = wait_until_ready(settings, require_primary=True)
+    connection = open_locked_session(settings)
     try:
-        ensure_session_is_pinned(connection, settings)
-        enable_dead_client_check(connection)
-        acquire_run_lock(connection, settings,
-                         on_wait=lambda holder: log.info("waiting for the run lock (%s)", holder))
         ensure_history_tables(connection, settings.schema, build_tracks(settings.migrations_dir))
     except BaseException:
         connection.close()
