@@ -348,7 +348,7 @@ def wait(settings: Settings, timeout: float | None = None) -> float:
     connection = wait_until_ready(settings, timeout)
     connection.close()
     elapsed = time.monotonic() - started
-    print(f"Database ready: {_database_label(settings)} ({elapsed:.2f} s)")
+    report.print_line(f"Database ready: {_database_label(settings)} ({elapsed:.2f} s)")
     return elapsed
 
 
@@ -357,10 +357,10 @@ def db_stop(settings: Settings) -> bool:
     from migrate.embedded import stop
 
     if settings.embedded_pgdata is None:
-        print(f"Environment {settings.env_name!r} does not use the embedded PostgreSQL; nothing to stop.")
+        report.print_line(f"Environment {settings.env_name!r} does not use the embedded PostgreSQL; nothing to stop.")
         return False
     stopped = stop(settings.embedded_pgdata)
-    print("Embedded PostgreSQL stopped." if stopped else "Embedded PostgreSQL was not running.")
+    report.print_line("Embedded PostgreSQL stopped." if stopped else "Embedded PostgreSQL was not running.")
     return stopped
 
 

@@ -105,6 +105,11 @@ def print_dry_run(plan: Plan, modes: dict[tuple[str, str], str], environment: st
         print(tabulate(rows, headers=["version", "file", "mode", "note"], disable_numparse=True), file=out)
 
 
+def print_line(line: str, stream: TextIO | None = None) -> None:
+    """One plain result line on stdout (wait, db-stop)."""
+    print(line, file=_out(stream), flush=True)
+
+
 def print_applied(index: int, total: int, track: str, filenames: str, execution_ms: int,
                   stream: TextIO | None = None) -> None:
     print(f"[{index}/{total}] {track} {filenames}  {execution_ms} ms", file=_out(stream), flush=True)
