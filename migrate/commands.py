@@ -445,12 +445,12 @@ def lint(settings: Settings, paths: list[str] | None = None, as_json: bool = Fal
 
 def _lint_pending(settings: Settings, plan: Plan) -> None:
     """Lint errors of the files about to run: warnings, or fatal with MIGRATE_LINT=strict."""
-    if settings.lint_mode == "off":
+    files = [f for item in plan.to_apply() if item.files for f in item.files.files]
+    if settings.lint_mode == "off" or not files:
         return
     from migrate.errors import ValidationError
     from migrate.lint import lint_files
 
-    files = [f for item in plan.to_apply() if item.files for f in item.files.files]
     strict = settings.lint_mode == "strict"
     try:
         errors = lint_files(settings, files).errors if files else []

@@ -9,6 +9,7 @@ checksum covers every file, so a file added later under an applied number shows 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,8 +93,11 @@ def find_migration_versions(track: Track, root: Path) -> list[MigrationVersion]:
         raise ConfigError(f"{display_path(directory, root)}: a track folder is expected here, found a file")
     bad: list[Path] = []
     files: list[MigrationFile] = []
-    for path in sorted(directory.iterdir(), key=lambda p: p.name):
-        if path.is_dir() or is_ignored(path):
+    with os.scandir(directory) as entries:  # scandir: the file type comes with the listing, no stat per file
+        listed = sorted((entry.name, entry.is_dir()) for entry in entries)
+    for name, is_directory in listed:
+        path = directory / name
+        if is_directory or is_ignored(path):
             continue
         match = NAME_RE.match(path.name)
         if not match:
