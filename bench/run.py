@@ -57,24 +57,24 @@ class Server:
         return connection
 
     def url(self, dbname: str) -> str:
-        host = self.params.get("host", "localhost")
-        port = self.params.get("port", "5432")
-        user = self.params.get("user", "postgres")
-        password = self.params.get("password")
-        auth = f"{user}:{password}" if password else user
-        if host.startswith("/"):
-            return f"postgresql://{auth}@/{dbname}?host={host}&port={port}"
-        return f"postgresql://{auth}@{host}:{port}/{dbname}"
+        return self._url(dbname, "postgresql", "host", "")
 
     def dbmate_url(self, dbname: str) -> str:
+        return self._url(dbname, "postgres", "socket", "&sslmode=disable" if self._is_socket() else "?sslmode=disable")
+
+    def _is_socket(self) -> bool:
+        return self.params.get("host", "localhost").startswith("/")
+
+    def _url(self, dbname: str, scheme: str, socket_key: str, extra: str) -> str:
+        """A URL for `dbname`; a Unix-socket host goes in a query parameter (`host` for libpq, `socket` for dbmate)."""
         host = self.params.get("host", "localhost")
         port = self.params.get("port", "5432")
         user = self.params.get("user", "postgres")
         password = self.params.get("password")
         auth = f"{user}:{password}" if password else user
-        if host.startswith("/"):
-            return f"postgres://{auth}@/{dbname}?socket={host}&port={port}&sslmode=disable"
-        return f"postgres://{auth}@{host}:{port}/{dbname}?sslmode=disable"
+        if self._is_socket():
+            return f"{scheme}://{auth}@/{dbname}?{socket_key}={host}&port={port}{extra}"
+        return f"{scheme}://{auth}@{host}:{port}/{dbname}{extra}"
 
     def create_database(self) -> str:
         name = f"bench_{uuid.uuid4().hex[:12]}"

@@ -64,19 +64,11 @@ def _table(schema: str) -> Any:
     return sql.Identifier(schema, ATTEMPTS_TABLE)
 
 
-def ensure_attempts_sql(connection: Any, schema: str) -> str | None:
-    """The CREATE TABLE for the attempt log, or None when it exists (no DDL lock on routine runs)."""
+def build_attempts_ddl(connection: Any, schema: str) -> str:
+    """The CREATE TABLE of the attempt log (history.ensure_history_tables runs it when the table is missing)."""
     from psycopg2 import sql
 
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT to_regclass(%s)", (f"{_quote(schema)}.{ATTEMPTS_TABLE}",))
-        if cursor.fetchone()[0] is not None:
-            return None
     return sql.SQL(ATTEMPTS_DDL).format(table=_table(schema)).as_string(connection)
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def build_record_attempt(
@@ -138,7 +130,7 @@ def read_attempts(connection: Any, schema: str, limit: int) -> list[Attempt] | N
     from psycopg2 import sql
 
     with connection.cursor() as cursor:
-        cursor.execute("SELECT to_regclass(%s)", (f"{_quote(schema)}.{ATTEMPTS_TABLE}",))
+        cursor.execute("SELECT to_regclass(%s)", (_table(schema).as_string(connection),))
         if cursor.fetchone()[0] is None:
             return None
         cursor.execute(sql.SQL("SELECT {} FROM {} ORDER BY started_at DESC, id DESC LIMIT %s").format(

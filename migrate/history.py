@@ -65,9 +65,10 @@ def _table(schema: str, track: Track) -> Any:
     return sql.Identifier(schema, track.history_table)
 
 
-def read_existing_columns(connection: Any, schema: str, tracks: Iterable[Track]) -> dict[str, set[str]]:
-    """For each history table that exists: its column names. Absent tables are left out."""
-    names = [track.history_table for track in tracks]
+def read_existing_columns(connection: Any, schema: str, tracks: Iterable[Track],
+                          also: Iterable[str] = ()) -> dict[str, set[str]]:
+    """For each history table (and table named in `also`) that exists: its column names."""
+    names = [track.history_table for track in tracks] + list(also)
     with connection.cursor() as cursor:
         cursor.execute(
             """
@@ -87,12 +88,13 @@ def ensure_history_tables(connection: Any, schema: str, tracks: list[Track]) -> 
     """Create the schema and tables, or add missing columns; returns what it changed."""
     from psycopg2 import sql
 
-    from migrate.attempts import ATTEMPTS_TABLE, ensure_attempts_sql
+    from migrate.attempts import ATTEMPTS_TABLE, build_attempts_ddl
 
-    existing = read_existing_columns(connection, schema, tracks)
+    # one catalog query; DDL (and its lock) only when something is missing
+    existing = read_existing_columns(connection, schema, tracks, also=[ATTEMPTS_TABLE])
     wanted = {name for name, _ in ADDED_COLUMNS}
     todo = [t for t in tracks if t.history_table not in existing or wanted - existing[t.history_table]]
-    attempts_ddl = ensure_attempts_sql(connection, schema)
+    attempts_ddl = None if ATTEMPTS_TABLE in existing else build_attempts_ddl(connection, schema)
     if not todo and attempts_ddl is None:
         return []
     changes: list[str] = []

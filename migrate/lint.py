@@ -27,7 +27,7 @@ from migrate.errors import ConfigError, ValidationError
 from migrate.paths import display_path
 from migrate.settings import Settings
 from migrate.sqlfiles import NAME_RE, MigrationFile, checksum_of, find_migration_versions, is_ignored
-from migrate.statements import PG_DUMP_RESTRICT_LINE, Statement, locate, parse_file
+from migrate.statements import PG_DUMP_RESTRICT_LINE, Statement, allowed_schemas, locate, parse_file
 from migrate.tracks import build_tracks
 
 ERROR, WARNING = "error", "warning"
@@ -94,7 +94,6 @@ RULES: dict[str, Rule] = {rule.id: rule for rule in (
 )}
 
 IGNORE_MARKER = re.compile(r"^\s*--\s*migrate:lint-ignore\b(.*)$", re.IGNORECASE)
-ALLOW_SCHEMA_MARKER = re.compile(r"^\s*--\s*migrate:allow-schema\b(.*)$", re.IGNORECASE | re.MULTILINE)
 COMMENT_LINE = re.compile(r"^\s*--")
 GUARD_CONDITION = re.compile(r"\bexists\b|\bfound\b|\bto_reg[a-z]*\s*\(|\bpg_[a-z_]+|\binformation_schema\b",
                              re.IGNORECASE)
@@ -214,7 +213,7 @@ class _FileLinter:
         self.settings = settings
         self.path = path
         self.text = text
-        self.protected = set(settings.protected_schemas) - _allowed_schemas(text)
+        self.protected = set(settings.protected_schemas) - allowed_schemas(text)
         self.findings: list[tuple[int, Finding]] = []  # (statement index, finding)
         self.dropped: list[_Key] = []
         self.created_tables: set[tuple[str | None, str]] = set()
@@ -628,13 +627,6 @@ def _do_body_statements(body: str) -> list[tuple[int, str, bool]]:
 
     walk(tree, False)
     return found
-
-
-def _allowed_schemas(text: str) -> set[str]:
-    allowed: set[str] = set()
-    for match in ALLOW_SCHEMA_MARKER.finditer(text):
-        allowed.update(name for name in re.split(r"[\s,]+", match.group(1).strip()) if name)
-    return allowed
 
 
 def _ignore_markers(text: str) -> list[tuple[int, int, list[str]]]:

@@ -98,34 +98,26 @@ def apply_version(
     flush=False: commit without waiting for the WAL flush; the caller's last version must flush.
     """
     assert info.files is not None
-    interval = settings.heartbeat_interval if settings is not None else 0.0
-    with Heartbeat(f"{info.track.name} {info.files.filenames}", interval) as beat:
-        return _apply(connection, info, scripts, schema, root, applied_by, settings, psql, beat, flush)
-
-
-def _apply(
-    connection: Any,
-    info: MigrationInfo,
-    scripts: list[Script],
-    schema: str,
-    root: Path,
-    applied_by: str,
-    settings: Settings | None,
-    psql: str | None,
-    beat: Heartbeat,
-    flush: bool = True,
-) -> Applied:
-    assert info.files is not None
     context = _Context(info, schema, root, applied_by, this_host())
     retries = settings.lock_retries if settings is not None else 0
     delay = settings.lock_retry_delay if settings is not None else 1.0
-    if any(script.needs_psql for script in scripts):
-        beat.running("psql")
-        return _apply_with_psql(connection, context, scripts, settings, psql, retries, delay)
+    interval = settings.heartbeat_interval if settings is not None else 0.0
+    with Heartbeat(f"{info.track.name} {info.files.filenames}", interval) as beat:
+        if any(script.needs_psql for script in scripts):
+            beat.running("psql")
+            return _apply_with_psql(connection, context, scripts, settings, psql, retries, delay)
+        return _apply_statements(connection, context, scripts, beat, flush, retries, delay)
+
+
+def _apply_statements(connection: Any, context: _Context, scripts: list[Script], beat: Heartbeat, flush: bool,
+                      retries: int, delay: float) -> Applied:
+    """The builtin executor: one transaction (or statement by statement), retried on lock timeouts."""
+    info, schema = context.info, context.schema
+    assert info.files is not None
     statements = [statement for script in scripts for statement in script.statements]
     transactional = all(script.transactional for script in scripts)
     record_sql = build_record_applied(connection, schema, info.track, info.version, info.files.filenames,
-                                      info.files.checksum, applied_by)
+                                      info.files.checksum, context.applied_by)
     invalid_before = set() if transactional else read_invalid_indexes(connection)
     started = time.perf_counter()
     resume_at = 0

@@ -119,27 +119,7 @@ def parse_file(migration_file: MigrationFile, root: Path, executor: str = "built
         raise ValidationError(
             f"{where}:1:1: the migration file holds no SQL statement, only comments; write its SQL or delete it"
         )
-    lines = _Lines(text)
-    statements = []
-    for index, raw in enumerate(raw_statements, start=1):
-        start = raw.stmt_location or 0
-        length = raw.stmt_len or (len(text) - start)
-        body = text[start:start + length]
-        # stmt_location may point at leading whitespace/comments the parser skipped
-        stripped = body.lstrip()
-        start += len(body) - len(stripped)
-        line, column = lines.locate(start)
-        node = raw.stmt
-        statements.append(Statement(
-            file=migration_file,
-            index=index,
-            text=stripped.rstrip(),
-            offset=start,
-            line=line,
-            column=column,
-            no_transaction=_no_transaction_reason(node),
-            transaction_control=type(node).__name__ == "TransactionStmt",
-        ))
+    statements = _build_statements(migration_file, text, raw_statements)
     script = Script(migration_file, tuple(statements), no_transaction=_file_reason(text, statements))
     if executor == "psql":
         return Script(migration_file, script.statements, script.no_transaction, needs_psql="MIGRATE_EXECUTOR=psql")
@@ -162,29 +142,42 @@ def _psql_file_reason(text: str) -> str | None:
     except parser.ParseError:
         raw_statements = None
     if raw_statements is None:
-        for marker in NO_TRANSACTION_MARKERS:
-            found = marker.search(text)
-            if found:
-                return f"marker {found.group(0).strip()!r}"
+        marker = _marker_reason(text)
+        if marker:
+            return marker
         control = TRANSACTION_CONTROL_LINE.search(sql_only)
         if control:
             line, _ = locate(text, control.start())
             return f"manages its own transactions (line {line})"
         return None
-    lines = _Lines(sql_only)
+    # classification only, never run: the statements carry no file
+    return _file_reason(text, _build_statements(None, sql_only, raw_statements))  # type: ignore[arg-type]
+
+
+def _build_statements(migration_file: MigrationFile, text: str, raw_statements: Any) -> list[Statement]:
+    """Statements with their text, position and what they need, from pglast's raw statements."""
+    lines = _Lines(text)
     statements = []
     for index, raw in enumerate(raw_statements, start=1):
         start = raw.stmt_location or 0
-        body = sql_only[start:]
-        start += len(body) - len(body.lstrip())
+        length = raw.stmt_len or (len(text) - start)
+        body = text[start:start + length]
+        # stmt_location may point at leading whitespace/comments the parser skipped
+        stripped = body.lstrip()
+        start += len(body) - len(stripped)
         line, column = lines.locate(start)
+        node = raw.stmt
         statements.append(Statement(
-            file=None,  # type: ignore[arg-type]  # classification only, never run
-            index=index, text="", offset=start, line=line, column=column,
-            no_transaction=_no_transaction_reason(raw.stmt),
-            transaction_control=type(raw.stmt).__name__ == "TransactionStmt",
+            file=migration_file,
+            index=index,
+            text=stripped.rstrip(),
+            offset=start,
+            line=line,
+            column=column,
+            no_transaction=_no_transaction_reason(node),
+            transaction_control=type(node).__name__ == "TransactionStmt",
         ))
-    return _file_reason(text, statements)
+    return statements
 
 
 def _variable_placeholder(match: re.Match[str]) -> str:
@@ -235,11 +228,29 @@ def _psql_reason(text: str) -> str | None:
     return None
 
 
-def _file_reason(text: str, statements: list[Statement]) -> str | None:
+ALLOW_SCHEMA_MARKER = re.compile(r"^\s*--\s*migrate:allow-schema\b(.*)$", re.IGNORECASE | re.MULTILINE)
+
+
+def allowed_schemas(text: str) -> set[str]:
+    """Protected schemas a file allows itself to change: `-- migrate:allow-schema storage[, auth]` (lint, verify)."""
+    allowed: set[str] = set()
+    for match in ALLOW_SCHEMA_MARKER.finditer(text):
+        allowed.update(name for name in re.split(r"[\s,]+", match.group(1).strip()) if name)
+    return allowed
+
+
+def _marker_reason(text: str) -> str | None:
     for marker in NO_TRANSACTION_MARKERS:
         found = marker.search(text)
         if found:
             return f"marker {found.group(0).strip()!r}"
+    return None
+
+
+def _file_reason(text: str, statements: list[Statement]) -> str | None:
+    marker = _marker_reason(text)
+    if marker:
+        return marker
     for statement in statements:
         if statement.transaction_control:
             return f"manages its own transactions (statement {statement.index}, line {statement.line})"

@@ -12,7 +12,6 @@ without a `-- migrate:allow-schema NAME` marker is reported.
 from __future__ import annotations
 
 import logging
-import re
 import secrets
 import time
 from collections.abc import Iterator
@@ -29,12 +28,11 @@ from migrate.plan import build_plan
 from migrate.runner import apply_version
 from migrate.settings import Settings
 from migrate.sqlfiles import MigrationVersion
-from migrate.statements import Script, locate, parse_file
+from migrate.statements import Script, allowed_schemas, locate, parse_file
 from migrate.tracks import Track
 
 log = logging.getLogger("migrate")
 
-ALLOW_SCHEMA_MARKER = re.compile(r"^[ \t]*--[ \t]*migrate:allow-schema[ \t]+([^\n]+)$", re.IGNORECASE | re.MULTILINE)
 
 # Finding kinds (stable: they appear in --json output)
 FIRST_RUN_ERROR = "first-run-error"
@@ -74,14 +72,6 @@ class VerifyResult:
     runs: list[FileRun] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     dropped: bool = False
-
-
-def allowed_schemas(text: str) -> set[str]:
-    """Schemas a file allows itself to change: `-- migrate:allow-schema storage[, auth]`."""
-    allowed: set[str] = set()
-    for match in ALLOW_SCHEMA_MARKER.finditer(text):
-        allowed.update(name for name in re.split(r"[\s,]+", match.group(1).strip()) if name)
-    return allowed
 
 
 def scratch_name() -> str:

@@ -17,6 +17,7 @@ import tempfile
 import textwrap
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -166,22 +167,32 @@ class Database:
         )
 
 
-@pytest.fixture
-def db(server: Server) -> Iterator[Database]:
+@contextmanager
+def fresh_database(server: Server) -> Iterator[Database]:
+    """A newly created database on `server`, dropped (its sessions ended) afterwards."""
     name = f"mt_{uuid.uuid4().hex[:16]}"
     admin = server.connect()
     with admin.cursor() as cursor:
         cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     admin.close()
-    yield Database(server, name, server.url(name))
-    admin = server.connect()
-    with admin.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-            (name,),
-        )
-        cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
-    admin.close()
+    try:
+        yield Database(server, name, server.url(name))
+    finally:
+        admin = server.connect()
+        with admin.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s "
+                "AND pid <> pg_backend_pid()",
+                (name,),
+            )
+            cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+        admin.close()
+
+
+@pytest.fixture
+def db(server: Server) -> Iterator[Database]:
+    with fresh_database(server) as database:
+        yield database
 
 
 @dataclass

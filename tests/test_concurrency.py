@@ -117,33 +117,27 @@ def test_lock_timeout_exits_5_naming_the_holder(project: Project, db: Database) 
 
 
 def test_lock_is_per_database_and_names_the_holder_in_this_one(project: Project, db: Database) -> None:
-    from psycopg2 import sql
+    from conftest import fresh_database
 
     from migrate.database import lock_key
 
-    other_name = db.name + "_other"
-    admin = db.server.connect()
-    with admin.cursor() as cursor:
-        cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(other_name)))
-    other = db.server.connect(other_name)
-    here = db.connect()
-    try:
-        with other.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_lock(%s), pg_backend_pid()", (lock_key("langconnect"),))
-            other_pid = cursor.fetchone()[1]
-        project.write("lanconnect", "001_a.sql", "CREATE TABLE per_db (id int);")
-        free = project.run("migrate", env={"MIGRATE_LOCK_TIMEOUT": "0.3"})
-        assert free.code == 0, free.err  # a runner on another database does not block this one
-        project.write("lanconnect", "002_b.sql", "CREATE TABLE per_db_2 (id int);")
-        with here.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_lock(%s), pg_backend_pid()", (lock_key("langconnect"),))
-            here_pid = cursor.fetchone()[1]
-        blocked = project.run("migrate", env={"MIGRATE_LOCK_TIMEOUT": "0.3"})
-        assert blocked.code == 5
-        assert f"held by pid {here_pid} from " in blocked.err and f"pid {other_pid} " not in blocked.err
-    finally:
-        here.close()
-        other.close()
-        with admin.cursor() as cursor:
-            cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(other_name)))
-        admin.close()
+    with fresh_database(db.server) as other_db:
+        other = other_db.connect()
+        here = db.connect()
+        try:
+            with other.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_lock(%s), pg_backend_pid()", (lock_key("langconnect"),))
+                other_pid = cursor.fetchone()[1]
+            project.write("lanconnect", "001_a.sql", "CREATE TABLE per_db (id int);")
+            free = project.run("migrate", env={"MIGRATE_LOCK_TIMEOUT": "0.3"})
+            assert free.code == 0, free.err  # a runner on another database does not block this one
+            project.write("lanconnect", "002_b.sql", "CREATE TABLE per_db_2 (id int);")
+            with here.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_lock(%s), pg_backend_pid()", (lock_key("langconnect"),))
+                here_pid = cursor.fetchone()[1]
+            blocked = project.run("migrate", env={"MIGRATE_LOCK_TIMEOUT": "0.3"})
+            assert blocked.code == 5
+            assert f"held by pid {here_pid} from " in blocked.err and f"pid {other_pid} " not in blocked.err
+        finally:
+            here.close()
+            other.close()

@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 
 import pytest
-from conftest import Database, Project, Server
-from psycopg2 import sql
+from conftest import Database, Project, Server, fresh_database
 
 
 @pytest.fixture
 def other_db(server: Server) -> Iterator[Database]:
-    name = f"mt_{uuid.uuid4().hex[:16]}"
-    admin = server.connect()
-    with admin.cursor() as cursor:
-        cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    admin.close()
-    yield Database(server, name, server.url(name))
-    admin = server.connect()
-    with admin.cursor() as cursor:
-        cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-    admin.close()
+    with fresh_database(server) as database:
+        yield database
 
 
 def _environments(project: Project, other: Database) -> None:
