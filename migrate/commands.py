@@ -135,7 +135,7 @@ def dry_run(settings: Settings, as_json: bool = False) -> Plan:
     plan = read_plan_snapshot(settings)
     validate_plan(plan, settings.root)
     scripts = parse_pending(plan, settings)
-    _lint_pending(settings, plan)
+    _lint_pending(settings, plan, scripts)
     modes = _modes(scripts)
     _warn(plan)
     try:
@@ -173,7 +173,7 @@ def migrate(
         plan = _read_plan(settings, connection, tracks, versions)
         validate_plan(plan, settings.root)
         scripts = parse_pending(plan, settings)
-        _lint_pending(settings, plan)
+        _lint_pending(settings, plan, scripts)
         if settings.confirm and not yes and (plan.to_apply() or settings.reset_schema):
             _confirm(settings, plan, scripts, ask)  # asked before anything is written
         if settings.reset_schema:
@@ -189,17 +189,21 @@ def migrate(
         result = MigrateResult(plan)
         applied_by = f"{os.environ.get('USER') or os.environ.get('USERNAME') or 'unknown'}@{this_host()}"
         current: MigrationInfo | None = None
+        from migrate.heartbeat import Heartbeat
+
         try:
-            for index, item in enumerate(todo, start=1):
-                current = item
-                done = apply_version(connection, item, scripts[(item.track.name, item.version)],
-                                     settings.schema, settings.root, applied_by, settings, psql,
-                                     flush=index == len(todo))  # one WAL flush per run (runner.py)
-                result.applied.append(done)
-                current = None
-                if not as_json:
-                    report.print_applied(index, len(todo), item.track.name,
-                                         item.files.filenames if item.files else item.version, done.execution_ms)
+            with Heartbeat("", settings.heartbeat_interval) as beat:
+                for index, item in enumerate(todo, start=1):
+                    current = item
+                    done = apply_version(connection, item, scripts[(item.track.name, item.version)],
+                                         settings.schema, settings.root, applied_by, settings, psql,
+                                         flush=index == len(todo), beat=beat)  # one WAL flush per run (runner.py)
+                    result.applied.append(done)
+                    current = None
+                    if not as_json:
+                        report.print_applied(index, len(todo), item.track.name,
+                                             item.files.filenames if item.files else item.version,
+                                             done.execution_ms)
         except MigrateError as error:
             if as_json:
                 report.print_json(_migrate_json(settings, result, error, current))
@@ -443,8 +447,11 @@ def lint(settings: Settings, paths: list[str] | None = None, as_json: bool = Fal
     return result
 
 
-def _lint_pending(settings: Settings, plan: Plan) -> None:
-    """Lint errors of the files about to run: warnings, or fatal with MIGRATE_LINT=strict."""
+def _lint_pending(settings: Settings, plan: Plan, scripts: dict[tuple[str, str], list[Script]]) -> None:
+    """Lint errors of the files about to run: warnings, or fatal with MIGRATE_LINT=strict.
+
+    The files are linted on the parse `parse_pending` made (pglast's tree is the costly part).
+    """
     files = [f for item in plan.to_apply() if item.files for f in item.files.files]
     if settings.lint_mode == "off" or not files:
         return
@@ -453,7 +460,8 @@ def _lint_pending(settings: Settings, plan: Plan) -> None:
 
     strict = settings.lint_mode == "strict"
     try:
-        errors = lint_files(settings, files).errors if files else []
+        parsed = {script.file.path: script for parts in scripts.values() for script in parts}
+        errors = lint_files(settings, files, parsed).errors
     except Exception as error:  # a bug in lint must not block a run that did not ask for strict
         if strict:
             raise

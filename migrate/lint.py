@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from migrate.errors import ConfigError, ValidationError
 from migrate.paths import display_path
 from migrate.settings import Settings
 from migrate.sqlfiles import NAME_RE, MigrationFile, checksum_of, find_migration_versions, is_ignored
-from migrate.statements import PG_DUMP_RESTRICT_LINE, Statement, allowed_schemas, locate, parse_file
+from migrate.statements import Script, Statement, allowed_schemas, blank_restrict_lines, locate, parse_file
 from migrate.tracks import build_tracks
 
 ERROR, WARNING = "error", "warning"
@@ -650,25 +650,27 @@ def _comment_block_above(lines: list[str], line: int) -> set[int]:
     return block
 
 
-def lint_file(settings: Settings, migration_file: MigrationFile) -> list[Finding]:
-    """Every finding of one file, ignore markers applied, in line order."""
+def lint_file(settings: Settings, migration_file: MigrationFile, script: Script | None = None) -> list[Finding]:
+    """Every finding of one file, ignore markers applied, in line order.
+
+    `script`: the file as migrate already parsed it (its pglast statements are reused, not parsed again).
+    """
     path = display_path(migration_file.path, settings.root)
-    try:
-        script = parse_file(migration_file, settings.root)
-    except ValidationError as error:
-        where, _, message = error.message.partition(": ")
-        parts = where.rsplit(":", 2)
-        line, column = (int(parts[1]), int(parts[2])) if len(parts) == 3 and parts[2].isdigit() else (1, 1)
-        text, _, remedy = message.partition("; ")
-        remedy = remedy.replace(" (nothing was applied)", "") or RULES["syntax-error"].fix
-        return [Finding(path, line, column, "syntax-error", text, remedy)]
-    if script.needs_psql:
+    if script is None:
+        try:
+            script = parse_file(migration_file, settings.root)
+        except ValidationError as error:
+            where, _, message = error.message.partition(": ")
+            parts = where.rsplit(":", 2)
+            line, column = (int(parts[1]), int(parts[2])) if len(parts) == 3 and parts[2].isdigit() else (1, 1)
+            text, _, remedy = message.partition("; ")
+            remedy = remedy.replace(" (nothing was applied)", "") or RULES["syntax-error"].fix
+            return [Finding(path, line, column, "syntax-error", text, remedy)]
+    if script.raws is None:
         return [Finding(path, 1, 1, "lint-skipped", f"the file needs psql ({script.needs_psql}); it was not linted",
                         RULES["lint-skipped"].fix)]
-    text = PG_DUMP_RESTRICT_LINE.sub(lambda m: " " * len(m.group(0)), migration_file.text)
-    from pglast import parser
-
-    raws = parser.parse_sql(text)
+    text = blank_restrict_lines(migration_file.text)
+    raws = script.raws
     linter = _FileLinter(settings, path, text)
     statements: list[Statement] = list(script.statements)
     for index, (statement, raw) in enumerate(zip(statements, raws, strict=True)):
@@ -756,9 +758,12 @@ def find_files_to_lint(settings: Settings, paths: Iterable[str] = ()) -> list[Mi
     return files
 
 
-def lint_files(settings: Settings, files: Iterable[MigrationFile]) -> LintResult:
+def lint_files(settings: Settings, files: Iterable[MigrationFile],
+               scripts: Mapping[Path, Script] | None = None) -> LintResult:
+    """Lint `files`; `scripts` (by file path) are files migrate already parsed, reused as they are."""
     result = LintResult()
+    parsed = scripts or {}
     for migration_file in files:
         result.files.append(display_path(migration_file.path, settings.root))
-        result.findings.extend(lint_file(settings, migration_file))
+        result.findings.extend(lint_file(settings, migration_file, parsed.get(migration_file.path)))
     return result

@@ -92,21 +92,29 @@ def apply_version(
     settings: Settings | None = None,
     psql: str | None = None,
     flush: bool = True,
+    beat: Heartbeat | None = None,
 ) -> Applied:
     """Apply one pending version and record it; on error record `failed` and raise MigrationFailed.
 
     flush=False: commit without waiting for the WAL flush; the caller's last version must flush.
+    beat: the run's heartbeat (one thread for every version); without it the version starts its own.
     """
     assert info.files is not None
+    if beat is None:
+        interval = settings.heartbeat_interval if settings is not None else 0.0
+        with Heartbeat("", interval) as own:
+            return apply_version(connection, info, scripts, schema, root, applied_by, settings, psql, flush, own)
     context = _Context(info, schema, root, applied_by, this_host())
     retries = settings.lock_retries if settings is not None else 0
     delay = settings.lock_retry_delay if settings is not None else 1.0
-    interval = settings.heartbeat_interval if settings is not None else 0.0
-    with Heartbeat(f"{info.track.name} {info.files.filenames}", interval) as beat:
+    beat.label = f"{info.track.name} {info.files.filenames}"
+    try:
         if any(script.needs_psql for script in scripts):
             beat.running("psql")
             return _apply_with_psql(connection, context, scripts, settings, psql, retries, delay)
         return _apply_statements(connection, context, scripts, beat, flush, retries, delay)
+    finally:
+        beat.idle()
 
 
 def _apply_statements(connection: Any, context: _Context, scripts: list[Script], beat: Heartbeat, flush: bool,

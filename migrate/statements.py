@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,9 @@ class Script:
     statements: tuple[Statement, ...]
     no_transaction: str | None = None
     needs_psql: str | None = None
+    # pglast's raw statements, kept so lint walks the same parse instead of parsing again;
+    # None for a file psql must run (its SQL is not parsed whole)
+    raws: tuple[Any, ...] | None = field(default=None, compare=False, repr=False)
 
     @property
     def transactional(self) -> bool:
@@ -120,10 +123,8 @@ def parse_file(migration_file: MigrationFile, root: Path, executor: str = "built
             f"{where}:1:1: the migration file holds no SQL statement, only comments; write its SQL or delete it"
         )
     statements = _build_statements(migration_file, text, raw_statements)
-    script = Script(migration_file, tuple(statements), no_transaction=_file_reason(text, statements))
-    if executor == "psql":
-        return Script(migration_file, script.statements, script.no_transaction, needs_psql="MIGRATE_EXECUTOR=psql")
-    return script
+    return Script(migration_file, tuple(statements), no_transaction=_file_reason(text, statements),
+                  needs_psql="MIGRATE_EXECUTOR=psql" if executor == "psql" else None, raws=tuple(raw_statements))
 
 
 def _psql_file_reason(text: str) -> str | None:

@@ -330,6 +330,21 @@ def test_migrate_warns_about_lint_errors_of_pending_files_and_applies(project: P
     assert "lint_bad" in db.tables("public")
 
 
+
+def test_migrate_lints_files_it_hands_to_psql_and_skips_only_real_psql_files(project: Project, db: Database) -> None:
+    """migrate lints its own parse of each file: MIGRATE_EXECUTOR=psql files are still linted,
+    a file with psql meta-commands is reported as not linted, as `inv lint` does."""
+    project.write("lanconnect", "001_bad.sql", BAD_FILE)
+    project.write("lanconnect", "002_meta.sql", "\\set n 1\nCREATE TABLE meta_t (id int);\n")
+    result = project.run("migrate", env={"MIGRATE_EXECUTOR": "psql"})
+    assert result.code == 0, result.err
+    assert ("migrate: warning: lint: migrations/lanconnect/001_bad.sql:1:14 idempotent-create-table error: "
+            "CREATE TABLE lint_bad has no IF NOT EXISTS") in result.err
+    assert [line for line in result.err.splitlines() if "lint" in line and "002_meta.sql" in line] == []
+    listed = project.run("lint", "migrations/lanconnect/002_meta.sql")
+    assert "lint-skipped" in listed.out, listed.out + listed.err
+    assert db.history("lanconnect") == [("001", "applied"), ("002", "applied")]
+
 def test_migrate_strict_refuses_before_anything_is_applied(project: Project, db: Database) -> None:
     project.write("lanconnect", "001_ok.sql", SEARCH_PATH + "CREATE TABLE IF NOT EXISTS ok (id int);\n")
     project.write("client_specific", "001_bad.sql", BAD_FILE)
