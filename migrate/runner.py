@@ -44,6 +44,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("migrate")
 BEGIN = "BEGIN;\n"
 LOCK_NOT_AVAILABLE = "55P03"
+# connection exceptions (08) and the server shutting down or crashing (57P01-57P03): nothing wrong with the file
+SERVER_GONE = ("08", "57P01", "57P02", "57P03")
 # Each file once ran in its own psql session: undo whatever session state a file set (search_path,
 # role, timeouts) before the history row and before the next file. Connection-level options stay.
 RESET_SESSION = "RESET SESSION AUTHORIZATION;\nRESET ROLE;\nRESET ALL"
@@ -380,8 +382,10 @@ def _fail(
             statement_number=statement.index if statement is not None else None, line=line))
     hint = f"; hint: {error.hint}" if error.hint else ""
     failed_at = f" at statement {statement.index}" if statement is not None else " in psql"
+    lost = connection.closed or (error.sqlstate or "").startswith(SERVER_GONE)
+    advice = ("the server ended the session, which is not the file's fault: check that the server is up and "
+              "run migrate again" if lost else "fix the file and run migrate again")
     raise MigrationFailed(
         f"{where}: ERROR {sqlstate}: {error.message}{detail}{hint}; {info.track.name} version "
-        f"{info.version} failed{failed_at}, {outcome}, {recorded}; "
-        "fix the file and run migrate again"
+        f"{info.version} failed{failed_at}, {outcome}, {recorded}; {advice}"
     )

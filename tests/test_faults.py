@@ -128,6 +128,8 @@ def test_database_restart_mid_run_fails_cleanly_then_completes(
     assert len(errors) == 1, err
     assert "Traceback" not in err
     assert "connection" in errors[0].lower() or "terminating" in errors[0].lower()
+    assert errors[0].endswith("the server ended the session, which is not the file's fault: "
+                              "check that the server is up and run migrate again"), errors[0]
     assert db.query("SELECT count(*) FROM public.run_counter") == [(2,)]
     assert "restart_3" not in db.tables("public")
     db.execute("INSERT INTO public.gate VALUES (now())")
