@@ -173,17 +173,19 @@ def stop(c, env="local", verbose=False):
 
 
 @task(name="repair", help={"env": "environment (default local)",
-                           "dry_run": "list what would change, write nothing", "verbose": "debug logs"})
-def repair(c, env="local", dry_run=False, verbose=False):
+                           "dry_run": "list what would change, write nothing",
+                           "yes": "do not ask on confirm-guarded environments", "verbose": "debug logs"})
+def repair(c, env="local", dry_run=False, yes=False, verbose=False):
     """Re-align stored checksums with the files (after a reviewed edit) and clear failed rows."""
     from migrate import maintenance
 
-    _run(env, verbose, lambda s: maintenance.repair(s, dry_run=dry_run))
+    _run(env, verbose, lambda s: maintenance.repair(s, dry_run=dry_run, yes=yes))
 
 
 @task(help={"version": "mark every version up to this one as applied (required)",
-            "track": "track (default lanconnect)", "env": "environment (default local)", "verbose": "debug logs"})
-def baseline(c, version=None, track=None, env="local", verbose=False):
+            "track": "track (default lanconnect)", "env": "environment (default local)",
+            "yes": "do not ask on confirm-guarded environments", "verbose": "debug logs"})
+def baseline(c, version=None, track=None, env="local", yes=False, verbose=False):
     """Mark every version up to --version as applied without running it (adopt an existing database)."""
     from migrate import maintenance
     from migrate.errors import ConfigError
@@ -191,7 +193,7 @@ def baseline(c, version=None, track=None, env="local", verbose=False):
     def action(settings):
         if version is None:
             raise ConfigError("baseline needs --version V (every version up to V is marked applied)")
-        return maintenance.baseline(settings, str(version), track)
+        return maintenance.baseline(settings, str(version), track, yes=yes)
 
     _run(env, verbose, action)
 

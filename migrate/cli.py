@@ -58,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--env", default="local", help="environment: envs/<env>.env (default: local); "
                         "status also takes `all` or a comma list")
     parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
-    parser.add_argument("--yes", action="store_true", help="apply without asking on confirm-guarded environments")
+    parser.add_argument("--yes", action="store_true",
+                        help="do not ask on confirm-guarded environments (migrate, reset, repair, baseline)")
     parser.add_argument("--timeout", type=float, default=None,
                         help="wait: seconds (default MAX_WAIT_TIME); status --env all: "
                         "connect timeout per environment (default 5)")
@@ -159,11 +160,11 @@ def run_maintenance(command: str, settings: Settings, args: argparse.Namespace) 
     from migrate.errors import ConfigError
 
     if command == "repair":
-        maintenance.repair(settings, dry_run=args.dry_run)
+        maintenance.repair(settings, dry_run=args.dry_run, yes=args.yes)
         return 0
     if args.baseline_version is None:
         raise ConfigError("baseline needs --version V (every version up to V is marked applied)")
-    maintenance.baseline(settings, args.baseline_version, args.track)
+    maintenance.baseline(settings, args.baseline_version, args.track, yes=args.yes)
     return 0
 
 

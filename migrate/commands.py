@@ -22,7 +22,7 @@ from migrate.database import (
     this_host,
     wait_until_ready,
 )
-from migrate.errors import MigrateError, Refused
+from migrate.errors import MigrateError
 from migrate.history import ensure_history_tables, read_history, record_adopted_checksums
 from migrate.plan import MigrationInfo, Plan, build_plan, validate_plan
 from migrate.psqlexec import require_psql
@@ -260,16 +260,12 @@ def _migrate_json(settings: Settings, result: MigrateResult, error: MigrateError
 
 def _confirm(settings: Settings, plan: Plan, scripts: dict[tuple[str, str], list[Script]],
              ask: Callable[[str], str] | None) -> None:
-    if ask is None and not sys.stdin.isatty():
-        raise Refused(
-            f"environment {settings.env_name!r} requires confirmation (MIGRATE_CONFIRM) and there is no "
-            "terminal to ask; review `dry-run` and pass --yes"
-        )
-    report.print_dry_run(plan, _modes(scripts), settings.env_name, _database_label(settings), settings.root,
-                         stream=sys.stderr)
-    answer = (ask or report.ask)(f"Apply {len(plan.to_apply())} migration(s) to {settings.env_name}? Type yes: ")
-    if answer.strip().lower() != "yes":
-        raise Refused(f"not confirmed: nothing was applied to {settings.env_name!r}")
+    from migrate.guards import confirm
+
+    confirm(settings, f"Apply {len(plan.to_apply())} migration(s) to {settings.env_name}?",
+            f"nothing was applied to {settings.env_name!r}", remedy="review `dry-run` and pass --yes", ask=ask,
+            show=lambda: report.print_dry_run(plan, _modes(scripts), settings.env_name, _database_label(settings),
+                                              settings.root, stream=sys.stderr))
 
 
 def status_environments(env: str, root: Path, as_json: bool = False, timeout: float | None = None) -> Any:
@@ -286,18 +282,13 @@ def status_environments(env: str, root: Path, as_json: bool = False, timeout: fl
 
 def reset(settings: Settings, yes: bool = False, ask: Callable[[str], str] | None = None) -> None:
     """Drop and recreate the app schema (history included); disposable environments only."""
-    from migrate.guards import drop_and_recreate_schema, require_disposable
+    from migrate.guards import confirm, drop_and_recreate_schema, require_disposable
 
     require_disposable(settings, "reset")
     connection = open_locked_session(settings)
     try:
-        if settings.confirm and not yes:
-            if ask is None and not sys.stdin.isatty():
-                raise Refused(f"environment {settings.env_name!r} requires confirmation (MIGRATE_CONFIRM) "
-                              "and there is no terminal to ask; pass --yes")
-            answer = (ask or report.ask)(f"Drop schema {settings.schema} on {settings.env_name}? Type yes: ")
-            if answer.strip().lower() != "yes":
-                raise Refused(f"not confirmed: nothing was changed on {settings.env_name!r}")
+        confirm(settings, f"Drop schema {settings.schema} on {settings.env_name}?",
+                f"nothing was changed on {settings.env_name!r}", yes=yes, ask=ask)
         drop_and_recreate_schema(connection, settings.schema)
     finally:
         connection.close()

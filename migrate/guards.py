@@ -1,5 +1,9 @@
 """Safety guards for destructive work: only disposable environments may lose their app schema.
 
+Confirmation: on an environment with MIGRATE_CONFIRM=true every command that writes (migrate,
+reset, repair, baseline) asks before it writes, and refuses (exit 6) without a terminal to ask
+unless --yes was given.
+
 `reset` (and the earlier script's MIGRATION_RESET_SCHEMA=true on migrate) drops the app
 schema with everything in it, history included. An environment must say it is disposable
 (MIGRATE_DISPOSABLE=true, as envs/local.env does) before either runs; staging and production
@@ -9,6 +13,8 @@ never say so, so a mistyped --env cannot wipe them.
 from __future__ import annotations
 
 import logging
+import sys
+from collections.abc import Callable
 from typing import Any
 
 from migrate.errors import Refused
@@ -28,6 +34,27 @@ def require_disposable(settings: Settings, what: str) -> None:
         f"{display_path(settings.env_file, settings.root)} only if its data may be thrown away); "
         "nothing was changed"
     )
+
+
+def confirm(settings: Settings, question: str, nothing: str, *, remedy: str = "pass --yes", yes: bool = False,
+            ask: Callable[[str], str] | None = None, show: Callable[[], None] | None = None) -> None:
+    """On a MIGRATE_CONFIRM environment, ask `question` (after `show()` printed what would change).
+
+    Raise Refused (exit 6) when there is no terminal to ask and no --yes (the message ends with
+    `remedy`), or when the answer is not `yes` (`nothing` says what was left untouched).
+    """
+    if not settings.confirm or yes:
+        return
+    if ask is None and not sys.stdin.isatty():
+        raise Refused(f"environment {settings.env_name!r} requires confirmation (MIGRATE_CONFIRM) and there is no "
+                      f"terminal to ask; {remedy}")
+    if show is not None:
+        show()
+    from migrate import report
+
+    answer = (ask or report.ask)(f"{question} Type yes: ")
+    if answer.strip().lower() != "yes":
+        raise Refused(f"not confirmed: {nothing}")
 
 
 def drop_and_recreate_schema(connection: Any, schema: str) -> None:

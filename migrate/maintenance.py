@@ -10,6 +10,8 @@ used implicitly: a changed file blocks `migrate` until a person decides.
 from __future__ import annotations
 
 import logging
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +22,7 @@ from migrate.database import (
     wait_until_ready,
 )
 from migrate.errors import ConfigError, ValidationError
+from migrate.guards import confirm
 from migrate.history import ensure_history_tables, read_existing_columns, read_history
 from migrate.plan import APPLIED, CHANGED, FAILED, MISSING, MigrationInfo, Plan, build_plan
 from migrate.settings import Settings
@@ -100,8 +103,12 @@ def build_repair_actions(plan: Plan) -> list[RepairAction]:
     return actions
 
 
-def repair(settings: Settings, dry_run: bool = False) -> RepairResult:
-    """Re-align stored checksums with the files and delete `failed` rows (pending again)."""
+def repair(settings: Settings, dry_run: bool = False, yes: bool = False,
+           ask: Callable[[str], str] | None = None) -> RepairResult:
+    """Re-align stored checksums with the files and delete `failed` rows (pending again).
+
+    On a MIGRATE_CONFIRM environment the changes are listed and confirmed before anything is written.
+    """
     tracks = build_tracks(settings.migrations_dir)
     if dry_run:
         connection = wait_until_ready(settings)
@@ -113,6 +120,11 @@ def repair(settings: Settings, dry_run: bool = False) -> RepairResult:
             log.warning("warning: %s", warning)
         result = RepairResult(build_repair_actions(plan), dry_run)
         if result.actions and not dry_run:
+            preview = RepairResult(result.actions, dry_run=True)
+            confirm(settings, f"Change {len(result.actions)} history row(s) on {settings.env_name}?",
+                    f"no history row was changed on {settings.env_name!r}",
+                    remedy="review `repair --dry-run` and pass --yes", yes=yes, ask=ask,
+                    show=lambda: report.print_repair(preview, stream=sys.stderr))
             _apply_repair(connection, settings.schema, tracks, result.actions)
     finally:
         connection.close()
@@ -149,8 +161,12 @@ def _parse_version(version: str) -> int:
     return int(text)
 
 
-def baseline(settings: Settings, version: str, track: str | None = None) -> BaselineResult:
-    """Mark every version of `track` up to `version` as applied, without running any of them."""
+def baseline(settings: Settings, version: str, track: str | None = None, yes: bool = False,
+             ask: Callable[[str], str] | None = None) -> BaselineResult:
+    """Mark every version of `track` up to `version` as applied, without running any of them.
+
+    On a MIGRATE_CONFIRM environment the count is confirmed before anything is written.
+    """
     up_to = _parse_version(version)
     track_name = track or track_names()[0]
     tracks = build_tracks(settings.migrations_dir)
@@ -182,6 +198,9 @@ def baseline(settings: Settings, version: str, track: str | None = None) -> Base
         result.entries = [BaselineEntry(target.name, i.version, i.files.filenames if i.files else "",
                                         i.row is None) for i in with_files]
         if todo:
+            confirm(settings, f"Mark {len(todo)} {target.name} version(s) up to {version} as applied without "
+                    f"running them on {settings.env_name}?", f"nothing was recorded on {settings.env_name!r}",
+                    yes=yes, ask=ask)
             _record_baseline(connection, settings.schema, target, todo)
     finally:
         connection.close()

@@ -135,3 +135,70 @@ def test_the_shipped_environments_are_guarded() -> None:
     local, staging, production = (load_settings(name, REPO, environ) for name in ("local", "staging", "production"))
     assert (local.disposable, staging.disposable, production.disposable) == (True, False, False)
     assert production.confirm is True
+
+
+def _checksum_of_001(db: Database) -> str:
+    return db.query("SELECT checksum FROM langconnect.lanconnect_migration_versions WHERE version = '001'")[0][0]
+
+
+def test_repair_on_a_guarded_environment_asks_before_it_writes(project: Project, db: Database) -> None:
+    _guarded(project, db)
+    project.write("lanconnect", "001_a.sql", "CREATE TABLE IF NOT EXISTS public.a (id int);")
+    assert project.run("migrate", "--env", "production", "--yes").code == 0
+    stored = _checksum_of_001(db)
+    project.write("lanconnect", "001_a.sql", "CREATE TABLE IF NOT EXISTS public.a (id int); -- reviewed\n")
+    refused = project.inv("repair", "--env", "production")
+    assert refused.code == 6
+    assert refused.err.strip() == (
+        "migrate: error: environment 'production' requires confirmation (MIGRATE_CONFIRM) and there is no "
+        "terminal to ask; review `repair --dry-run` and pass --yes")
+    assert _checksum_of_001(db) == stored
+    code, out, err = _run_on_a_terminal(project, "no", "repair", "--env", "production")
+    assert code == 6
+    assert "lanconnect 001 (001_a.sql): would re-align checksum sha256:" in err
+    assert "Change 1 history row(s) on production? Type yes: " in err
+    assert "migrate: error: not confirmed: no history row was changed on 'production'" in err
+    assert _checksum_of_001(db) == stored
+    code, out, err = _run_on_a_terminal(project, "yes", "repair", "--env", "production")
+    assert code == 0, err
+    assert "Repaired 1 history row(s)." in out
+    assert _checksum_of_001(db) != stored
+    assert project.run("repair", "--env", "production").code == 0  # nothing to change: no question
+
+
+def test_baseline_on_a_guarded_environment_asks_before_it_writes(project: Project, db: Database) -> None:
+    _guarded(project, db)
+    project.write("lanconnect", "001_a.sql", "CREATE TABLE public.a (id int);")
+    project.write("lanconnect", "002_b.sql", "CREATE TABLE public.b (id int);")
+    refused = project.run("baseline", "--version", "2", "--env", "production")
+    assert refused.code == 6
+    assert refused.err.strip().endswith("requires confirmation (MIGRATE_CONFIRM) and there is no terminal to ask; "
+                                        "pass --yes")
+    assert db.query("SELECT count(*) FROM langconnect.lanconnect_migration_versions") == [(0,)]
+    code, _, err = _run_on_a_terminal(project, "nope", "baseline", "--version", "2", "--env", "production")
+    assert code == 6
+    assert ("Mark 2 lanconnect version(s) up to 2 as applied without running them on production? Type yes: "
+            in err)
+    assert "migrate: error: not confirmed: nothing was recorded on 'production'" in err
+    assert db.query("SELECT count(*) FROM langconnect.lanconnect_migration_versions") == [(0,)]
+    accepted = project.inv("baseline", "--version", "2", "--env", "production", "--yes")
+    assert accepted.code == 0, accepted.err
+    assert db.history() == [("001", "applied"), ("002", "applied")]
+    assert db.tables("public") == []
+
+
+def test_reset_on_a_disposable_guarded_environment_asks(project: Project, db: Database) -> None:
+    _guarded(project, db, "scratch", "MIGRATE_DISPOSABLE=true\n")
+    _seed_on(project, "scratch")
+    code, _, err = _run_on_a_terminal(project, "no", "reset", "--env", "scratch")
+    assert code == 6
+    assert "Drop schema langconnect on scratch? Type yes: " in err
+    assert "migrate: error: not confirmed: nothing was changed on 'scratch'" in err
+    assert "a" in db.tables()
+    assert project.run("reset", "--env", "scratch", "--yes").code == 0
+    assert db.tables() == []
+
+
+def _seed_on(project: Project, env: str) -> None:
+    project.write("lanconnect", "001_a.sql", "CREATE TABLE IF NOT EXISTS langconnect.a (id int);")
+    assert project.run("migrate", "--env", env, "--yes").code == 0
