@@ -7,7 +7,6 @@ Same commands and exit codes as the Invoke tasks. `--status`, `--dry-run` and pl
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import sys
 from pathlib import Path
@@ -41,7 +40,7 @@ def apply_overrides(settings: Settings, host: str | None = None, port: str | Non
     connection = dict(settings.connection)
     connection.update(given)
     embedded = settings.embedded_pgdata if set(given) <= {"dbname"} else None
-    return dataclasses.replace(settings, connection=connection, embedded_pgdata=embedded)
+    return settings._replace(connection=connection, embedded_pgdata=embedded)
 
 
 def build_parser() -> argparse.ArgumentParser:

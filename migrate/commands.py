@@ -11,9 +11,8 @@ import logging
 import os
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from migrate import report
 from migrate.database import (
@@ -25,22 +24,32 @@ from migrate.database import (
 from migrate.errors import MigrateError
 from migrate.history import ensure_history_tables, read_history, record_adopted_checksums
 from migrate.plan import MigrationInfo, Plan, build_plan, validate_plan
-from migrate.psqlexec import require_psql
-from migrate.runner import Applied, apply_version
 from migrate.settings import Settings
 from migrate.sqlfiles import MigrationVersion, find_migration_versions
-from migrate.stack import Compose
-from migrate.statements import Script, parse_file
 from migrate.tracks import Track, build_tracks
+
+if TYPE_CHECKING:  # imported where they are used: a run with nothing pending never loads them
+    from migrate.runner import Applied
+    from migrate.stack import Compose
+    from migrate.statements import Script
 
 log = logging.getLogger("migrate")
 
 
-@dataclass
 class MigrateResult:
-    plan: Plan
-    applied: list[Applied] = field(default_factory=list)
-    adopted_checksums: int = 0
+    """What a migrate run did: the plan it read, the versions it applied, checksums it adopted."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.applied: list[Applied] = []
+        self.adopted_checksums = 0
+
+
+def parse_file(*args: Any, **kwargs: Any) -> Script:
+    """statements.parse_file, imported on first use: pglast costs start-up time a no-op run does not need."""
+    from migrate.statements import parse_file as parse
+
+    return parse(*args, **kwargs)
 
 
 def find_all_versions(settings: Settings, tracks: list[Track]) -> dict[str, list[MigrationVersion]]:
@@ -139,7 +148,7 @@ def dry_run(settings: Settings, as_json: bool = False) -> Plan:
     modes = _modes(scripts)
     _warn(plan)
     try:
-        require_psql(settings.psql_path, [s for parts in scripts.values() for s in parts], settings.root)
+        _require_psql(settings, scripts)
     except MigrateError as error:  # dry-run only warns: migrate will refuse (exit 4)
         log.warning("warning: %s", error.message.replace("; nothing was applied", ""))
     if as_json:
@@ -182,30 +191,17 @@ def migrate(
             drop_and_recreate_schema(connection, settings.schema)
             plan = _read_plan(settings, connection, tracks, versions)
             scripts = parse_pending(plan, settings)
-        psql = require_psql(settings.psql_path, [s for parts in scripts.values() for s in parts], settings.root)
+        todo = plan.to_apply()
+        psql = _require_psql(settings, scripts) if todo else None  # refused before anything is written
         ensure_history_tables(connection, settings.schema, tracks)
         _warn(plan)
-        todo = plan.to_apply()
         result = MigrateResult(plan)
-        applied_by = f"{os.environ.get('USER') or os.environ.get('USERNAME') or 'unknown'}@{this_host()}"
-        current: MigrationInfo | None = None
-        from migrate.heartbeat import Heartbeat
-
         try:
-            with Heartbeat("", settings.heartbeat_interval) as beat:
-                for index, item in enumerate(todo, start=1):
-                    current = item
-                    done = apply_version(connection, item, scripts[(item.track.name, item.version)],
-                                         settings.schema, settings.root, applied_by, settings, psql,
-                                         flush=index == len(todo), beat=beat)  # one WAL flush per run (runner.py)
-                    result.applied.append(done)
-                    current = None
-                    if not as_json:
-                        report.print_applied(index, len(todo), item.track.name,
-                                             item.files.filenames if item.files else item.version,
-                                             done.execution_ms)
+            if todo:
+                _apply_all(connection, settings, todo, scripts, psql, result, as_json)
         except MigrateError as error:
             if as_json:
+                current = todo[len(result.applied)] if len(result.applied) < len(todo) else None
                 report.print_json(_migrate_json(settings, result, error, current))
                 error.reported_as_json = True  # cli/tasks print no second one
             raise
@@ -217,6 +213,32 @@ def migrate(
     else:
         report.print_migrate_summary(len(result.applied), len(plan.items))
     return result
+
+
+def _require_psql(settings: Settings, scripts: dict[tuple[str, str], list[Script]]) -> str | None:
+    """The psql binary when a pending file needs it (None when none does); refuses when it is missing."""
+    from migrate.psqlexec import require_psql
+
+    return require_psql(settings.psql_path, [s for parts in scripts.values() for s in parts], settings.root)
+
+
+def _apply_all(connection: Any, settings: Settings, todo: list[MigrationInfo],
+               scripts: dict[tuple[str, str], list[Script]], psql: str | None, result: MigrateResult,
+               as_json: bool) -> None:
+    """Apply `todo` in order under one heartbeat; each applied version is printed once committed."""
+    from migrate.heartbeat import Heartbeat
+    from migrate.runner import apply_version
+
+    applied_by = f"{os.environ.get('USER') or os.environ.get('USERNAME') or 'unknown'}@{this_host()}"
+    with Heartbeat("", settings.heartbeat_interval) as beat:
+        for index, item in enumerate(todo, start=1):
+            done = apply_version(connection, item, scripts[(item.track.name, item.version)],
+                                 settings.schema, settings.root, applied_by, settings, psql,
+                                 flush=index == len(todo), beat=beat)  # one WAL flush per run (runner.py)
+            result.applied.append(done)
+            if not as_json:
+                report.print_applied(index, len(todo), item.track.name,
+                                     item.files.filenames if item.files else item.version, done.execution_ms)
 
 
 def _adopt_checksums(connection: Any, settings: Settings, plan: Plan) -> int:

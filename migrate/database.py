@@ -14,8 +14,7 @@ import os
 import re
 import socket
 import time
-from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, NamedTuple
 
 from migrate.errors import ConfigError, LockTimeout, UnreachableError
 from migrate.settings import Settings, scrub
@@ -43,8 +42,7 @@ TRANSIENT_CONNECT_ERRORS = ("temporary failure in name resolution", "the databas
 MAX_POLL_INTERVAL = 0.1
 
 
-@dataclass(frozen=True)
-class ServerError:
+class ServerError(NamedTuple):
     """What PostgreSQL said about a failed statement, as plain facts."""
 
     sqlstate: str

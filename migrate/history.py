@@ -9,9 +9,8 @@ Every identifier goes through psycopg2.sql.Identifier.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple
 
 from migrate import __version__
 from migrate.tracks import Track
@@ -39,8 +38,7 @@ ALL_COLUMNS = ("version", "applied_at", "description", "status", "error_message"
 )
 
 
-@dataclass(frozen=True)
-class HistoryRow:
+class HistoryRow(NamedTuple):
     """One row of a history table, whichever columns that table has."""
 
     track: str

@@ -8,8 +8,8 @@ inserted the row itself). `validate_plan` refuses to apply while anything is cha
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from migrate.errors import ValidationError
 from migrate.history import HistoryRow
@@ -20,8 +20,7 @@ from migrate.tracks import Track
 PENDING, APPLIED, FAILED, CHANGED, MISSING = "pending", "applied", "failed", "changed", "missing"
 
 
-@dataclass(frozen=True)
-class MigrationInfo:
+class MigrationInfo(NamedTuple):
     """What is known about one version of one track."""
 
     track: Track
@@ -43,12 +42,11 @@ class MigrationInfo:
         return None
 
 
-@dataclass(frozen=True)
-class Plan:
+class Plan(NamedTuple):
     """Every version of every track, tracks in order, versions by number."""
 
     items: tuple[MigrationInfo, ...]
-    warnings: tuple[str, ...] = field(default_factory=tuple)
+    warnings: tuple[str, ...] = ()
 
     def to_apply(self) -> list[MigrationInfo]:
         return [item for item in self.items if item.needs_apply]

@@ -11,8 +11,8 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from migrate.errors import ConfigError, ValidationError
 from migrate.paths import display_path
@@ -24,8 +24,7 @@ CHECKSUM_ALGORITHM = "sha256"
 BOM = b"\xef\xbb\xbf"
 
 
-@dataclass(frozen=True)
-class MigrationFile:
+class MigrationFile(NamedTuple):
     """One `.sql` file: where it is, what it says, and the hash of its normalised bytes."""
 
     track: str
@@ -41,8 +40,7 @@ class MigrationFile:
         return self.path.name
 
 
-@dataclass(frozen=True)
-class MigrationVersion:
+class MigrationVersion(NamedTuple):
     """All files of one track sharing one version number; recorded as one history row."""
 
     track: str

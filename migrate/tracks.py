@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class Track:
+class Track(NamedTuple):
     """A folder of migration files and the history table that records them."""
 
     name: str
