@@ -9,9 +9,8 @@ survives. The table is created additively by history.ensure_history_tables.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from migrate import __version__
 
@@ -39,8 +38,7 @@ COLUMNS = ("id", "track", "version", "files", "started_at", "duration_ms", "outc
            "statement_number", "line", "host", "tool_version")
 
 
-@dataclass(frozen=True)
-class Attempt:
+class Attempt(NamedTuple):
     """One row of the attempt log."""
 
     id: int

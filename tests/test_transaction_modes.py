@@ -60,7 +60,7 @@ CREATE TABLE part1 PARTITION OF parted FOR VALUES FROM (0) TO (10);
 def _classify(sql_text: str, tmp_path: Path) -> str | None:
     path = tmp_path / "001_x.sql"
     path.write_text(sql_text)
-    migration_file = MigrationFile("lanconnect", "001", 1, "x", path, sql_text, "sha256:x")
+    migration_file = MigrationFile("lanconnect", "001", 1, "x", path.parent, path.name, sql_text, "sha256:x")
     return parse_file(migration_file, tmp_path).no_transaction
 
 
