@@ -22,7 +22,13 @@ from migrate.database import (
     wait_until_ready,
 )
 from migrate.errors import MigrateError
-from migrate.history import ensure_history_tables, read_history, record_adopted_checksums
+from migrate.history import (
+    HistoryRow,
+    ensure_history_tables,
+    read_all_columns,
+    read_history,
+    record_adopted_checksums,
+)
 from migrate.plan import MigrationInfo, Plan, build_plan, validate_plan
 from migrate.settings import Settings
 from migrate.sqlfiles import MigrationVersion, find_migration_versions
@@ -90,15 +96,37 @@ def _database_label(settings: Settings) -> str:
     return settings.masked_dsn()
 
 
+def _files_while_connecting(settings: Settings, tracks: list[Track], open_session: Callable[[], Any]
+                            ) -> tuple[dict[str, list[MigrationVersion]], Any]:
+    """Read the migration files while `open_session` runs on a second thread (see background.py).
+
+    A bad file is reported at once, as before, without waiting for the server; the session
+    opened meanwhile is closed (its run lock released) whenever it is ready.
+    """
+    from migrate.background import Background
+
+    opening = Background(open_session, discard=lambda opened: opened[0].close())
+    try:
+        versions = find_all_versions(settings, tracks)
+    except BaseException:
+        opening.abandon()
+        raise
+    return versions, opening.result()
+
+
 def read_plan_snapshot(settings: Settings) -> Plan:
     """Files + history as they are now, without the lock and without writing anything."""
     tracks = build_tracks(settings.migrations_dir)
-    versions = find_all_versions(settings, tracks)
-    connection = wait_until_ready(settings)
-    try:
-        return _read_plan(settings, connection, tracks, versions)
-    finally:
-        connection.close()
+
+    def open_session() -> tuple[Any, dict[str, list[HistoryRow]]]:
+        connection = wait_until_ready(settings)
+        try:
+            return connection, read_history(connection, settings.schema, tracks)
+        finally:
+            connection.close()  # the history is read: nothing else is asked of this server
+
+    versions, (_, history) = _files_while_connecting(settings, tracks, open_session)
+    return build_plan(tracks, versions, history, settings.root)
 
 
 def status(settings: Settings, as_json: bool = False) -> Plan:
@@ -175,11 +203,20 @@ def migrate(
 
         require_disposable(settings, "MIGRATION_RESET_SCHEMA=true")
     tracks = build_tracks(settings.migrations_dir)
-    versions = find_all_versions(settings, tracks)
-    connection = open_locked_session(settings)
+
+    def open_session() -> tuple[Any, dict[str, set[str]], dict[str, list[HistoryRow]]]:
+        connection = open_locked_session(settings)
+        try:
+            existing = read_all_columns(connection, settings.schema, tracks)
+            return connection, existing, read_history(connection, settings.schema, tracks, existing)
+        except BaseException:
+            connection.close()
+            raise
+
+    versions, (connection, existing, history) = _files_while_connecting(settings, tracks, open_session)
     try:
         # plan, parse and lint before writing anything: bad input leaves the database exactly as it was
-        plan = _read_plan(settings, connection, tracks, versions)
+        plan = build_plan(tracks, versions, history, settings.root)
         validate_plan(plan, settings.root)
         scripts = parse_pending(plan, settings)
         _lint_pending(settings, plan, scripts)
@@ -189,11 +226,12 @@ def migrate(
             from migrate.guards import drop_and_recreate_schema
 
             drop_and_recreate_schema(connection, settings.schema)
+            existing = read_all_columns(connection, settings.schema, tracks)
             plan = _read_plan(settings, connection, tracks, versions)
             scripts = parse_pending(plan, settings)
         todo = plan.to_apply()
         psql = _require_psql(settings, scripts) if todo else None  # refused before anything is written
-        ensure_history_tables(connection, settings.schema, tracks)
+        ensure_history_tables(connection, settings.schema, tracks, existing)  # read under this run lock
         _warn(plan)
         result = MigrateResult(plan)
         try:

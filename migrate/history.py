@@ -33,9 +33,6 @@ ADDED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("applied_by", "TEXT"),
     ("tool_version", "TEXT"),
 )
-ALL_COLUMNS = ("version", "applied_at", "description", "status", "error_message") + tuple(
-    name for name, _ in ADDED_COLUMNS
-)
 
 
 class HistoryRow(NamedTuple):
@@ -82,14 +79,26 @@ def read_existing_columns(connection: Any, schema: str, tracks: Iterable[Track],
         return {name: set(columns) for name, columns in cursor.fetchall()}
 
 
-def ensure_history_tables(connection: Any, schema: str, tracks: list[Track]) -> list[str]:
-    """Create the schema and tables, or add missing columns; returns what it changed."""
+def read_all_columns(connection: Any, schema: str, tracks: Iterable[Track]) -> dict[str, set[str]]:
+    """The columns of every table this tool keeps (history tables and the attempt log) that exists."""
+    from migrate.attempts import ATTEMPTS_TABLE
+
+    return read_existing_columns(connection, schema, tracks, also=[ATTEMPTS_TABLE])
+
+
+def ensure_history_tables(connection: Any, schema: str, tracks: list[Track],
+                          existing: dict[str, set[str]] | None = None) -> list[str]:
+    """Create the schema and tables, or add missing columns; returns what it changed.
+
+    existing: read_all_columns as read under the run lock this session holds (saves a query).
+    """
     from psycopg2 import sql
 
     from migrate.attempts import ATTEMPTS_TABLE, build_attempts_ddl
 
     # one catalog query; DDL (and its lock) only when something is missing
-    existing = read_existing_columns(connection, schema, tracks, also=[ATTEMPTS_TABLE])
+    if existing is None:
+        existing = read_all_columns(connection, schema, tracks)
     wanted = {name for name, _ in ADDED_COLUMNS}
     todo = [t for t in tracks if t.history_table not in existing or wanted - existing[t.history_table]]
     attempts_ddl = None if ATTEMPTS_TABLE in existing else build_attempts_ddl(connection, schema)
@@ -123,26 +132,34 @@ def ensure_history_tables(connection: Any, schema: str, tracks: list[Track]) -> 
     return changes
 
 
-def read_history(connection: Any, schema: str, tracks: list[Track]) -> dict[str, list[HistoryRow]]:
-    """Every row of every existing history table, by track name; creates nothing."""
+def read_history(connection: Any, schema: str, tracks: list[Track],
+                 existing: dict[str, set[str]] | None = None) -> dict[str, list[HistoryRow]]:
+    """Every row of every existing history table, by track name; creates nothing.
+
+    existing: the tables' columns when the caller has read them (read_all_columns).
+    """
     from psycopg2 import sql
 
-    existing = read_existing_columns(connection, schema, tracks)
+    if existing is None:
+        existing = read_existing_columns(connection, schema, tracks)
     rows: dict[str, list[HistoryRow]] = {track.name: [] for track in tracks}
+    fields = HistoryRow._fields[1:]  # every field but track, in order
     for track in tracks:
         columns = existing.get(track.history_table)
         if columns is None:
             continue
-        present = [c for c in ALL_COLUMNS if c in columns]
+        present = [c for c in fields if c in columns]  # an older table lacks the added columns
         query = sql.SQL("SELECT {} FROM {} ORDER BY version").format(
             sql.SQL(", ").join(sql.Identifier(c) for c in present), _table(schema, track))
+        positions = [present.index(name) if name in columns else None for name in fields]
+        status = fields.index("status")
         with connection.cursor() as cursor:
             cursor.execute(query)
+            found = rows[track.name]
             for values in cursor.fetchall():
-                record = dict(zip(present, values, strict=True))
-                record.pop("tool_version", None)
-                record["status"] = record.get("status") or "applied"
-                rows[track.name].append(HistoryRow(track=track.name, **record))
+                record = [None if at is None else values[at] for at in positions]
+                record[status] = record[status] or "applied"  # the earlier script's table may lack status
+                found.append(HistoryRow(track.name, *record))
     return rows
 
 
