@@ -1,5 +1,8 @@
 """The speed changes from the benchmark (bench/RESULTS.md) keep the engine's promises.
 
+The session (connect, run lock, history) opens on a second thread while the files are read:
+a bad file is still reported at once, and the lock that session took is released.
+
 All but a run's last migration commit without waiting for the WAL flush (SET LOCAL
 synchronous_commit = off): each must still commit with its history row, a failure must still
 name its file:line:column (the longer BEGIN prefix must not shift the position), and stop the run.
@@ -7,6 +10,9 @@ name its file:line:column (the longer BEGIN prefix must not shift the position),
 
 from __future__ import annotations
 
+import time
+
+import pytest
 from conftest import Database, Project
 
 
@@ -49,3 +55,36 @@ def test_many_migrations_are_all_recorded_and_the_session_setting_does_not_leak(
     # the migrations themselves run with the server's setting: the tool changes nothing they see
     seen = db.query("SELECT seen_by_file FROM commit_modes WHERE seen_by_file IS NOT NULL")
     assert seen == [("on",)] * 4
+
+
+def test_a_bad_file_is_reported_at_once_while_the_server_is_still_awaited(project: Project) -> None:
+    # the session opens on a second thread while the files are read; a bad file must not wait for it
+    project.write("lanconnect", "001_ok.sql", "CREATE TABLE ok (id int);")
+    project.write("lanconnect", "add_users.sql", "CREATE TABLE users (id int);")
+    unreachable = {"DATABASE_URL": "postgresql://postgres@127.0.0.1:1/nowhere", "MAX_WAIT_TIME": "600"}
+    for command in ("migrate", "status"):
+        result = project.run(command, env=unreachable, timeout=60)  # waiting for the server would take 600 s
+        assert result.code == 4, result.err
+        assert result.err.strip().startswith("migrate: error: migrations/lanconnect/add_users.sql: not a migration "
+                                             "file name"), result.err
+
+
+def test_a_run_refused_for_a_bad_file_releases_the_run_lock_its_session_took(project: Project, db: Database) -> None:
+    from migrate import commands
+    from migrate.errors import ValidationError
+
+    project.write("lanconnect", "001_ok.sql", "CREATE TABLE ok (id int);")
+    (project.root / "migrations" / "lanconnect" / "002_bad.sql").write_bytes(b"SELECT 1; \xff")
+    settings = project.settings()
+    with pytest.raises(ValidationError, match="002_bad.sql:1:11: the file is not UTF-8"):
+        commands.migrate(settings)  # in this process: the session thread outlives the call
+    held = None
+    for _ in range(100):  # the abandoned session closes as soon as it is open
+        held = db.query("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = "
+                        "(SELECT oid FROM pg_database WHERE datname = current_database())")
+        if held == [(0,)]:
+            break
+        time.sleep(0.1)
+    assert held == [(0,)]
+    assert project.run("migrate").code == 4  # and nothing was applied
+    assert db.tables("public") == []
