@@ -202,6 +202,10 @@ def test_dockerfile_is_small_non_root_and_bakes_in_no_secret(tmp_path: Path) -> 
             assert not re.search(r"PASSWORD|SECRET|TOKEN|DATABASE_URL", line), line
     assert {source for source, _ in dockerfile_copies(REPO)} == {
         "requirements.txt", "migrate/", "migrations/", "envs/", "tasks.py"}
+    # bytecode is baked in after the code is copied: PYTHONDONTWRITEBYTECODE=1 would otherwise have every
+    # container start compile migrate/ again (bench/RESULTS.md)
+    compiled = re.search(r"^RUN python -m compileall -q migrate$", dockerfile, re.MULTILINE)
+    assert compiled and compiled.start() > dockerfile.index("COPY migrate/")
     # A developer's secrets next to the code never reach the image.
     context = tmp_path / "context"
     context.mkdir()
