@@ -14,6 +14,7 @@ import os
 import re
 import socket
 import time
+import weakref
 from typing import Any, Callable, Mapping, NamedTuple
 
 from migrate.errors import ConfigError, LockTimeout, UnreachableError
@@ -40,6 +41,9 @@ TRANSIENT_CONNECT_ERRORS = ("temporary failure in name resolution", "the databas
 # a millisecond, and a 1 s step let migrations start up to a second after the server (or the lock)
 # became available (bench/RESULTS.md: target 250 ms).
 MAX_POLL_INTERVAL = 0.1
+# Settings this tool SET on a session after connecting (not startup options, which RESET ALL keeps):
+# the runner's RESET ALL after each file undoes them, so they are set again after every reset.
+_SESSION_SETS: weakref.WeakKeyDictionary[Any, dict[str, str]] = weakref.WeakKeyDictionary()
 
 
 class ServerError(NamedTuple):
@@ -116,7 +120,7 @@ def _connect_then_set(kwargs: dict[str, str], secrets: list[str]) -> Any:
     wanted = startup_settings(options)
     _set(connection, wanted)
     log.warning("the server refused startup options (a pooler such as PgBouncer?): %s set with SET instead, "
-                "which a migration's RESET ALL would clear", ", ".join(sorted(wanted)) or "nothing")
+                "which a migration's own RESET ALL clears until its file ends", ", ".join(sorted(wanted)) or "nothing")
     return connection
 
 
@@ -133,14 +137,30 @@ def _set_ignored_options(connection: Any, options: str) -> None:
 
 
 def _set(connection: Any, values: dict[str, str]) -> None:
-    from psycopg2 import sql
-
+    """SET session values, remembered so session_restore_sql can set them again after a RESET ALL."""
     if not values:
         return
-    query = sql.SQL("; ").join(sql.SQL("SET {} = {}").format(sql.Identifier(name), sql.Literal(value))
-                               for name, value in values.items())
     with connection.cursor() as cursor:
-        cursor.execute(query)
+        cursor.execute(_set_sql(connection, values))
+    _SESSION_SETS.setdefault(connection, {}).update(values)
+
+
+def _set_sql(connection: Any, values: Mapping[str, str]) -> str:
+    from psycopg2 import sql
+
+    return sql.SQL("; ").join(sql.SQL("SET {} = {}").format(sql.Identifier(name), sql.Literal(value))
+                              for name, value in values.items()).as_string(connection)
+
+
+def session_restore_sql(connection: Any) -> str:
+    """The SETs this tool made on the session, to follow every `RESET ALL` ("" when it made none).
+
+    Startup options (lock_timeout, statement_timeout) are session defaults that RESET ALL keeps;
+    values the tool had to SET (client_connection_check_interval, a pooler's refused options)
+    are not, and without this the first file's reset turned them off for the rest of the run.
+    """
+    values = _SESSION_SETS.get(connection)
+    return _set_sql(connection, values) if values else ""
 
 
 def first_line(text: str) -> str:
@@ -362,8 +382,7 @@ def enable_dead_client_check(connection: Any, interval_ms: int = 1000) -> None:
     """
     if getattr(connection, "server_version", 0) < 140000:
         return
-    with connection.cursor() as cursor:
-        cursor.execute("SET client_connection_check_interval = %s", (int(interval_ms),))
+    _set(connection, {"client_connection_check_interval": str(int(interval_ms))})
 
 
 def open_locked_session(settings: Settings) -> Any:

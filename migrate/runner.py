@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from migrate.attempts import APPLIED, FAILED, RETRYING, build_record_attempt, record_attempt
-from migrate.database import ServerError, server_error, this_host
+from migrate.database import ServerError, server_error, session_restore_sql, this_host
 from migrate.errors import MigrationFailed
 from migrate.heartbeat import Heartbeat
 from migrate.history import build_record_applied, record_applied_sql_with_duration, record_failed
@@ -50,6 +50,12 @@ SERVER_GONE = ("08", "57P01", "57P02", "57P03")
 # role, timeouts) before the history row and before the next file. Connection-level options stay.
 RESET_SESSION = "RESET SESSION AUTHORIZATION;\nRESET ROLE;\nRESET ALL"
 NO_FLUSH = "SET LOCAL synchronous_commit = off"
+
+
+def reset_session_sql(connection: Any) -> str:
+    """RESET_SESSION, then the SETs the tool itself made on this session (RESET ALL undoes them)."""
+    restore = session_restore_sql(connection)
+    return RESET_SESSION + (";\n" + restore if restore else "")
 
 
 @dataclass(frozen=True)
@@ -180,7 +186,8 @@ def _run_in_one_transaction(connection: Any, statements: list[Statement], record
             prefix = BEGIN if index == 0 else ""
             query = prefix + statement.text
             if index == last:
-                query += ";\n" + RESET_SESSION + ";\n" + ("" if flush else NO_FLUSH + ";\n") + record_sql + ";\nCOMMIT"
+                query += (";\n" + reset_session_sql(connection) + ";\n" + ("" if flush else NO_FLUSH + ";\n")
+                          + record_sql + ";\nCOMMIT")
             try:
                 if beat is not None:
                     beat.running(_describe(statement))
@@ -212,8 +219,8 @@ def _run_statement_by_statement(
         applied_attempt = build_record_attempt(connection, context.schema, info.track.name, info.version,
                                                info.files.filenames, APPLIED, context.host, duration_ms=elapsed)
         # one simple-query message: the history row and its attempt row commit together
-        cursor.execute(RESET_SESSION + ";\n" + record_applied_sql_with_duration(record_sql, elapsed) + ";\n"
-                       + applied_attempt)
+        cursor.execute(reset_session_sql(connection) + ";\n" + record_applied_sql_with_duration(record_sql, elapsed)
+                       + ";\n" + applied_attempt)
 
 
 def _describe(statement: Statement) -> str:

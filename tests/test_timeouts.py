@@ -112,3 +112,14 @@ def test_bad_timeout_value_is_a_configuration_error(project: Project, db: Databa
     assert result.err.strip() == ("migrate: error: the process environment: MIGRATE_SQL_LOCK_TIMEOUT='soon' is not a "
                                   "PostgreSQL duration; write it like 5s, 500ms, 2min or 0 (no limit)")
     assert db.tables("langconnect") == []
+
+
+def test_settings_the_tool_set_after_connecting_survive_each_files_reset(project: Project, db: Database) -> None:
+    """client_connection_check_interval is SET (not a startup option): RESET ALL after a file undid it."""
+    for number in (1, 2, 3):
+        project.write("lanconnect", f"00{number}_seen.sql",
+                      ("CREATE TABLE seen (version int, checks text);\n" if number == 1 else "")
+                      + f"INSERT INTO seen VALUES ({number}, current_setting('client_connection_check_interval'));")
+    result = project.run("migrate")
+    assert result.code == 0, result.err
+    assert db.query("SELECT version, checks FROM seen ORDER BY 1") == [(1, "1s"), (2, "1s"), (3, "1s")]
