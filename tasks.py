@@ -37,12 +37,19 @@ def _run(env: str, verbose: bool, action: Callable[[Any], Any], json: bool = Fal
 
 
 @task(help={"env": "environment: envs/<env>.env (default local)", "json": "one JSON document on stdout",
-            "yes": "apply without asking on confirm-guarded environments", "verbose": "debug logs"})
-def migrate(c, env="local", json=False, yes=False, verbose=False):
+            "yes": "apply without asking on confirm-guarded environments", "verbose": "debug logs",
+            "batch": "pending transactional migrations in one transaction, a savepoint each (MIGRATE_BATCH)",
+            "no_batch": "one transaction per migration even when MIGRATE_BATCH=true"})
+def migrate(c, env="local", json=False, yes=False, verbose=False, batch=False, no_batch=False):
     """Apply pending migrations: lanconnect first, then client_specific."""
     from migrate import commands
 
-    _run(env, verbose, lambda s: commands.migrate(s, as_json=json, yes=yes), json=json)
+    def action(settings):
+        if batch or no_batch:
+            settings = settings._replace(batch=batch and not no_batch)
+        return commands.migrate(settings, as_json=json, yes=yes)
+
+    _run(env, verbose, action, json=json)
 
 
 @task(help={"env": "environment (default local), `all`, or a comma list such as local,staging",

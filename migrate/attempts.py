@@ -83,17 +83,19 @@ def build_record_attempt(
     message: str | None = None,
     statement_number: int | None = None,
     line: int | None = None,
+    since: str = "transaction_timestamp()",
 ) -> str:
     """The INSERT of one attempt row, timed by the server's clock.
 
-    Without duration_ms the row measures the current transaction (the applied row sent inside
-    the migration's own transaction); with it, the attempt started duration_ms ago.
+    Without duration_ms the row measures from `since` (SQL; by default the current transaction's
+    start: the applied row sent inside the migration's own transaction); with it, the attempt
+    started duration_ms ago.
     """
     from psycopg2 import sql
 
     if duration_ms is None:
-        started = sql.SQL("transaction_timestamp()")
-        duration = sql.SQL("(extract(epoch FROM clock_timestamp() - transaction_timestamp()) * 1000)::integer")
+        started = sql.SQL(since)
+        duration = sql.SQL("(extract(epoch FROM clock_timestamp() - {}) * 1000)::integer").format(started)
     else:
         started = sql.SQL("clock_timestamp() - make_interval(secs => {})").format(
             sql.Literal(int(duration_ms) / 1000.0))

@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--timeout", type=float, default=None,
                         help="wait: seconds (default MAX_WAIT_TIME); status --env all: "
                         "connect timeout per environment (default 5)")
+    parser.add_argument("--batch", action=argparse.BooleanOptionalAction, default=None,
+                        help="migrate: pending transactional migrations in one transaction, a savepoint each "
+                        "(default: MIGRATE_BATCH, off)")
     parser.add_argument("--limit", type=int, default=20, help="history: how many attempts to show (default 20)")
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logs on stderr")
     parser.add_argument("--version", dest="baseline_version", default=None,
@@ -100,6 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         settings = load_settings(args.env, Path.cwd())
         settings = apply_overrides(settings, args.host, args.port, args.database, args.user, args.password)
+        if args.batch is not None:
+            settings = settings._replace(batch=args.batch)
         return run(command, settings, args)
     except MigrateError as error:
         if args.json and not error.reported_as_json:

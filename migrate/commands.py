@@ -249,7 +249,7 @@ def migrate(
     if as_json:
         report.print_json(_migrate_json(settings, result, None))
     else:
-        report.print_migrate_summary(len(result.applied), len(plan.items))
+        report.print_migrate_summary(len(result.applied), len(plan.items), _batches(result) if settings.batch else None)
     return result
 
 
@@ -263,20 +263,39 @@ def _require_psql(settings: Settings, scripts: dict[tuple[str, str], list[Script
 def _apply_all(connection: Any, settings: Settings, todo: list[MigrationInfo],
                scripts: dict[tuple[str, str], list[Script]], psql: str | None, result: MigrateResult,
                as_json: bool) -> None:
-    """Apply `todo` in order under one heartbeat; each applied version is printed once committed."""
+    """Apply `todo` in order under one heartbeat; each applied version is printed once committed.
+
+    settings.batch: runs of transactional versions share one transaction (migrate.batch, loaded only then).
+    """
     from migrate.heartbeat import Heartbeat
-    from migrate.runner import apply_version
 
     applied_by = f"{os.environ.get('USER') or os.environ.get('USERNAME') or 'unknown'}@{this_host()}"
+
+    def committed(done: Applied) -> None:
+        result.applied.append(done)
+        if not as_json:
+            item = done.info
+            report.print_applied(len(result.applied), len(todo), item.track.name,
+                                 item.files.filenames if item.files else item.version, done.execution_ms)
+
     with Heartbeat("", settings.heartbeat_interval) as beat:
+        if settings.batch:
+            from migrate.batch import BatchRun, apply_in_batches
+
+            apply_in_batches(BatchRun(connection, settings, scripts, psql, applied_by, beat, committed), todo)
+            return
+        from migrate.runner import apply_version
+
         for index, item in enumerate(todo, start=1):
-            done = apply_version(connection, item, scripts[(item.track.name, item.version)],
-                                 settings.schema, settings.root, applied_by, settings, psql,
-                                 flush=index == len(todo), beat=beat)  # one WAL flush per run (runner.py)
-            result.applied.append(done)
-            if not as_json:
-                report.print_applied(index, len(todo), item.track.name,
-                                     item.files.filenames if item.files else item.version, done.execution_ms)
+            committed(apply_version(connection, item, scripts[(item.track.name, item.version)],
+                                    settings.schema, settings.root, applied_by, settings, psql,
+                                    flush=index == len(todo), beat=beat))  # one WAL flush per run (runner.py)
+
+
+def _batches(result: MigrateResult) -> tuple[int, int]:
+    """Batch mode: how many batch transactions committed, and how many versions ran on their own."""
+    numbers = {done.batch for done in result.applied if done.batch is not None}
+    return len(numbers), sum(1 for done in result.applied if done.batch is None)
 
 
 def _adopt_checksums(connection: Any, settings: Settings, plan: Plan) -> int:
@@ -313,6 +332,7 @@ def _migrate_json(settings: Settings, result: MigrateResult, error: MigrateError
         "not_attempted": [report.item_json(item, settings.root) for item in todo[len(result.applied)
                                                                                + (failed is not None):]],
         "adopted_checksums": result.adopted_checksums,
+        "batch": settings.batch,
         "error": None if error is None else {"exit_code": error.exit_code, "message": error.message},
         "warnings": list(result.plan.warnings),
     }

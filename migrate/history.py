@@ -164,16 +164,21 @@ def read_history(connection: Any, schema: str, tracks: list[Track],
 
 
 def build_record_applied(
-    connection: Any, schema: str, track: Track, version: str, filenames: str, checksum: str, applied_by: str
+    connection: Any, schema: str, track: Track, version: str, filenames: str, checksum: str, applied_by: str,
+    started: str = "transaction_timestamp()",
 ) -> str:
-    """The upsert that marks a version applied; sent in the same transaction as its SQL."""
+    """The upsert that marks a version applied; sent in the same transaction as its SQL.
+
+    execution_ms is measured by the server from `started` (SQL: when this version began; batch
+    mode passes its own, as several versions share one transaction) to the row's insert.
+    """
     from psycopg2 import sql
 
     query = sql.SQL(
         "INSERT INTO {table} AS h (version, applied_at, description, status, error_message, checksum, "
         "filename, execution_ms, applied_by, tool_version) VALUES ({version}, CURRENT_TIMESTAMP, "
         "{description}, 'applied', NULL, {checksum}, {filename}, "
-        "(extract(epoch FROM clock_timestamp() - transaction_timestamp()) * 1000)::integer, "
+        "(extract(epoch FROM clock_timestamp() - {started}) * 1000)::integer, "
         "{applied_by}, {tool}) ON CONFLICT (version) DO UPDATE SET applied_at = EXCLUDED.applied_at, "
         "description = EXCLUDED.description, status = 'applied', error_message = NULL, "
         "checksum = EXCLUDED.checksum, filename = EXCLUDED.filename, execution_ms = EXCLUDED.execution_ms, "
@@ -186,6 +191,7 @@ def build_record_applied(
         filename=sql.Literal(filenames),
         applied_by=sql.Literal(applied_by),
         tool=sql.Literal(f"migrate {__version__}"),
+        started=sql.SQL(started),
     )
     return query.as_string(connection)
 

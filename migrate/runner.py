@@ -65,6 +65,7 @@ class Applied:
     transactional: bool
     attempts: int = 1
     executor: str = "builtin"
+    batch: int | None = None  # batch mode: which batch transaction it committed in (None: on its own)
 
 
 class _StatementFailed(Exception):
@@ -101,17 +102,21 @@ def apply_version(
     psql: str | None = None,
     flush: bool = True,
     beat: Heartbeat | None = None,
+    *,
+    tried: int = 0,
 ) -> Applied:
     """Apply one pending version and record it; on error record `failed` and raise MigrationFailed.
 
     flush=False: commit without waiting for the WAL flush; the caller's last version must flush.
     beat: the run's heartbeat (one thread for every version); without it the version starts its own.
+    tried: lock-timeout attempts already made elsewhere (batch mode): the retry count and backoff go on from there.
     """
     assert info.files is not None
     if beat is None:
         interval = settings.heartbeat_interval if settings is not None else 0.0
         with Heartbeat("", interval) as own:
-            return apply_version(connection, info, scripts, schema, root, applied_by, settings, psql, flush, own)
+            return apply_version(connection, info, scripts, schema, root, applied_by, settings, psql, flush, own,
+                                 tried=tried)
     context = _Context(info, schema, root, applied_by, this_host())
     retries = settings.lock_retries if settings is not None else 0
     delay = settings.lock_retry_delay if settings is not None else 1.0
@@ -120,13 +125,13 @@ def apply_version(
         if any(script.needs_psql for script in scripts):
             beat.running("psql")
             return _apply_with_psql(connection, context, scripts, settings, psql, retries, delay)
-        return _apply_statements(connection, context, scripts, beat, flush, retries, delay)
+        return _apply_statements(connection, context, scripts, beat, flush, retries, delay, tried)
     finally:
         beat.idle()
 
 
 def _apply_statements(connection: Any, context: _Context, scripts: list[Script], beat: Heartbeat, flush: bool,
-                      retries: int, delay: float) -> Applied:
+                      retries: int, delay: float, tried: int = 0) -> Applied:
     """The builtin executor: one transaction (or statement by statement), retried on lock timeouts."""
     info, schema = context.info, context.schema
     assert info.files is not None
@@ -137,7 +142,7 @@ def _apply_statements(connection: Any, context: _Context, scripts: list[Script],
     invalid_before = set() if transactional else read_invalid_indexes(connection)
     started = time.perf_counter()
     resume_at = 0
-    for attempt in range(1, retries + 2):
+    for attempt in range(1 + tried, retries + 2):
         attempt_started = time.perf_counter()
         try:
             if transactional:

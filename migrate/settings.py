@@ -71,6 +71,7 @@ class Settings(NamedTuple):
     lock_retry_delay: float = 1.0
     executor: str = "builtin"
     psql_path: str | None = None
+    batch: bool = False  # MIGRATE_BATCH / --batch: pending transactional migrations in one transaction (batch.py)
 
     @property
     def uses_embedded(self) -> bool:
@@ -191,7 +192,7 @@ _KNOWN_KEYS = {
     "MIGRATE_PROTECTED_SCHEMAS", "MIGRATION_RESET_SCHEMA", "MIGRATE_HEARTBEAT_INTERVAL",
 } | {
     "MIGRATE_SQL_LOCK_TIMEOUT", "MIGRATE_STATEMENT_TIMEOUT", "MIGRATE_LOCK_RETRIES", "MIGRATE_LOCK_RETRY_DELAY",
-    "MIGRATE_EXECUTOR", "MIGRATE_PSQL",
+    "MIGRATE_EXECUTOR", "MIGRATE_PSQL", "MIGRATE_BATCH",
 } | {name for _, old, _, _ in CONNECTION_KEYS for name in (old,)} | {
     libpq for _, _, libpq, _ in CONNECTION_KEYS
 }
@@ -244,6 +245,7 @@ def _build_settings(env: str, root: Path, env_file: Path, layers: _Layers) -> Se
         lock_retry_delay=_number(layers, "MIGRATE_LOCK_RETRY_DELAY", 1.0),
         executor=_executor(layers),
         psql_path=layers.get("MIGRATE_PSQL"),
+        batch=_flag(layers, "MIGRATE_BATCH", False),
     )
 
 
