@@ -224,3 +224,22 @@ def test_migrate_batch_setting_and_flags(project: Project, db: Database, tmp_pat
     project.write("lanconnect", "004_d.sql", "CREATE TABLE batch_d (id int);")
     unbatched = project.inv("migrate", "--no-batch", env={"MIGRATE_BATCH": "true"})
     assert unbatched.out.strip().splitlines()[-1] == "Applied 1 migration(s)."
+
+
+def test_batch_module_is_loaded_only_when_batch_mode_applies_something(project: Project, db: Database) -> None:
+    import subprocess
+    import sys
+
+    probe = ("import sys\nfrom migrate.cli import main\ncode = main(sys.argv[1:])\n"
+             "print('batch loaded' if 'migrate.batch' in sys.modules else 'batch not loaded', code)")
+
+    def run(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-c", probe, *args], cwd=project.root, env=project.environ(),
+                              capture_output=True, text=True, timeout=120)
+        return done.stdout.strip().splitlines()[-1]
+
+    project.write("lanconnect", "001_a.sql", "CREATE TABLE batch_a (id int);")
+    assert run("migrate") == "batch not loaded 0"
+    assert run("migrate", "--batch") == "batch not loaded 0"  # nothing pending: the no-op path
+    project.write("lanconnect", "002_b.sql", "CREATE TABLE batch_b (id int);")
+    assert run("migrate", "--batch") == "batch loaded 0"
