@@ -76,8 +76,6 @@ RUN_ALONE = {
     "55P04": "uses an enum value added earlier in the batch",
     "55006": "object in use (pending trigger events)",
 }
-FIRST_IN_TRANSACTION = {"transaction", "transaction snapshot", "transaction_isolation", "transaction_read_only",
-                        "transaction_deferrable"}
 IN_ERROR = 3  # psycopg2.extensions.TRANSACTION_STATUS_INERROR: the savepoint can still be rolled back to
 
 
@@ -101,19 +99,9 @@ def batch_blocker(scripts: Sequence[Script]) -> str | None:
             return f"needs psql ({script.needs_psql})"
         if script.no_transaction:
             return f"no transaction: {script.no_transaction}"
-        for statement, raw in zip(script.statements, script.raws or (), strict=False):
-            reason = _transaction_statement(raw.stmt)
-            if reason:
-                return f"{reason} (statement {statement.index}, line {statement.line})"
-    return None
-
-
-def _transaction_statement(node: Any) -> str | None:
-    kind = type(node).__name__
-    if kind == "ConstraintsSetStmt":
-        return "SET CONSTRAINTS lasts the transaction"
-    if kind == "VariableSetStmt" and (getattr(node, "name", None) or "").lower() in FIRST_IN_TRANSACTION:
-        return "SET TRANSACTION must come first in a transaction"
+        for statement in script.statements:
+            if statement.sets_transaction:
+                return f"{statement.sets_transaction} (statement {statement.index}, line {statement.line})"
     return None
 
 
