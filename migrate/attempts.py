@@ -9,10 +9,12 @@ survives. The table is created additively by history.ensure_history_tables.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any, NamedTuple
 
 from migrate import __version__
+from migrate.history import fill, param_identifier
 
 ATTEMPTS_TABLE = "migration_attempts"
 APPLIED, FAILED, RETRYING = "applied", "failed", "retrying"
@@ -91,26 +93,32 @@ def build_record_attempt(
     start: the applied row sent inside the migration's own transaction); with it, the attempt
     started duration_ms ago.
     """
+    timed = duration_ms is not None
+    values: tuple[Any, ...] = (track, version, files)
+    if timed:
+        values += (int(duration_ms or 0) / 1000.0, int(duration_ms or 0))
+    values += (outcome, sqlstate or None, message, statement_number, line, host, f"migrate {__version__}")
+    return fill(connection, _record_attempt_template(connection, schema, since, timed), values)
+
+
+@functools.lru_cache(maxsize=64)
+def _record_attempt_template(connection: Any, schema: str, since: str, timed: bool) -> str:
+    """The INSERT with the table quoted once per run and %s for its values (see history.fill)."""
     from psycopg2 import sql
 
-    if duration_ms is None:
-        started = sql.SQL(since)
-        duration = sql.SQL("(extract(epoch FROM clock_timestamp() - {}) * 1000)::integer").format(started)
+    if timed:
+        started = sql.SQL("clock_timestamp() - make_interval(secs => %s)")
+        duration = sql.SQL("%s")
     else:
-        started = sql.SQL("clock_timestamp() - make_interval(secs => {})").format(
-            sql.Literal(int(duration_ms) / 1000.0))
-        duration = sql.Literal(int(duration_ms))
-    query = sql.SQL(
+        started = sql.SQL(since.replace("%", "%%"))
+        duration = sql.SQL("(extract(epoch FROM clock_timestamp() - {}) * 1000)::integer").format(started)
+    return sql.SQL(
         "INSERT INTO {table} (track, version, files, started_at, duration_ms, outcome, sqlstate, message, "
-        "statement_number, line, host, tool_version) VALUES ({track}, {version}, {files}, {started}, "
-        "{duration}, {outcome}, {sqlstate}, {message}, {statement}, {line}, {host}, {tool})"
+        "statement_number, line, host, tool_version) VALUES (%s, %s, %s, {started}, "
+        "{duration}, %s, %s, %s, %s, %s, %s, %s)"
     ).format(
-        table=_table(schema), track=sql.Literal(track), version=sql.Literal(version), files=sql.Literal(files),
-        started=started, duration=duration, outcome=sql.Literal(outcome), sqlstate=sql.Literal(sqlstate or None),
-        message=sql.Literal(message), statement=sql.Literal(statement_number), line=sql.Literal(line),
-        host=sql.Literal(host), tool=sql.Literal(f"migrate {__version__}"),
-    )
-    return query.as_string(connection)
+        table=param_identifier(connection, schema, ATTEMPTS_TABLE), started=started, duration=duration,
+    ).as_string(connection)
 
 
 def record_attempt(connection: Any, attempt_sql: str) -> bool:
@@ -133,6 +141,7 @@ def read_attempts(connection: Any, schema: str, limit: int) -> list[Attempt] | N
         cursor.execute("SELECT to_regclass(%s)", (_table(schema).as_string(connection),))
         if cursor.fetchone()[0] is None:
             return None
+        table = param_identifier(connection, schema, ATTEMPTS_TABLE)
         cursor.execute(sql.SQL("SELECT {} FROM {} ORDER BY started_at DESC, id DESC LIMIT %s").format(
-            sql.SQL(", ").join(sql.Identifier(c) for c in COLUMNS), _table(schema)), (limit,))
+            sql.SQL(", ").join(sql.Identifier(c) for c in COLUMNS), table), (limit,))
         return [Attempt(*row) for row in cursor.fetchall()]

@@ -44,6 +44,7 @@ MAX_POLL_INTERVAL = 0.1
 # Settings this tool SET on a session after connecting (not startup options, which RESET ALL keeps):
 # the runner's RESET ALL after each file undoes them, so they are set again after every reset.
 _SESSION_SETS: weakref.WeakKeyDictionary[Any, dict[str, str]] = weakref.WeakKeyDictionary()
+_SESSION_RESTORE: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
 
 class ServerError(NamedTuple):
@@ -142,7 +143,9 @@ def _set(connection: Any, values: dict[str, str]) -> None:
         return
     with connection.cursor() as cursor:
         cursor.execute(_set_sql(connection, values))
-    _SESSION_SETS.setdefault(connection, {}).update(values)
+    made = _SESSION_SETS.setdefault(connection, {})
+    made.update(values)
+    _SESSION_RESTORE[connection] = _set_sql(connection, made)  # composed once, sent after every reset
 
 
 def _set_sql(connection: Any, values: Mapping[str, str]) -> str:
@@ -159,8 +162,7 @@ def session_restore_sql(connection: Any) -> str:
     values the tool had to SET (client_connection_check_interval, a pooler's refused options)
     are not, and without this the first file's reset turned them off for the rest of the run.
     """
-    values = _SESSION_SETS.get(connection)
-    return _set_sql(connection, values) if values else ""
+    return _SESSION_RESTORE.get(connection, "")
 
 
 def first_line(text: str) -> str:

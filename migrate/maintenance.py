@@ -23,7 +23,7 @@ from migrate.database import (
 )
 from migrate.errors import ConfigError, ValidationError
 from migrate.guards import confirm
-from migrate.history import ensure_history_tables, read_existing_columns, read_history
+from migrate.history import ensure_history_tables, param_identifier, read_existing_columns, read_history
 from migrate.plan import APPLIED, CHANGED, FAILED, MISSING, MigrationInfo, Plan, build_plan
 from migrate.settings import Settings
 from migrate.tracks import Track, build_tracks, track_names
@@ -140,7 +140,7 @@ def _apply_repair(connection: Any, schema: str, tracks: list[Track], actions: li
         cursor.execute("BEGIN")
         try:
             for action in actions:
-                table = sql.Identifier(schema, by_name[action.track].history_table)
+                table = param_identifier(connection, schema, by_name[action.track].history_table)
                 if action.kind == "delete-failed":
                     cursor.execute(sql.SQL("DELETE FROM {} WHERE version = %s AND status = 'failed'").format(table),
                                    (action.version,))
@@ -236,7 +236,7 @@ def _record_baseline(connection: Any, schema: str, track: Track, items: list[Mig
         "INSERT INTO {} (version, applied_at, description, status, error_message, checksum, filename, "
         "execution_ms, applied_by, tool_version) VALUES (%s, CURRENT_TIMESTAMP, %s, 'applied', NULL, %s, %s, "
         "NULL, %s, %s)"
-    ).format(sql.Identifier(schema, track.history_table))
+    ).format(param_identifier(connection, schema, track.history_table))
     applied_by = f"baseline@{this_host()}"
     with connection.cursor() as cursor:
         cursor.execute("BEGIN")

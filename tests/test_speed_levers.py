@@ -88,3 +88,41 @@ def test_a_run_refused_for_a_bad_file_releases_the_run_lock_its_session_took(pro
     assert held == [(0,)]
     assert project.run("migrate").code == 4  # and nothing was applied
     assert db.tables("public") == []
+
+
+def test_history_and_attempt_rows_are_exact_in_a_schema_whose_name_needs_quoting(project: Project,
+                                                                                 db: Database) -> None:
+    # the row INSERTs are composed once per run with %s placeholders: a % or quote in the schema name,
+    # and quotes and percent signs in file names and values, must come through unchanged
+    schema = 'app%s "data"'
+    project.write("lanconnect", "001_it's_100%.sql", "CREATE TABLE t1 (id int);")
+    project.write("lanconnect", "002_second.sql", "CREATE TABLE t2 (id int);")
+    project.write("lanconnect", "003_fails.sql", "SELECT 1/0;")
+    result = project.run("migrate", env={"MIGRATE_SCHEMA": schema})
+    assert result.code == 1, result.err
+    table = '"app%s ""data"""'
+    assert db.query(f"SELECT version, status, filename, description, execution_ms IS NOT NULL "
+                    f"FROM {table}.lanconnect_migration_versions ORDER BY version") == [
+        ("001", "applied", "001_it's_100%.sql", "Applied 001_it's_100%.sql", True),
+        ("002", "applied", "002_second.sql", "Applied 002_second.sql", True),
+        ("003", "failed", "003_fails.sql", "Failed 003_fails.sql", True),
+    ]
+    assert db.query(f"SELECT version, files, outcome, sqlstate, statement_number, line, duration_ms >= 0 "
+                    f"FROM {table}.migration_attempts ORDER BY id") == [
+        ("001", "001_it's_100%.sql", "applied", None, None, None, True),
+        ("002", "002_second.sql", "applied", None, None, None, True),
+        ("003", "003_fails.sql", "failed", "22012", 1, 1, True),
+    ]
+    # the other queries that take parameters: the attempt log, repair, baseline
+    history = project.run("history", env={"MIGRATE_SCHEMA": schema})
+    assert history.code == 0, history.err
+    assert "003_fails.sql" in history.out and "22012" in history.out
+    (project.root / "migrations" / "lanconnect" / "003_fails.sql").write_text("SELECT 1;")
+    repaired = project.run("repair", "--yes", env={"MIGRATE_SCHEMA": schema})
+    assert repaired.code == 0, repaired.err
+    assert db.query(f"SELECT version FROM {table}.lanconnect_migration_versions WHERE status = 'failed'") == []
+    project.write("client_specific", "001_adopted.sql", "CREATE TABLE t3 (id int);")
+    baseline = project.run("baseline", "--version", "001", "--track", "client_specific", "--yes",
+                           env={"MIGRATE_SCHEMA": schema})
+    assert baseline.code == 0, baseline.err
+    assert db.query(f"SELECT version, status FROM {table}.client_migration_versions") == [("001", "applied")]
