@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from migrate import __version__
-from migrate.history import fill, param_identifier
+from migrate.history import fill, param_identifier, since_sql, since_values
 
 ATTEMPTS_TABLE = "migration_attempts"
 APPLIED, FAILED, RETRYING = "applied", "failed", "retrying"
@@ -85,24 +85,26 @@ def build_record_attempt(
     message: str | None = None,
     statement_number: int | None = None,
     line: int | None = None,
-    since: str = "transaction_timestamp()",
+    client_ms: int | None = None,
 ) -> str:
     """The INSERT of one attempt row, timed by the server's clock.
 
-    Without duration_ms the row measures from `since` (SQL; by default the current transaction's
-    start: the applied row sent inside the migration's own transaction); with it, the attempt
-    started duration_ms ago.
+    Without duration_ms the row measures from the version's start (history.since_sql: the
+    transaction's, or client_ms before this message in batch mode); with it, the attempt started
+    duration_ms ago.
     """
     timed = duration_ms is not None
     values: tuple[Any, ...] = (track, version, files)
     if timed:
         values += (int(duration_ms or 0) / 1000.0, int(duration_ms or 0))
+    else:
+        values += since_values(client_ms) * 2  # started_at and the duration both count from it
     values += (outcome, sqlstate or None, message, statement_number, line, host, f"migrate {__version__}")
-    return fill(connection, _record_attempt_template(connection, schema, since, timed), values)
+    return fill(connection, _record_attempt_template(connection, schema, client_ms is not None, timed), values)
 
 
 @functools.lru_cache(maxsize=64)
-def _record_attempt_template(connection: Any, schema: str, since: str, timed: bool) -> str:
+def _record_attempt_template(connection: Any, schema: str, client_ms: bool, timed: bool) -> str:
     """The INSERT with the table quoted once per run and %s for its values (see history.fill)."""
     from psycopg2 import sql
 
@@ -110,7 +112,7 @@ def _record_attempt_template(connection: Any, schema: str, since: str, timed: bo
         started = sql.SQL("clock_timestamp() - make_interval(secs => %s)")
         duration = sql.SQL("%s")
     else:
-        started = sql.SQL(since.replace("%", "%%"))
+        started = sql.SQL(since_sql(client_ms))
         duration = sql.SQL("(extract(epoch FROM clock_timestamp() - {}) * 1000)::integer").format(started)
     return sql.SQL(
         "INSERT INTO {table} (track, version, files, started_at, duration_ms, outcome, sqlstate, message, "

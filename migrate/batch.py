@@ -180,11 +180,10 @@ def _finish_sql(run: BatchRun, item: MigrationInfo, client_ms: int) -> str:
     assert item.files is not None
     connection, schema = run.connection, run.settings.schema
     # this version began client_ms before the server received its last message
-    since = f"(statement_timestamp() - make_interval(secs => {client_ms / 1000.0}))"
     record = build_record_applied(connection, schema, item.track, item.version, item.files.filenames,
-                                  item.files.checksum, run.applied_by, started=since)
+                                  item.files.checksum, run.applied_by, client_ms=client_ms)
     attempt = build_record_attempt(connection, schema, item.track.name, item.version, item.files.filenames,
-                                   APPLIED, this_host(), since=since)
+                                   APPLIED, this_host(), client_ms=client_ms)
     return ";\n".join([CHECK_DEFERRED, reset_session_sql(connection), record, attempt,
                        f"RELEASE SAVEPOINT {SAVEPOINT}"])
 

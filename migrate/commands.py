@@ -72,7 +72,7 @@ def find_all_versions(settings: Settings, tracks: list[Track]) -> dict[str, list
 def parse_pending(plan: Plan, settings: Settings, lint: bool = False) -> dict[tuple[str, str], list[Script]]:
     """Parse every file that would run; a syntax error anywhere stops before anything runs.
 
-    lint: also lint each file on its own parse, then report (see _report_lint). A file's pglast
+    lint: also lint each file on its own parse, then report (see _PendingLint). A file's pglast
     tree is dropped once it is linted: only its statements run, and a run of 10,000 pending
     files held every tree at once (peak 77 MB instead of ~50; bench/RESULTS.md).
     """
@@ -243,7 +243,8 @@ def migrate(
 
             drop_and_recreate_schema(connection, settings.schema)
             existing = read_all_columns(connection, settings.schema, tracks)
-            plan = _read_plan(settings, connection, tracks, versions)
+            history = read_history(connection, settings.schema, tracks, existing)
+            plan = build_plan(tracks, versions, history, settings.root)
             scripts = parse_pending(plan, settings)
         todo = plan.to_apply()
         psql = _require_psql(settings, scripts) if todo else None  # refused before anything is written

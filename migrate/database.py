@@ -41,9 +41,8 @@ TRANSIENT_CONNECT_ERRORS = ("temporary failure in name resolution", "the databas
 # a millisecond, and a 1 s step let migrations start up to a second after the server (or the lock)
 # became available (bench/RESULTS.md: target 250 ms).
 MAX_POLL_INTERVAL = 0.1
-# Settings this tool SET on a session after connecting (not startup options, which RESET ALL keeps):
-# the runner's RESET ALL after each file undoes them, so they are set again after every reset.
-_SESSION_SETS: weakref.WeakKeyDictionary[Any, dict[str, str]] = weakref.WeakKeyDictionary()
+# The SETs this tool made on a session after connecting (not startup options, which RESET ALL keeps):
+# the runner's RESET ALL after each file undoes them, so they are sent again after every reset.
 _SESSION_RESTORE: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
 
@@ -141,11 +140,11 @@ def _set(connection: Any, values: dict[str, str]) -> None:
     """SET session values, remembered so session_restore_sql can set them again after a RESET ALL."""
     if not values:
         return
+    query = _set_sql(connection, values)
     with connection.cursor() as cursor:
-        cursor.execute(_set_sql(connection, values))
-    made = _SESSION_SETS.setdefault(connection, {})
-    made.update(values)
-    _SESSION_RESTORE[connection] = _set_sql(connection, made)  # composed once, sent after every reset
+        cursor.execute(query)
+    earlier = _SESSION_RESTORE.get(connection)  # a later SET of the same name comes later: it wins
+    _SESSION_RESTORE[connection] = f"{earlier}; {query}" if earlier else query  # composed once
 
 
 def _set_sql(connection: Any, values: Mapping[str, str]) -> str:

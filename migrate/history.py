@@ -174,16 +174,28 @@ def read_history(connection: Any, schema: str, tracks: list[Track],
 
 def build_record_applied(
     connection: Any, schema: str, track: Track, version: str, filenames: str, checksum: str, applied_by: str,
-    started: str = "transaction_timestamp()",
+    client_ms: int | None = None,
 ) -> str:
     """The upsert that marks a version applied; sent in the same transaction as its SQL.
 
-    execution_ms is measured by the server from `started` (SQL: when this version began; batch
-    mode passes its own, as several versions share one transaction) to the row's insert.
+    execution_ms is measured by the server up to the row's insert, from the transaction's start,
+    or with client_ms (batch mode: several versions share one transaction) from client_ms before
+    the server received this message.
     """
-    template = _record_applied_template(connection, schema, track.history_table, started)
-    values = (version, f"Applied {filenames}", checksum, filenames, applied_by, f"migrate {__version__}")
+    template = _record_applied_template(connection, schema, track.history_table, client_ms is not None)
+    values = (version, f"Applied {filenames}", checksum, filenames, *since_values(client_ms), applied_by,
+              f"migrate {__version__}")
     return fill(connection, template, values)
+
+
+def since_sql(client_ms: bool) -> str:
+    """When the version began, in SQL: the transaction's start, or (client_ms) %s seconds before this message."""
+    return "(statement_timestamp() - make_interval(secs => %s))" if client_ms else "transaction_timestamp()"
+
+
+def since_values(client_ms: int | None) -> tuple[float, ...]:
+    """The value since_sql takes, if any."""
+    return () if client_ms is None else (client_ms / 1000.0,)
 
 
 def fill(connection: Any, template: str, values: tuple[Any, ...]) -> str:
@@ -195,7 +207,7 @@ def fill(connection: Any, template: str, values: tuple[Any, ...]) -> str:
 
 
 @functools.lru_cache(maxsize=64)
-def _record_applied_template(connection: Any, schema: str, table: str, started: str) -> str:
+def _record_applied_template(connection: Any, schema: str, table: str, client_ms: bool) -> str:
     """The upsert with the table quoted once per run and %s for its values (filled by mogrify, in C):
     composing it with psycopg2.sql per migration cost ~0.1 ms, 10% of the client's time (bench/RESULTS.md)."""
     from psycopg2 import sql
@@ -211,7 +223,7 @@ def _record_applied_template(connection: Any, schema: str, table: str, started: 
         "applied_by = EXCLUDED.applied_by, tool_version = EXCLUDED.tool_version"
     ).format(
         table=param_identifier(connection, schema, table),
-        started=sql.SQL(started.replace("%", "%%")),
+        started=sql.SQL(since_sql(client_ms)),
     ).as_string(connection)
 
 
