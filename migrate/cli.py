@@ -1,7 +1,10 @@
-"""`python -m migrate`: the argparse door for containers, with the earlier script's flags.
+"""The edge: the one command table, argparse for `python -m migrate`, and the one error edge.
 
-Same commands and exit codes as the Invoke tasks. `--status`, `--dry-run` and plain
-`python -m migrate` keep working as they did with database/migrate.py.
+`python -m migrate` (containers, with the earlier script's flags: `--status`, `--dry-run`,
+`--host` ...) and the Invoke tasks (tasks.py) both end in `run_command`, which resolves the
+environment, applies command-line overrides, calls the command in `commands`, and turns
+every failure into one stderr line (plus, with --json, one JSON error document on stdout)
+and the documented exit code (errors.py). Nothing else in the package prints an error.
 """
 
 from __future__ import annotations
@@ -10,14 +13,58 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 from migrate.errors import EXIT_CONFIG, EXIT_UNREACHABLE, MigrateError
 from migrate.settings import Settings, load_settings
 
+# what `python -m migrate` accepts (the Invoke tasks add dev-start, start and stop)
 COMMANDS = ("migrate", "status", "dry-run", "wait", "db-stop", "verify", "reset", "repair", "baseline", "history")
 COMMANDS += ("new", "lint")  # authoring: take positional words (new: description; lint: files)
 WORD_COMMANDS = ("new", "lint")
+
+
+class Flags(NamedTuple):
+    """Every option a command can take, from argparse or from an Invoke task."""
+
+    env: str = "local"
+    json: bool = False
+    yes: bool = False
+    timeout: float | None = None
+    batch: bool | None = None
+    limit: int = 20
+    verbose: bool = False
+    baseline_version: str | None = None
+    track: str | None = None
+    words: tuple[str, ...] = ()
+    dry_run: bool = False
+    host: str | None = None
+    port: str | None = None
+    database: str | None = None
+    user: str | None = None
+    password: str | None = None
+
+
+def _table() -> dict[str, Callable[[Settings, Flags], Any]]:
+    """The command table: how each command is called with resolved Settings and its flags."""
+    from migrate import commands
+
+    return {
+        "migrate": lambda s, f: commands.migrate(s, as_json=f.json, yes=f.yes),
+        "status": lambda s, f: commands.status(s, as_json=f.json),
+        "dry-run": lambda s, f: commands.dry_run(s, as_json=f.json),
+        "wait": lambda s, f: commands.wait(s, f.timeout),
+        "db-stop": lambda s, f: commands.db_stop(s),
+        "verify": lambda s, f: commands.verify(s, as_json=f.json),
+        "reset": lambda s, f: commands.reset(s, yes=f.yes),
+        "repair": lambda s, f: commands.repair(s, dry_run=f.dry_run, yes=f.yes),
+        "baseline": lambda s, f: commands.baseline(s, f.baseline_version, f.track, yes=f.yes),
+        "history": lambda s, f: commands.history(s, limit=f.limit, as_json=f.json),
+        "new": lambda s, f: commands.new(s, " ".join(f.words), f.track or "lanconnect"),
+        "lint": lambda s, f: commands.lint(s, list(f.words), as_json=f.json),
+        "dev-start": lambda s, f: commands.dev_start(s),
+        "stop": lambda s, f: commands.stop(s),
+    }
 
 
 def configure_logging(verbose: bool = False) -> None:
@@ -29,18 +76,72 @@ def configure_logging(verbose: bool = False) -> None:
     logging.getLogger("migrate").setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
-def apply_overrides(settings: Settings, host: str | None = None, port: str | None = None,
-                    database: str | None = None, user: str | None = None,
-                    password: str | None = None) -> Settings:
+def apply_overrides(settings: Settings, flags: Flags) -> Settings:
     """The earlier script's --host/--port/--database/--user/--password win over every layer."""
-    given = {"host": host, "port": port, "dbname": database, "user": user, "password": password}
+    given = {"host": flags.host, "port": flags.port, "dbname": flags.database, "user": flags.user,
+             "password": flags.password}
     given = {key: value for key, value in given.items() if value is not None}
-    if not given:
-        return settings
-    connection = dict(settings.connection)
-    connection.update(given)
-    embedded = settings.embedded_pgdata if set(given) <= {"dbname"} else None
-    return settings._replace(connection=connection, embedded_pgdata=embedded)
+    if given:
+        target = settings.target
+        connection = dict(target.connection)
+        connection.update(given)
+        embedded = target.embedded_pgdata if set(given) <= {"dbname"} else None
+        settings = settings._replace(target=target._replace(connection=connection, embedded_pgdata=embedded))
+    if flags.batch is not None:
+        settings = settings._replace(run=settings.run._replace(batch=flags.batch))
+    return settings
+
+
+def run_command(command: str, flags: Flags, *, root: Path | None = None,
+                environ: Mapping[str, str] | None = None) -> int:
+    """Run one command with its flags; the exit code. The one place an error becomes output.
+
+    root: the project folder (default: the current directory); environ: the process environment
+    the settings are read from (default: os.environ).
+    """
+    configure_logging(flags.verbose)
+    root = root or Path.cwd()
+    try:
+        if command == "status" and _names_many(flags.env):
+            from migrate import commands
+
+            commands.status_environments(flags.env, root, as_json=flags.json, timeout=flags.timeout, environ=environ)
+        elif command == "start":
+            import os
+
+            from migrate import commands
+
+            commands.start(root, flags.env, docker=(os.environ if environ is None else environ).get("MIGRATE_DOCKER"))
+        else:
+            settings = apply_overrides(load_settings(flags.env, root, environ), flags)
+            _table()[command](settings, flags)
+        return 0
+    except MigrateError as error:
+        if flags.json and not error.reported_as_json:
+            from migrate.report import documents
+
+            documents.print_json(documents.error_json(error))  # --json promises one document on stdout
+        print(f"migrate: error: {error.message}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("migrate: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        line = lost_connection_message(error)
+        if line is None:
+            raise
+        if flags.json:
+            from migrate.report import documents
+
+            documents.print_json({"error": {"exit_code": EXIT_UNREACHABLE, "message": line}})
+        print(line, file=sys.stderr)
+        return EXIT_UNREACHABLE
+
+
+def _names_many(env: str) -> bool:
+    from migrate.overview import is_many
+
+    return is_many(env)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,13 +180,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, root: Path | None = None,
+         environ: Mapping[str, str] | None = None) -> int:
+    """`python -m migrate ARGS`: the exit code (root and environ as for run_command)."""
     parser = build_parser()
     try:
         args = parser.parse_intermixed_args(argv)
     except SystemExit as stop:  # argparse already printed the usage error
         return EXIT_CONFIG if stop.code else 0
-    configure_logging(args.verbose)
     command = args.command or ("status" if args.status else "dry-run" if args.dry_run else "migrate")
     if args.words and command not in WORD_COMMANDS:
         print(f"migrate: error: unexpected argument(s) {' '.join(args.words)!r} for the {command} command",
@@ -95,81 +197,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"migrate: error: --status/--dry-run cannot be combined with the {args.command} command",
               file=sys.stderr)
         return EXIT_CONFIG
-    try:
-        if command == "status" and _names_many(args.env):
-            from migrate import commands
-
-            commands.status_environments(args.env, Path.cwd(), as_json=args.json, timeout=args.timeout)
-            return 0
-        settings = load_settings(args.env, Path.cwd())
-        settings = apply_overrides(settings, args.host, args.port, args.database, args.user, args.password)
-        if args.batch is not None:
-            settings = settings._replace(batch=args.batch)
-        return run(command, settings, args)
-    except MigrateError as error:
-        if args.json and not error.reported_as_json:
-            from migrate import report
-
-            report.print_json(report.error_json(error))  # --json promises one document on stdout
-        print(f"migrate: error: {error.message}", file=sys.stderr)
-        return error.exit_code
-    except KeyboardInterrupt:
-        print("migrate: interrupted", file=sys.stderr)
-        return 130
-    except Exception as error:
-        line = lost_connection_message(error)
-        if line is None:
-            raise
-        print(line, file=sys.stderr)
-        return EXIT_UNREACHABLE
-
-
-def _names_many(env: str) -> bool:
-    from migrate.overview import is_many
-
-    return is_many(env)
-
-
-def run(command: str, settings: Settings, args: argparse.Namespace) -> int:
-    from migrate import commands
-
-    if command == "status":
-        commands.status(settings, as_json=args.json)
-    elif command == "dry-run":
-        commands.dry_run(settings, as_json=args.json)
-    elif command == "migrate":
-        commands.migrate(settings, as_json=args.json, yes=args.yes)
-    elif command == "wait":
-        commands.wait(settings, args.timeout)
-    elif command == "db-stop":
-        commands.db_stop(settings)
-    elif command == "new":
-        commands.new(settings, " ".join(args.words), args.track or "lanconnect")
-    elif command == "lint":
-        commands.lint(settings, list(args.words), as_json=args.json)
-    elif command == "verify":
-        commands.verify(settings, as_json=args.json)
-    elif command == "reset":
-        commands.reset(settings, yes=args.yes)
-    elif command in ("repair", "baseline"):
-        return run_maintenance(command, settings, args)
-    elif command == "history":
-        commands.history(settings, limit=args.limit, as_json=args.json)
-    return 0
-
-
-def run_maintenance(command: str, settings: Settings, args: argparse.Namespace) -> int:
-    """repair [--dry-run] and baseline --version V [--track T]."""
-    from migrate import maintenance
-    from migrate.errors import ConfigError
-
-    if command == "repair":
-        maintenance.repair(settings, dry_run=args.dry_run, yes=args.yes)
-        return 0
-    if args.baseline_version is None:
-        raise ConfigError("baseline needs --version V (every version up to V is marked applied)")
-    maintenance.baseline(settings, args.baseline_version, args.track, yes=args.yes)
-    return 0
+    flags = Flags(env=args.env, json=args.json, yes=args.yes, timeout=args.timeout, batch=args.batch,
+                  limit=args.limit, verbose=args.verbose, baseline_version=args.baseline_version,
+                  track=args.track, words=tuple(args.words), dry_run=args.dry_run, host=args.host, port=args.port,
+                  database=args.database, user=args.user, password=args.password)
+    return run_command(command, flags, root=root, environ=environ)
 
 
 def lost_connection_message(error: Exception) -> str | None:
@@ -180,7 +212,7 @@ def lost_connection_message(error: Exception) -> str | None:
     """
     if not type(error).__module__.startswith("psycopg2"):
         return None
-    from migrate.database import first_line
+    from migrate.database.connection import first_line
 
     return (f"migrate: error: lost the connection to the database ({first_line(str(error))}); "
             "whatever ran before was committed or rolled back as a whole; run the command again")

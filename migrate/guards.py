@@ -26,7 +26,7 @@ log = logging.getLogger("migrate")
 
 def require_disposable(settings: Settings, what: str) -> None:
     """Raise Refused (exit 6) unless this environment is marked MIGRATE_DISPOSABLE=true."""
-    if settings.disposable:
+    if settings.safety.disposable:
         return
     raise Refused(
         f"{what} drops schema {settings.schema!r} and is refused for environment {settings.env_name!r}: "
@@ -43,16 +43,16 @@ def confirm(settings: Settings, question: str, nothing: str, *, remedy: str = "p
     Raise Refused (exit 6) when there is no terminal to ask and no --yes (the message ends with
     `remedy`), or when the answer is not `yes` (`nothing` says what was left untouched).
     """
-    if not settings.confirm or yes:
+    if not settings.safety.confirm or yes:
         return
     if ask is None and not sys.stdin.isatty():
         raise Refused(f"environment {settings.env_name!r} requires confirmation (MIGRATE_CONFIRM) and there is no "
                       f"terminal to ask; {remedy}")
     if show is not None:
         show()
-    from migrate import report
+    from migrate.report import text
 
-    answer = (ask or report.ask)(f"{question} Type yes: ")
+    answer = (ask or text.ask)(f"{question} Type yes: ")
     if answer.strip().lower() != "yes":
         raise Refused(f"not confirmed: {nothing}")
 
@@ -61,8 +61,8 @@ def drop_and_recreate_schema(connection: Any, schema: str) -> None:
     """DROP SCHEMA ... CASCADE and CREATE SCHEMA in one transaction: never half-reset."""
     from psycopg2 import sql
 
-    query = sql.SQL("BEGIN; DROP SCHEMA IF EXISTS {0} CASCADE; CREATE SCHEMA {0}; COMMIT").format(
-        sql.Identifier(schema))
-    with connection.cursor() as cursor:
-        cursor.execute(query)
+    from migrate.database.sql import transaction
+
+    with transaction(connection) as cursor:
+        cursor.execute(sql.SQL("DROP SCHEMA IF EXISTS {0} CASCADE; CREATE SCHEMA {0}").format(sql.Identifier(schema)))
     log.info("schema %s dropped and recreated", schema)

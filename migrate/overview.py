@@ -12,6 +12,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Mapping
 
 from migrate.errors import ConfigError, MigrateError, UnreachableError
 from migrate.plan import APPLIED, CHANGED, Plan
@@ -75,24 +76,25 @@ def environment_names(env: str, root: Path) -> list[str]:
     return unique
 
 
-def read_environment(name: str, root: Path, timeout: float) -> EnvironmentStatus:
+def read_environment(name: str, root: Path, timeout: float, environ: Mapping[str, str] | None = None
+                     ) -> EnvironmentStatus:
     """One environment's plan, read-only; every expected failure becomes its status."""
-    from migrate.commands import _database_label, _read_plan, find_all_versions
-    from migrate.database import wait_until_ready
+    from migrate.database.connection import wait_until_ready
     from migrate.settings import load_settings
+    from migrate.snapshot import find_all_versions, read_plan
     from migrate.tracks import build_tracks
 
     column = EnvironmentStatus(name)
     try:
-        settings = load_settings(name, root)
-        column.database = _database_label(settings)
+        settings = load_settings(name, root, environ)
+        column.database = settings.target.label()
         tracks = build_tracks(settings.migrations_dir)
         versions = find_all_versions(settings, tracks)
-        connection = wait_until_ready(settings, timeout=min(settings.max_wait, timeout))
+        session = wait_until_ready(settings.target, timeout=min(settings.target.max_wait, timeout))
         try:
-            column.plan = _read_plan(settings, connection, tracks, versions)
+            column.plan = read_plan(settings, session, tracks, versions)
         finally:
-            connection.close()
+            session.close()
     except UnreachableError as error:
         column.status, column.error = UNREACHABLE, error.message
     except ConfigError as error:
@@ -104,9 +106,10 @@ def read_environment(name: str, root: Path, timeout: float) -> EnvironmentStatus
     return column
 
 
-def read_overview(names: list[str], root: Path, timeout: float = DEFAULT_TIMEOUT) -> Overview:
+def read_overview(names: list[str], root: Path, timeout: float = DEFAULT_TIMEOUT,
+                  environ: Mapping[str, str] | None = None) -> Overview:
     with ThreadPoolExecutor(max_workers=max(1, len(names))) as pool:
-        columns = list(pool.map(lambda name: read_environment(name, root, timeout), names))
+        columns = list(pool.map(lambda name: read_environment(name, root, timeout, environ), names))
     return build_overview(columns)
 
 

@@ -4,20 +4,25 @@ States: `pending` (no applied row; a `failed` row is retried), `applied`, `faile
 `changed` (applied, but its files differ from the recorded checksum) and `missing`
 (a history row whose version matches no file: the file was deleted, or a migration file
 inserted the row itself). `validate_plan` refuses to apply while anything is changed.
+
+Also pure, and so here: which rows repair changes, which versions baseline marks, and
+which checksums a run adopts. Nothing in this module reads a file or a database.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from migrate.errors import ValidationError
-from migrate.history import HistoryRow
+from migrate.errors import ConfigError, ValidationError
+from migrate.files.sqlfiles import MigrationVersion
+from migrate.history.tables import HistoryRow
 from migrate.paths import display_path
-from migrate.sqlfiles import MigrationVersion
 from migrate.tracks import Track
 
 PENDING, APPLIED, FAILED, CHANGED, MISSING = "pending", "applied", "failed", "changed", "missing"
+STATE_ORDER = (APPLIED, PENDING, FAILED, CHANGED, MISSING)  # how status lists and counts them
 
 
 class MigrationInfo(NamedTuple):
@@ -126,3 +131,123 @@ def validate_plan(plan: Plan, root: Path) -> None:
         f"(checksum differs){more}; restore the file(s) as applied, or review the change and run "
         "`inv repair` to accept it; nothing was applied"
     )
+
+
+def checksums_to_adopt(plan: Plan) -> dict[str, tuple[Track, dict[str, str]]]:
+    """By track name: the applied versions recorded without a checksum, and the checksum each adopts."""
+    by_track: dict[str, tuple[Track, dict[str, str]]] = {}
+    for item in plan.items:
+        checksum = item.checksum_to_adopt
+        if checksum and item.row is not None:
+            by_track.setdefault(item.track.name, (item.track, {}))[1][item.row.version] = checksum
+    return by_track
+
+
+# ---- repair and baseline: what they would write, decided without writing -------------------------
+
+@dataclass(frozen=True)
+class RepairAction:
+    """One change repair makes (or would make, with --dry-run) to one history row."""
+
+    track: str
+    version: str
+    kind: str  # "checksum" (re-aligned), "adopt" (row had none) or "delete-failed"
+    files: str
+    old: str | None = None
+    new: str | None = None
+
+
+@dataclass
+class RepairResult:
+    actions: list[RepairAction] = field(default_factory=list)
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class BaselineEntry:
+    track: str
+    version: str
+    files: str
+    checksum: str
+    recorded: bool  # False: already recorded as applied with the same checksum, left alone
+
+
+@dataclass
+class BaselineResult:
+    track: str
+    up_to: str
+    entries: list[BaselineEntry] = field(default_factory=list)
+
+
+def build_repair_actions(plan: Plan) -> list[RepairAction]:
+    """Pure: what repair changes, in plan order (tracks in order, versions by number)."""
+    actions: list[RepairAction] = []
+    for item in plan.items:
+        files = item.files.filenames if item.files else (item.row.filename or "" if item.row else "")
+        if item.row is None:
+            continue
+        if item.state == FAILED or (item.state == MISSING and item.row.status == FAILED):
+            actions.append(RepairAction(item.track.name, item.row.version, "delete-failed", files,
+                                        old=(item.row.error_message or "").strip().splitlines()[0]
+                                        if item.row.error_message else None))
+        elif item.state == CHANGED and item.files is not None:
+            actions.append(RepairAction(item.track.name, item.row.version, "checksum", files,
+                                        old=item.row.checksum, new=item.files.checksum))
+        elif item.state == APPLIED and item.row.checksum is None and item.files is not None:
+            actions.append(RepairAction(item.track.name, item.row.version, "adopt", files,
+                                        new=item.files.checksum))
+    return actions
+
+
+def parse_baseline_version(version: str) -> int:
+    text = str(version).strip()
+    if not text.isdigit():
+        raise ConfigError(f"--version {version!r}: a baseline version is a number such as 004")
+    return int(text)
+
+
+def select_baseline(plan: Plan, track: Track, version: str) -> BaselineResult:
+    """The versions of `track` up to `version` that baseline marks applied (entries with recorded=True).
+
+    Refuses when no file has such a version, or when one of them is recorded otherwise than
+    applied with this checksum: baseline only marks unrecorded versions.
+    """
+    up_to = parse_baseline_version(version)
+    items = [i for i in plan.items if i.track.name == track.name and i.number is not None and i.number <= up_to]
+    with_files = [i for i in items if i.files is not None]
+    if not with_files:
+        raise ConfigError(
+            f"{track.name}: no migration file has a version up to {version} in "
+            f"{track.directory}; check --version and --track"
+        )
+    conflicts = [i for i in items if i.row is not None and _recorded_differently(i)]
+    if conflicts:
+        first = conflicts[0]
+        raise ValidationError(
+            f"{track.name} version {first.version} is already recorded differently "
+            f"({_describe_row(first)}); baseline only marks unrecorded versions: run `inv repair` "
+            f"or fix the history first ({len(conflicts)} conflicting version(s)); nothing was recorded"
+        )
+    result = BaselineResult(track.name, version)
+    result.entries = [BaselineEntry(track.name, i.version, i.files.filenames if i.files else "",
+                                    i.files.checksum if i.files else "", i.row is None) for i in with_files]
+    return result
+
+
+def _recorded_differently(item: MigrationInfo) -> bool:
+    """True unless the row says `applied` with this file's checksum (or with none yet)."""
+    row = item.row
+    assert row is not None
+    if item.files is None:
+        return False  # a row without a file below V: nothing to mark, status warns about it
+    if row.status != APPLIED:
+        return True
+    return row.checksum is not None and row.checksum != item.files.checksum
+
+
+def _describe_row(item: MigrationInfo) -> str:
+    row = item.row
+    assert row is not None
+    if row.status != APPLIED:
+        return f"status {row.status}"
+    return f"applied with checksum {row.checksum}, but the file now has {item.files.checksum if item.files else '-'}"

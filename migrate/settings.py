@@ -39,39 +39,21 @@ CONNECTION_KEYS: tuple[tuple[str, str, str, str | None], ...] = (
 )
 
 
-class Settings(NamedTuple):
-    """Everything a command needs to know about one environment.
+class Target(NamedTuple):
+    """Where and how to connect: all `database/` is given (it never sees Settings).
 
-    A NamedTuple, like the other records on the start-up path: it is built without the
-    dataclasses machinery, which cost a no-op run ~15 ms (bench/RESULTS.md). `_replace` copies.
+    `connection` holds libpq keywords; `embedded_pgdata` names the embedded server's folder
+    when the environment uses it (its host and port are known only once it runs).
     """
 
-    env_name: str
-    root: Path
-    env_file: Path
-    schema: str = "langconnect"
-    migrations_dir: Path = Path("migrations")
     connection: Mapping[str, str] = MappingProxyType({})
     embedded_pgdata: Path | None = None
+    application_name: str = "migrate"
     max_wait: float = 180.0
     wait_max_interval: float = 1.0
-    lock_timeout: float = 60.0
-    require_tls: bool = False
-    confirm: bool = False
-    disposable: bool = False
-    application_name: str = "migrate"
-    protected_schemas: tuple[str, ...] = DEFAULT_PROTECTED_SCHEMAS
-    lint_mode: str = "warn"
-    reset_schema: bool = False
-    heartbeat_interval: float = 10.0
     # migration sessions (see README "Timeouts"): PostgreSQL lock_timeout / statement_timeout
     sql_lock_timeout: str | None = None
     statement_timeout: str | None = None
-    lock_retries: int = 3
-    lock_retry_delay: float = 1.0
-    executor: str = "builtin"
-    psql_path: str | None = None
-    batch: bool = False  # MIGRATE_BATCH / --batch: pending transactional migrations in one transaction (batch.py)
 
     @property
     def uses_embedded(self) -> bool:
@@ -85,6 +67,60 @@ class Settings(NamedTuple):
         """Strings that must never be printed (scrubbed from every error message)."""
         password = self.connection.get("password")
         return [password] if password else []
+
+    def label(self) -> str:
+        """The database as commands name it: the embedded server's folder, or the masked URL."""
+        if self.embedded_pgdata is not None:
+            return f"embedded PostgreSQL in {self.embedded_pgdata}"
+        return self.masked_dsn()
+
+
+class RunOptions(NamedTuple):
+    """How a run applies its migrations: all `apply/` is given besides the session and the plan."""
+
+    lock_timeout: float = 60.0  # seconds to wait for the run lock
+    heartbeat_interval: float = 10.0
+    lock_retries: int = 3
+    lock_retry_delay: float = 1.0
+    executor: str = "builtin"
+    psql_path: str | None = None
+    batch: bool = False  # MIGRATE_BATCH / --batch: pending transactional migrations in one transaction
+
+
+class LintOptions(NamedTuple):
+    """What lint checks against: `MIGRATE_LINT` (warn, strict, off) and the protected schemas."""
+
+    mode: str = "warn"
+    protected_schemas: tuple[str, ...] = DEFAULT_PROTECTED_SCHEMAS
+
+
+class Safety(NamedTuple):
+    """The guards: TLS, confirmation before writing, whether the app schema may be dropped."""
+
+    require_tls: bool = False
+    confirm: bool = False
+    disposable: bool = False
+    reset_schema: bool = False
+
+
+class Settings(NamedTuple):
+    """Everything a command needs to know about one environment: who it is, and four narrow records.
+
+    A NamedTuple, like the other records on the start-up path: it is built without the
+    dataclasses machinery, which cost a no-op run ~15 ms (bench/RESULTS.md). `_replace` copies.
+    Layers below commands get the record they need (`target`, `run`, `lint`), never Settings.
+    """
+
+    env_name: str
+    root: Path
+    env_file: Path
+    schema: str = "langconnect"
+    migrations_dir: Path = Path("migrations")
+    target: Target = Target()
+    run: RunOptions = RunOptions()
+    lint: LintOptions = LintOptions()
+    safety: Safety = Safety()
+    docker: str | None = None  # MIGRATE_DOCKER: the docker binary for dev-start/stop, or off
 
 
 def masked_dsn(connection: Mapping[str, str]) -> str:
@@ -192,11 +228,11 @@ _KNOWN_KEYS = {
     "MIGRATE_PROTECTED_SCHEMAS", "MIGRATION_RESET_SCHEMA", "MIGRATE_HEARTBEAT_INTERVAL",
 } | {
     "MIGRATE_SQL_LOCK_TIMEOUT", "MIGRATE_STATEMENT_TIMEOUT", "MIGRATE_LOCK_RETRIES", "MIGRATE_LOCK_RETRY_DELAY",
-    "MIGRATE_EXECUTOR", "MIGRATE_PSQL", "MIGRATE_BATCH",
+    "MIGRATE_EXECUTOR", "MIGRATE_PSQL", "MIGRATE_BATCH", "MIGRATE_DOCKER",
 } | {name for _, old, _, _ in CONNECTION_KEYS for name in (old,)} | {
     libpq for _, _, libpq, _ in CONNECTION_KEYS
 }
-_KNOWN_KEYS |= {"MIGRATE_PROTECTED_SCHEMAS", "MIGRATE_LINT"}
+_KNOWN_KEYS |= {"MIGRATE_LINT"}
 
 
 def _build_settings(env: str, root: Path, env_file: Path, layers: _Layers) -> Settings:
@@ -226,26 +262,35 @@ def _build_settings(env: str, root: Path, env_file: Path, layers: _Layers) -> Se
         env_file=env_file,
         schema=schema,
         migrations_dir=migrations_dir if migrations_dir.is_absolute() else root / migrations_dir,
-        connection=connection,
-        embedded_pgdata=pgdata,
-        max_wait=_number(layers, "MAX_WAIT_TIME", 180.0),
-        wait_max_interval=min(retry, 1.0) if retry > 0 else 1.0,
-        lock_timeout=_number(layers, "MIGRATE_LOCK_TIMEOUT", 60.0),
-        require_tls=require_tls,
-        confirm=_flag(layers, "MIGRATE_CONFIRM", False),
-        disposable=_flag(layers, "MIGRATE_DISPOSABLE", False),
-        application_name=layers.get("MIGRATE_APPLICATION_NAME") or layers.get("PGAPPNAME") or "migrate",
-        protected_schemas=_schema_list(layers, "MIGRATE_PROTECTED_SCHEMAS", DEFAULT_PROTECTED_SCHEMAS),
-        lint_mode=_choice(layers, "MIGRATE_LINT", LINT_MODES),
-        reset_schema=_flag(layers, "MIGRATION_RESET_SCHEMA", False),
-        heartbeat_interval=_number(layers, "MIGRATE_HEARTBEAT_INTERVAL", 10.0),
-        sql_lock_timeout=_pg_duration(layers, "MIGRATE_SQL_LOCK_TIMEOUT"),
-        statement_timeout=_pg_duration(layers, "MIGRATE_STATEMENT_TIMEOUT"),
-        lock_retries=_count(layers, "MIGRATE_LOCK_RETRIES", 3),
-        lock_retry_delay=_number(layers, "MIGRATE_LOCK_RETRY_DELAY", 1.0),
-        executor=_executor(layers),
-        psql_path=layers.get("MIGRATE_PSQL"),
-        batch=_flag(layers, "MIGRATE_BATCH", False),
+        target=Target(
+            connection=connection,
+            embedded_pgdata=pgdata,
+            application_name=layers.get("MIGRATE_APPLICATION_NAME") or layers.get("PGAPPNAME") or "migrate",
+            max_wait=_number(layers, "MAX_WAIT_TIME", 180.0),
+            wait_max_interval=min(retry, 1.0) if retry > 0 else 1.0,
+            sql_lock_timeout=_pg_duration(layers, "MIGRATE_SQL_LOCK_TIMEOUT"),
+            statement_timeout=_pg_duration(layers, "MIGRATE_STATEMENT_TIMEOUT"),
+        ),
+        run=RunOptions(
+            lock_timeout=_number(layers, "MIGRATE_LOCK_TIMEOUT", 60.0),
+            heartbeat_interval=_number(layers, "MIGRATE_HEARTBEAT_INTERVAL", 10.0),
+            lock_retries=_count(layers, "MIGRATE_LOCK_RETRIES", 3),
+            lock_retry_delay=_number(layers, "MIGRATE_LOCK_RETRY_DELAY", 1.0),
+            executor=_executor(layers),
+            psql_path=layers.get("MIGRATE_PSQL"),
+            batch=_flag(layers, "MIGRATE_BATCH", False),
+        ),
+        lint=LintOptions(
+            mode=_choice(layers, "MIGRATE_LINT", LINT_MODES),
+            protected_schemas=_schema_list(layers, "MIGRATE_PROTECTED_SCHEMAS", DEFAULT_PROTECTED_SCHEMAS),
+        ),
+        safety=Safety(
+            require_tls=require_tls,
+            confirm=_flag(layers, "MIGRATE_CONFIRM", False),
+            disposable=_flag(layers, "MIGRATE_DISPOSABLE", False),
+            reset_schema=_flag(layers, "MIGRATION_RESET_SCHEMA", False),
+        ),
+        docker=layers.get("MIGRATE_DOCKER"),
     )
 
 

@@ -208,9 +208,9 @@ def test_json_says_whether_batch_mode_ran(project: Project, db: Database) -> Non
 
 
 def test_migrate_batch_setting_and_flags(project: Project, db: Database, tmp_path: Path) -> None:
-    assert project.settings().batch is False
-    assert project.settings(MIGRATE_BATCH="true").batch is True
-    assert project.settings(MIGRATE_BATCH="off").batch is False
+    assert project.settings().run.batch is False
+    assert project.settings(MIGRATE_BATCH="true").run.batch is True
+    assert project.settings(MIGRATE_BATCH="off").run.batch is False
     with pytest.raises(ConfigError, match="MIGRATE_BATCH='sometimes' is not a boolean"):
         project.settings(MIGRATE_BATCH="sometimes")
     project.write("lanconnect", "001_a.sql", "CREATE TABLE batch_a (id int);")
@@ -231,7 +231,7 @@ def test_batch_module_is_loaded_only_when_batch_mode_applies_something(project: 
     import sys
 
     probe = ("import sys\nfrom migrate.cli import main\ncode = main(sys.argv[1:])\n"
-             "print('batch loaded' if 'migrate.batch' in sys.modules else 'batch not loaded', code)")
+             "print('batch loaded' if 'migrate.apply.batch' in sys.modules else 'batch not loaded', code)")
 
     def run(*args: str) -> str:
         done = subprocess.run([sys.executable, "-c", probe, *args], cwd=project.root, env=project.environ(),

@@ -36,7 +36,7 @@ def test_status_table_is_the_text_tabulate_prints(rows: list[list[str]]) -> None
     """report.format_table replaced tabulate for speed (bench/RESULTS.md); the text is the same."""
     from tabulate import tabulate
 
-    from migrate.report import format_table
+    from migrate.report.text import format_table
 
     headers = ["version", "file(s)", "state", "applied_at", "duration"]
     assert format_table(rows, headers) == tabulate(rows, headers=headers, disable_numparse=True)

@@ -133,8 +133,8 @@ def test_the_shipped_environments_are_guarded() -> None:
 
     environ = {"STAGING_DATABASE_URL": "postgresql://u@h/d", "PRODUCTION_DATABASE_URL": "postgresql://u@h/d"}
     local, staging, production = (load_settings(name, REPO, environ) for name in ("local", "staging", "production"))
-    assert (local.disposable, staging.disposable, production.disposable) == (True, False, False)
-    assert production.confirm is True
+    assert (local.safety.disposable, staging.safety.disposable, production.safety.disposable) == (True, False, False)
+    assert production.safety.confirm is True
 
 
 def _checksum_of_001(db: Database) -> str:

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from conftest import REPO, Database, Project
 
-from migrate.lint import RULES, Finding, find_files_to_lint, lint_file, lint_files, read_any_file
-from migrate.settings import Settings
+from migrate.checks.lint import RULES, Finding, find_files_to_lint, lint_file, lint_files, read_any_file
+from migrate.settings import LintOptions, Settings
 
 SEARCH_PATH = "SET search_path = langconnect, public;\n"
 
@@ -77,9 +77,11 @@ RULE_CASES: dict[str, tuple[str, str]] = {
 }
 
 
-def settings_for(root: Path, **changes: object) -> Settings:
+def settings_for(root: Path, protected_schemas: tuple[str, ...] | None = None, **changes: object) -> Settings:
     values: dict[str, object] = {"env_name": "test", "root": root, "env_file": root / "envs" / "test.env",
                                  "migrations_dir": root / "migrations"}
+    if protected_schemas is not None:
+        values["lint"] = LintOptions(protected_schemas=protected_schemas)
     values.update(changes)
     return Settings(**values)  # type: ignore[arg-type]
 
@@ -195,9 +197,9 @@ def test_protected_schemas_are_configurable_per_environment(tmp_path: Path) -> N
     (tmp_path / "envs").mkdir()
     (tmp_path / "envs" / "test.env").write_text("MIGRATE_PROTECTED_SCHEMAS=billing, audit\n")
     settings = load_settings("test", tmp_path, environ={})
-    assert settings.protected_schemas == ("billing", "audit")
+    assert settings.lint.protected_schemas == ("billing", "audit")
     text = SEARCH_PATH + "CREATE TABLE IF NOT EXISTS billing.x (id int);\nCREATE TABLE IF NOT EXISTS auth.x (id int);\n"
-    findings = lint_text(tmp_path, text, protected_schemas=settings.protected_schemas)
+    findings = lint_text(tmp_path, text, protected_schemas=settings.lint.protected_schemas)
     assert [(f.rule, f.line) for f in findings] == [("schema-protected", 2)]
 
 
@@ -244,15 +246,6 @@ def test_unnamed_index_is_an_error_with_its_own_message(tmp_path: Path) -> None:
 
 
 # --- the doors: python -m migrate lint, inv lint --------------------------------------------
-
-@pytest.fixture
-def files_project(tmp_path: Path) -> Project:
-    """A project folder with a local environment that needs no database (lint never connects)."""
-    root = tmp_path / "project"
-    (root / "envs").mkdir(parents=True)
-    (root / "envs" / "local.env").write_text("MIGRATE_SCHEMA=langconnect\n")
-    return Project(root, "")
-
 
 def test_cli_lint_reports_and_exits_4_on_errors(files_project: Project) -> None:
     files_project.write("lanconnect", "001_ok.sql", SEARCH_PATH + "CREATE TABLE IF NOT EXISTS a (id int);\n")

@@ -39,9 +39,9 @@ def make(*args: str, cwd: Path = REPO, env: dict[str, str] | None = None,
 
 
 def docker_engine_answers() -> bool:
-    from migrate.stack import find_compose
+    from migrate.compose import find_compose
 
-    return find_compose({}).available
+    return find_compose(None).available
 
 
 @pytest.mark.parametrize("target", sorted(TARGETS))
@@ -79,7 +79,7 @@ def project_copy() -> Iterator[Path]:
     try:
         yield root
     finally:
-        from migrate.embedded import stop
+        from migrate.database.embedded import stop
 
         if (root / ".pgdata").exists():
             stop(root / ".pgdata")

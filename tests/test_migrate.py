@@ -147,7 +147,7 @@ def test_shipped_example_migrations_apply_on_plain_postgresql(project: Project, 
 
 
 def test_history_row_records_checksum_filename_and_duration(project: Project, db: Database) -> None:
-    from migrate.sqlfiles import checksum_of
+    from migrate.files.sqlfiles import checksum_of
 
     path = project.write("lanconnect", "001_a.sql", "CREATE TABLE a (id int);")
     assert project.run("migrate").code == 0

@@ -2,21 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from conftest import Database, Project
 
-from migrate.authoring import quote_schema, slugify
-
-
-@pytest.fixture
-def files_project(tmp_path: Path) -> Project:
-    """A project folder whose local environment needs no database (new never connects)."""
-    root = tmp_path / "project"
-    (root / "envs").mkdir(parents=True)
-    (root / "envs" / "local.env").write_text("MIGRATE_SCHEMA=langconnect\n")
-    return Project(root, "")
+from migrate.files.authoring import quote_schema, slugify
 
 
 def test_new_takes_the_next_number_after_the_highest(files_project: Project) -> None:

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from migrate.errors import ValidationError
-from migrate.history import HistoryRow
+from migrate.files.sqlfiles import MigrationFile, MigrationVersion, checksum_of
+from migrate.files.statements import parse_file
+from migrate.history.tables import HistoryRow
 from migrate.plan import APPLIED, CHANGED, FAILED, MISSING, PENDING, build_plan, validate_plan
-from migrate.sqlfiles import MigrationFile, MigrationVersion, checksum_of
-from migrate.statements import parse_file
 from migrate.tracks import build_tracks
 
 ROOT = Path("/project")

@@ -10,8 +10,8 @@ import psycopg2
 import pytest
 from conftest import Database, Project
 
-from migrate.sqlfiles import MigrationFile
-from migrate.statements import parse_file
+from migrate.files.sqlfiles import MigrationFile
+from migrate.files.statements import parse_file
 
 # Statements PostgreSQL refuses inside a transaction block (PreventInTransactionBlock, or
 # "invalid transaction termination" for a DO block that commits). {db} is the test database.

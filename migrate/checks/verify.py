@@ -19,16 +19,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from migrate.catalog import diff_fingerprints, read_app_schemas, read_fingerprint
-from migrate.database import connect, connection_params, server_error, this_host, wait_until_ready
+from migrate.apply.runner import apply_version
+from migrate.checks.catalog import diff_fingerprints, read_app_schemas, read_fingerprint
+from migrate.database.connection import Session, connect, connection_params, server_error, this_host, wait_until_ready
 from migrate.errors import ConfigError, MigrateError
-from migrate.history import ensure_history_tables
+from migrate.files.sqlfiles import MigrationVersion
+from migrate.files.statements import Script, allowed_schemas, locate, parse_file
+from migrate.history.recorder import Recorder
+from migrate.history.tables import ensure_history_tables
 from migrate.paths import display_path
 from migrate.plan import build_plan
-from migrate.runner import apply_version
 from migrate.settings import Settings
-from migrate.sqlfiles import MigrationVersion
-from migrate.statements import Script, allowed_schemas, locate, parse_file
 from migrate.tracks import Track
 
 log = logging.getLogger("migrate")
@@ -80,15 +81,16 @@ def scratch_name() -> str:
 
 
 @contextmanager
-def scratch_database(settings: Settings) -> Iterator[tuple[Any, str, list[bool]]]:
-    """An open connection to a new database on the environment's server; dropped on exit."""
+def scratch_database(settings: Settings) -> Iterator[tuple[Session, str, list[bool]]]:
+    """An open session on a new database on the environment's server; dropped on exit."""
     from psycopg2 import sql
 
-    admin = wait_until_ready(settings)
+    target = settings.target
+    admin = wait_until_ready(target)
     name = scratch_name()
-    where = settings.masked_dsn(connection_params(settings))
+    where = target.masked_dsn(connection_params(target))
     try:
-        with admin.cursor() as cursor:
+        with admin.connection.cursor() as cursor:
             cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     except Exception as error:
         admin.close()
@@ -98,28 +100,28 @@ def scratch_database(settings: Settings) -> Iterator[tuple[Any, str, list[bool]]
         ) from None
     log.info("verify: created scratch database %s", name)
     dropped = [False]
-    connection = None
+    session = None
     try:
-        params = dict(connection_params(settings))
+        params = dict(connection_params(target))
         params["dbname"] = name
-        connection = connect(params, settings.secrets())
-        yield connection, name, dropped
+        session = connect(params, target.secrets())
+        yield session, name, dropped
     finally:
-        if connection is not None and not connection.closed:
-            connection.close()
+        if session is not None and not session.closed:
+            session.close()
         dropped[0] = _drop(settings, admin, name)
         admin.close()
 
 
-def _drop(settings: Settings, admin: Any, name: str) -> bool:
+def _drop(settings: Settings, admin: Session, name: str) -> bool:
     """Drop the scratch database, reconnecting if the admin session died; warn if it cannot."""
     from psycopg2 import sql
 
     for attempt in (1, 2):
         try:
             if admin.closed:
-                admin = wait_until_ready(settings, timeout=min(settings.max_wait, 10))
-            with admin.cursor() as cursor:
+                admin = wait_until_ready(settings.target, timeout=min(settings.target.max_wait, 10))
+            with admin.connection.cursor() as cursor:
                 cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                                "WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
                 cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
@@ -140,14 +142,15 @@ def run_verify(settings: Settings, tracks: list[Track], versions: dict[str, list
     root = settings.root
     plan = build_plan(tracks, versions, {track.name: [] for track in tracks}, root)
     items = plan.to_apply()
-    scripts = {(i.track.name, i.version): [parse_file(f, root, settings.executor) for f in i.files.files]
+    scripts = {(i.track.name, i.version): [parse_file(f, root, settings.run.executor) for f in i.files.files]
                for i in items if i.files}
-    protected = list(settings.protected_schemas)
-    applied_by = f"verify@{this_host()}"
+    protected = list(settings.lint.protected_schemas)
     result = VerifyResult(server=server_label, scratch_database="")
-    with scratch_database(settings) as (connection, name, dropped):
+    with scratch_database(settings) as (session, name, dropped):
+        connection = session.connection
         result.scratch_database = name
         ensure_history_tables(connection, settings.schema, tracks)
+        recorder = Recorder(connection, settings.schema, this_host(), f"verify@{this_host()}")
         first_ok: list[tuple[list[Script], dict[str, FileRun]]] = []
         for item in items:
             parts = scripts[(item.track.name, item.version)]
@@ -157,7 +160,7 @@ def run_verify(settings: Settings, tracks: list[Track], versions: dict[str, list
             before = read_fingerprint(connection, protected)
             started = time.perf_counter()
             try:
-                apply_version(connection, item, parts, settings.schema, root, applied_by, settings)
+                apply_version(session, recorder, item, parts, root, settings.run)
             except MigrateError as error:
                 for run in runs.values():
                     run.result = "error on first run"
@@ -211,24 +214,24 @@ def _second_run(connection: Any, settings: Settings, script: Script, run: FileRu
 
 def _run_again(connection: Any, script: Script, settings: Settings) -> str | None:
     """Run one file's statements again the way migrate would; the error text, or None."""
+    from contextlib import nullcontext
+
     import psycopg2
 
-    with connection.cursor() as cursor:
-        if script.transactional:
-            cursor.execute("BEGIN")
-        for statement in script.statements:
-            try:
+    from migrate.database.sql import transaction
+
+    statement = None
+    try:
+        with transaction(connection) if script.transactional else nullcontext(connection.cursor()) as cursor:
+            for statement in script.statements:
                 cursor.execute(statement.text)
-            except psycopg2.Error as raw:
-                if not connection.closed:
-                    cursor.execute("ROLLBACK")
-                error = server_error(raw)
-                offset = statement.offset
-                if error.position is not None and 0 <= error.position - 1 < len(statement.text):
-                    offset += error.position - 1
-                line, column = locate(statement.file.text, offset)
-                return (f"{display_path(statement.file.path, settings.root)}:{line}:{column}: "
-                        f"ERROR {error.sqlstate or '-----'}: {error.message}")
-        if script.transactional:
-            cursor.execute("COMMIT")
+    except psycopg2.Error as raw:
+        assert statement is not None
+        error = server_error(raw)
+        offset = statement.offset
+        if error.position is not None and 0 <= error.position - 1 < len(statement.text):
+            offset += error.position - 1
+        line, column = locate(statement.file.text, offset)
+        return (f"{display_path(statement.file.path, settings.root)}:{line}:{column}: "
+                f"ERROR {error.sqlstate or '-----'}: {error.message}")
     return None

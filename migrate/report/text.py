@@ -1,4 +1,4 @@
-"""Every human-facing table and line, and the --json documents.
+"""Every human-facing table and line on stdout (the --json documents are in documents.py).
 
 Tables and results go to stdout; progress and warnings are logs on stderr, so
 `--json` output stays one clean document a machine can read.
@@ -6,7 +6,6 @@ Tables and results go to stdout; progress and warnings are logs on stderr, so
 
 from __future__ import annotations
 
-import json
 import sys
 from collections import Counter
 from datetime import datetime
@@ -14,9 +13,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from migrate.paths import display_path
-from migrate.plan import MigrationInfo, Plan
-
-STATE_ORDER = ("applied", "pending", "failed", "changed", "missing")
+from migrate.plan import STATE_ORDER, MigrationInfo, Plan
 
 
 def _out(stream: TextIO | None) -> TextIO:
@@ -119,7 +116,7 @@ def print_dry_run(plan: Plan, modes: dict[tuple[str, str], str], environment: st
 
 
 def print_line(line: str, stream: TextIO | None = None) -> None:
-    """One plain result line on stdout (wait, db-stop)."""
+    """One plain result line on stdout: wait, db-stop, and how dev-start/start/stop run the stack."""
     print(line, file=_out(stream), flush=True)
 
 
@@ -151,42 +148,6 @@ def _by_track(plan: Plan) -> dict[str, list[MigrationInfo]]:
     return grouped
 
 
-def item_json(item: MigrationInfo, root: Path) -> dict[str, Any]:
-    row = item.row
-    return {
-        "track": item.track.name,
-        "version": item.version,
-        "state": item.state,
-        "out_of_order": item.out_of_order,
-        "files": [display_path(f.path, root) for f in item.files.files] if item.files else [],
-        "checksum": item.files.checksum if item.files else None,
-        "recorded_checksum": row.checksum if row else None,
-        "applied_at": row.applied_at.isoformat() if row and row.applied_at else None,
-        "execution_ms": row.execution_ms if row else None,
-        "error": row.error_message if row and item.state == "failed" else None,
-    }
-
-
-def print_json(document: dict[str, Any], stream: TextIO | None = None) -> None:
-    print(json.dumps(document, indent=2, default=str), file=_out(stream))
-
-
-def plan_json(plan: Plan, environment: str, database: str, root: Path) -> dict[str, Any]:
-    counts = Counter(item.state for item in plan.items)
-    return {
-        "environment": environment,
-        "database": database,
-        "migrations": [item_json(item, root) for item in plan.items],
-        "totals": {state: counts[state] for state in STATE_ORDER},
-        "warnings": list(plan.warnings),
-    }
-
-
-def print_stack_choice(line: str, stream: TextIO | None = None) -> None:
-    """How `dev-start`/`start`/`stop` run the stack here, said before anything happens."""
-    print(line, file=_out(stream), flush=True)
-
-
 def print_lint(findings: list[Any], files: list[str], stream: TextIO | None = None) -> None:
     """`file:line:column rule-id severity: message (fix)` per finding, then one summary line."""
     out = _out(stream)
@@ -198,16 +159,6 @@ def print_lint(findings: list[Any], files: list[str], stream: TextIO | None = No
         print(f"Lint: {errors} error(s), {warnings} warning(s) in {len(files)} file(s).", file=out)
     else:
         print(f"Lint: {len(files)} file(s) clean.", file=out)
-
-
-def lint_json(findings: list[Any], files: list[str]) -> dict[str, Any]:
-    errors = sum(1 for f in findings if f.severity == "error")
-    return {
-        "files": list(files),
-        "findings": [finding.as_json() for finding in findings],
-        "errors": errors,
-        "warnings": len(findings) - errors,
-    }
 
 
 def print_new_migration(path: Path, root: Path, stream: TextIO | None = None) -> None:
@@ -239,20 +190,6 @@ def print_verify(result: Any, environment: str, stream: TextIO | None = None) ->
     findings = [[f.kind, ", ".join(f.files), f.message + (": " + _first_changes(f.changes) if f.changes else "")]
                 for f in result.findings]
     print(tabulate(findings, headers=["finding", "file(s)", "detail"]), file=out)
-
-
-def verify_json(result: Any, environment: str) -> dict[str, Any]:
-    return {
-        "environment": environment,
-        "server": result.server,
-        "scratch_database": result.scratch_database,
-        "scratch_dropped": result.dropped,
-        "files": [{"track": r.track, "version": r.version, "file": r.file, "first_run_ms": r.first_run_ms,
-                   "second_run_ms": r.second_run_ms, "result": r.result} for r in result.runs],
-        "findings": [{"kind": f.kind, "track": f.track, "version": f.version, "files": f.files,
-                      "message": f.message, "changes": f.changes} for f in result.findings],
-        "ok": not result.findings,
-    }
 
 
 def ask(prompt: str) -> str:
@@ -299,32 +236,6 @@ def print_overview(overview: Any, stream: TextIO | None = None) -> None:
             print(f"{late} is behind {ahead} by {len(versions)} migration(s): {listed}", file=out)
     elif len(reachable) > 1:
         print("\nAll reachable environments have the same migrations applied.", file=out)
-
-
-def overview_json(overview: Any) -> dict[str, Any]:
-    return {
-        "environments": [
-            {"name": c.name, "status": c.status, "database": c.database, "error": c.error,
-             "totals": ({state: sum(1 for i in c.plan.items if i.state == state) for state in STATE_ORDER}
-                        if c.plan is not None else None)}
-            for c in overview.environments
-        ],
-        "migrations": [
-            {"track": track, "version": version, "files": files,
-             "states": {c.name: c.state_of((track, version)) for c in overview.environments}}
-            for track, version, files in overview.rows
-        ],
-        "behind": [
-            {"environment": late, "behind": ahead,
-             "versions": [{"track": track, "version": version} for track, version in versions]}
-            for late, ahead, versions in overview.behind
-        ],
-    }
-
-
-def error_json(error: Any) -> dict[str, Any]:
-    """The document `--json` prints when a command fails before it could print its own."""
-    return {"error": {"exit_code": error.exit_code, "message": error.message}}
 
 
 def _short(checksum: str | None) -> str:
@@ -401,15 +312,3 @@ def print_attempts(attempts: list[Any] | None, environment: str, database: str, 
         ])
     print(tabulate(rows, headers=["started_at", "track", "version", "file(s)", "outcome", "duration", "sqlstate",
                                   "where", "message", "host"]), file=out)
-
-
-def attempts_json(attempts: list[Any]) -> list[dict[str, Any]]:
-    return [
-        {
-            "id": a.id, "track": a.track, "version": a.version, "files": a.files,
-            "started_at": a.started_at.isoformat() if a.started_at else None, "duration_ms": a.duration_ms,
-            "outcome": a.outcome, "sqlstate": a.sqlstate, "message": a.message,
-            "statement_number": a.statement_number, "line": a.line, "host": a.host, "tool_version": a.tool_version,
-        }
-        for a in attempts
-    ]

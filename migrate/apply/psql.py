@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Mapping
 
 from migrate.errors import ValidationError
+from migrate.files.statements import Script, blank_restrict_lines
 from migrate.paths import display_path
-from migrate.statements import Script, blank_restrict_lines
 
 ERROR_LINE = re.compile(r"^psql:(?P<file>.*?):(?P<line>\d+): (?:ERROR|FATAL):\s+(?:(?P<code>[0-9A-Z]{5}): )?"
                         r"(?P<message>.*)$", re.MULTILINE)

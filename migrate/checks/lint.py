@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from migrate.errors import ConfigError, ValidationError
+from migrate.files.sqlfiles import NAME_RE, MigrationFile, checksum_of, find_migration_versions, is_ignored
+from migrate.files.statements import Script, Statement, allowed_schemas, blank_restrict_lines, locate, parse_file
 from migrate.paths import display_path
 from migrate.settings import Settings
-from migrate.sqlfiles import NAME_RE, MigrationFile, checksum_of, find_migration_versions, is_ignored
-from migrate.statements import Script, Statement, allowed_schemas, blank_restrict_lines, locate, parse_file
 from migrate.tracks import build_tracks
 
 ERROR, WARNING = "error", "warning"
@@ -213,7 +213,7 @@ class _FileLinter:
         self.settings = settings
         self.path = path
         self.text = text
-        self.protected = set(settings.protected_schemas) - allowed_schemas(text)
+        self.protected = set(settings.lint.protected_schemas) - allowed_schemas(text)
         self.findings: list[tuple[int, Finding]] = []  # (statement index, finding)
         self.dropped: list[_Key] = []
         self.created_tables: set[tuple[str | None, str]] = set()
@@ -747,7 +747,7 @@ def find_files_to_lint(settings: Settings, paths: Iterable[str] = ()) -> list[Mi
     files: list[MigrationFile] = []
     for name in given:
         path = Path(name)
-        path = path if path.is_absolute() else Path.cwd() / path
+        path = path if path.is_absolute() else settings.root / path
         if path.is_dir():
             files.extend(read_any_file(p, settings.root) for p in sorted(path.iterdir())
                          if p.is_file() and not is_ignored(p))

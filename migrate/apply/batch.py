@@ -6,7 +6,7 @@ mode a run of transactional versions is one transaction with a SAVEPOINT per ver
 its versions take until it commits.
 
 Why savepoints: a failing version rolls back to its own savepoint, the versions before it
-commit, and the failure is recorded and reported by runner._fail exactly as without batch
+commit, and the failure is recorded and reported by runner.fail exactly as without batch
 mode (same `failed` row, attempt row, message and exit code). So the database ends where a
 per-version run would have ended.
 
@@ -37,31 +37,32 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from migrate.attempts import APPLIED, RETRYING, build_record_attempt, record_attempt
-from migrate.database import server_error, this_host
-from migrate.errors import MigrationFailed
-from migrate.heartbeat import Heartbeat
-from migrate.history import build_record_applied
-from migrate.plan import MigrationInfo
-from migrate.runner import (
+from migrate.apply.heartbeat import Heartbeat
+from migrate.apply.runner import (
     BEGIN,
     LOCK_NOT_AVAILABLE,
     NO_FLUSH,
     Applied,
-    _Context,
-    _describe,
-    _fail,
-    _note_retry,
-    _rollback,
-    _StatementFailed,
-    _where,
+    Context,
+    StatementFailed,
     apply_version,
+    describe,
+    fail,
+    note_retry,
     reset_session_sql,
+    rollback,
+    where_failed,
 )
-from migrate.settings import Settings
-from migrate.statements import Script, Statement
+from migrate.database.connection import Session, server_error
+from migrate.errors import MigrationFailed
+from migrate.files.statements import Script, Statement
+from migrate.history.recorder import Recorder
+from migrate.history.tables import APPLIED, RETRYING
+from migrate.plan import MigrationInfo
+from migrate.settings import RunOptions
 
 log = logging.getLogger("migrate")
 SAVEPOINT = "migrate_batch_version"
@@ -83,11 +84,12 @@ IN_ERROR = 3  # psycopg2.extensions.TRANSACTION_STATUS_INERROR: the savepoint ca
 class BatchRun:
     """What every version of a batch-mode run shares."""
 
-    connection: Any
-    settings: Settings
+    session: Session
+    recorder: Recorder
+    root: Path
+    options: RunOptions
     scripts: dict[tuple[str, str], list[Script]]
     psql: str | None
-    applied_by: str
     beat: Heartbeat
     report: Callable[[Applied], None]  # called once per version, after it committed
 
@@ -125,10 +127,9 @@ def apply_in_batches(run: BatchRun, todo: Sequence[MigrationInfo]) -> None:
 def _alone(run: BatchRun, todo: Sequence[MigrationInfo], position: int, tried: int = 0) -> int:
     """Apply todo[position] the normal way (runner.apply_version); the index after it."""
     item = todo[position]
-    settings = run.settings
-    run.report(apply_version(run.connection, item, run.scripts[(item.track.name, item.version)], settings.schema,
-                             settings.root, run.applied_by, settings, run.psql,
-                             flush=position == len(todo) - 1, beat=run.beat, tried=tried))
+    run.report(apply_version(run.session, run.recorder, item, run.scripts[(item.track.name, item.version)],
+                             run.root, run.options, run.psql, flush=position == len(todo) - 1, beat=run.beat,
+                             tried=tried))
     return position + 1
 
 
@@ -143,7 +144,7 @@ def _run_batch(run: BatchRun, todo: Sequence[MigrationInfo], start: int, end: in
         started = time.perf_counter()
         try:
             done.append(_run_version(run, item, number, begin=position == start, closing=closing))
-        except _StatementFailed as failure:
+        except StatementFailed as failure:
             return _after_failure(run, todo, position, done, failure, started)
         finally:
             run.beat.idle()
@@ -153,14 +154,14 @@ def _run_batch(run: BatchRun, todo: Sequence[MigrationInfo], start: int, end: in
 
 
 def _run_version(run: BatchRun, item: MigrationInfo, number: int, begin: bool, closing: str | None) -> Applied:
-    """One version inside the open batch: its statements, rows and RELEASE; raises _StatementFailed."""
+    """One version inside the open batch: its statements, rows and RELEASE; raises StatementFailed."""
     import psycopg2
 
     assert item.files is not None
     statements = [s for script in run.scripts[(item.track.name, item.version)] for s in script.statements]
     run.beat.label = f"{item.track.name} {item.files.filenames}"
     started = time.perf_counter()
-    with run.connection.cursor() as cursor:
+    with run.session.connection.cursor() as cursor:
         for index, statement in enumerate(statements):
             prefix = ((BEGIN if begin else "") + f"SAVEPOINT {SAVEPOINT};\n") if index == 0 else ""
             query = prefix + statement.text
@@ -168,49 +169,47 @@ def _run_version(run: BatchRun, item: MigrationInfo, number: int, begin: bool, c
                 query += ";\n" + _finish_sql(run, item, int((time.perf_counter() - started) * 1000))
                 query += (";\n" + closing) if closing else ""
             try:
-                run.beat.running(_describe(statement))
+                run.beat.running(describe(statement))
                 cursor.execute(query)
             except psycopg2.Error as error:
-                raise _StatementFailed(statement, len(prefix), server_error(error), 0) from error
+                raise StatementFailed(statement, len(prefix), server_error(error), 0) from error
     return Applied(item, int((time.perf_counter() - started) * 1000), True, batch=number)
 
 
 def _finish_sql(run: BatchRun, item: MigrationInfo, client_ms: int) -> str:
     """Sent after a version's last statement: check deferred constraints, reset, record, RELEASE."""
     assert item.files is not None
-    connection, schema = run.connection, run.settings.schema
     # this version began client_ms before the server received its last message
-    record = build_record_applied(connection, schema, item.track, item.version, item.files.filenames,
-                                  item.files.checksum, run.applied_by, client_ms=client_ms)
-    attempt = build_record_attempt(connection, schema, item.track.name, item.version, item.files.filenames,
-                                   APPLIED, this_host(), client_ms=client_ms)
-    return ";\n".join([CHECK_DEFERRED, reset_session_sql(connection), record, attempt,
+    record = run.recorder.applied_sql(item.track, item.version, item.files.filenames, item.files.checksum,
+                                      client_ms=client_ms)
+    attempt = run.recorder.attempt_sql(item.track.name, item.version, item.files.filenames, APPLIED,
+                                       client_ms=client_ms)
+    return ";\n".join([CHECK_DEFERRED, reset_session_sql(run.session), record, attempt,
                        f"RELEASE SAVEPOINT {SAVEPOINT}"])
 
 
 def _after_failure(run: BatchRun, todo: Sequence[MigrationInfo], position: int, done: list[Applied],
-                   failure: _StatementFailed, started: float) -> int:
+                   failure: StatementFailed, started: float) -> int:
     """A version failed inside the batch: keep the ones before it, then fail, retry, or run it alone."""
     item = todo[position]
     assert item.files is not None
     elapsed = int((time.perf_counter() - started) * 1000)
-    context = _Context(item, run.settings.schema, run.settings.root, run.applied_by, this_host())
+    context = Context(item, run.root, run.recorder, run.session)
     statements = [s for script in run.scripts[(item.track.name, item.version)] for s in script.statements]
     sqlstate = failure.error.sqlstate or ""
-    if not _keep_before(run.connection, bool(done)):
-        _lost_batch(run.connection, context, failure, elapsed, len(statements), len(done))
+    if not _keep_before(run.session.connection, bool(done)):
+        _lost_batch(context, failure, elapsed, len(statements), len(done))
     for applied in done:
         run.report(applied)
-    if sqlstate == LOCK_NOT_AVAILABLE and run.settings.lock_retries > 0:
+    if sqlstate == LOCK_NOT_AVAILABLE and run.options.lock_retries > 0:
         # the batch's locks are released now: retry with the normal path's count and backoff
-        _note_retry(run.connection, context, failure, elapsed, 1, run.settings.lock_retries,
-                    run.settings.lock_retry_delay)
+        note_retry(context, failure, elapsed, 1, run.options.lock_retries, run.options.lock_retry_delay)
         return _alone(run, todo, position, tried=1)
     if sqlstate in RUN_ALONE:
         _note_alone(run, context, failure, elapsed, RUN_ALONE[sqlstate])
         return _alone(run, todo, position)
-    _fail(run.connection, context, failure, True, elapsed, elapsed, len(statements), [], 1)
-    raise AssertionError("unreachable: _fail raises")
+    fail(context, failure, True, elapsed, elapsed, len(statements), [], 1)
+    raise AssertionError("unreachable: fail raises")
 
 
 def _keep_before(connection: Any, any_done: bool) -> bool:
@@ -219,23 +218,22 @@ def _keep_before(connection: Any, any_done: bool) -> bool:
     import psycopg2
 
     if connection.closed or connection.info.transaction_status != IN_ERROR:
-        _rollback(connection)
+        rollback(connection)
         return False
     ending = f"ROLLBACK TO SAVEPOINT {SAVEPOINT};\n{NO_FLUSH};\nCOMMIT" if any_done else "ROLLBACK"
     try:  # not flushed: the failed row (or the version run next) commits after it and flushes
         with connection.cursor() as cursor:
             cursor.execute(ending)
     except psycopg2.Error:
-        _rollback(connection)
+        rollback(connection)
         return False
     return True
 
 
-def _lost_batch(connection: Any, context: _Context, failure: _StatementFailed, elapsed: int, total: int,
-                lost: int) -> None:
+def _lost_batch(context: Context, failure: StatementFailed, elapsed: int, total: int, lost: int) -> None:
     """The whole batch is rolled back: fail as the normal path does, saying the earlier ones went too."""
     try:
-        _fail(connection, context, failure, True, elapsed, elapsed, total, [], 1)
+        fail(context, failure, True, elapsed, elapsed, total, [], 1)
     except MigrationFailed as error:
         if not lost:
             raise
@@ -243,15 +241,15 @@ def _lost_batch(connection: Any, context: _Context, failure: _StatementFailed, e
                               "with it (not recorded as applied: the next run applies them)") from None
 
 
-def _note_alone(run: BatchRun, context: _Context, failure: _StatementFailed, elapsed: int, why: str) -> None:
+def _note_alone(run: BatchRun, context: Context, failure: StatementFailed, elapsed: int, why: str) -> None:
     """Log the batch try as a `retrying` attempt before the version runs on its own."""
     info, error = context.info, failure.error
     assert info.files is not None
     statement: Statement | None = failure.statement
-    line, _, _ = _where(context, failure)
-    record_attempt(run.connection, build_record_attempt(
-        run.connection, context.schema, info.track.name, info.version, info.files.filenames, RETRYING,
-        context.host, duration_ms=elapsed, sqlstate=error.sqlstate, message=error.message,
+    line, _, _ = where_failed(context, failure)
+    run.recorder.record_attempt(run.recorder.attempt_sql(
+        info.track.name, info.version, info.files.filenames, RETRYING, duration_ms=elapsed,
+        sqlstate=error.sqlstate, message=error.message,
         statement_number=statement.index if statement else None, line=line))
     log.info("batch: %s version %s %s (%s: %s); committed the batch so far, running it on its own",
              info.track.name, info.version, why, error.sqlstate, error.message)

@@ -13,7 +13,6 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 from migrate.errors import EXIT_CONFIG, EXIT_MIGRATION_FAILED, MigrateError
 
@@ -49,13 +48,13 @@ def _first_line(text: str) -> str:
     return "no output"
 
 
-def find_compose(environ: Mapping[str, str] | None = None) -> Compose:
+def find_compose(docker: str | None = None) -> Compose:
     """Is there a docker CLI with the compose plugin and an engine that answers?
 
-    MIGRATE_DOCKER names the docker binary (default `docker`); `off` skips Docker on purpose.
+    `docker` (MIGRATE_DOCKER, read by settings) names the docker binary (default `docker`);
+    `off` skips Docker on purpose.
     """
-    environ = os.environ if environ is None else environ
-    docker = (environ.get("MIGRATE_DOCKER") or "docker").strip()
+    docker = (docker or "docker").strip()
     if docker.lower() in OFF_WORDS:
         return Compose(False, f"MIGRATE_DOCKER={docker}")
     path = shutil.which(docker)

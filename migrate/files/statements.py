@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from migrate.errors import ValidationError
+from migrate.files.sqlfiles import MigrationFile
 from migrate.paths import display_path
-from migrate.sqlfiles import MigrationFile
 
 NO_TRANSACTION_MARKERS = (
     re.compile(r"^\s*--\s*migrate:no-transaction\b", re.IGNORECASE | re.MULTILINE),

@@ -29,17 +29,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from migrate.attempts import APPLIED, FAILED, RETRYING, build_record_attempt, record_attempt
-from migrate.database import ServerError, server_error, session_restore_sql, this_host
+from migrate.apply.heartbeat import Heartbeat
+from migrate.database.connection import ServerError, Session, server_error
 from migrate.errors import MigrationFailed
-from migrate.heartbeat import Heartbeat
-from migrate.history import build_record_applied, record_applied_sql_with_duration, record_failed
+from migrate.files.statements import Script, Statement, locate
+from migrate.history.tables import APPLIED, FAILED, RETRYING
 from migrate.paths import display_path
 from migrate.plan import MigrationInfo
-from migrate.statements import Script, Statement, locate
 
 if TYPE_CHECKING:
-    from migrate.settings import Settings
+    from migrate.history.recorder import Recorder
+    from migrate.settings import RunOptions
 
 log = logging.getLogger("migrate")
 BEGIN = "BEGIN;\n"
@@ -52,9 +52,9 @@ RESET_SESSION = "RESET SESSION AUTHORIZATION;\nRESET ROLE;\nRESET ALL"
 NO_FLUSH = "SET LOCAL synchronous_commit = off"
 
 
-def reset_session_sql(connection: Any) -> str:
+def reset_session_sql(session: Session) -> str:
     """RESET_SESSION, then the SETs the tool itself made on this session (RESET ALL undoes them)."""
-    restore = session_restore_sql(connection)
+    restore = session.restore_sql
     return RESET_SESSION + (";\n" + restore if restore else "")
 
 
@@ -68,7 +68,7 @@ class Applied:
     batch: int | None = None  # batch mode: which batch transaction it committed in (None: on its own)
 
 
-class _StatementFailed(Exception):
+class StatementFailed(Exception):
     """A statement (builtin) or a psql run failed; where, what, and what stays committed."""
 
     def __init__(self, statement: Statement | None, prefix_length: int, error: ServerError, committed: int,
@@ -83,22 +83,22 @@ class _StatementFailed(Exception):
 
 
 @dataclass(frozen=True)
-class _Context:
+class Context:
+    """One version being applied: what it is, where its files are shown from, who records it."""
+
     info: MigrationInfo
-    schema: str
     root: Path
-    applied_by: str
-    host: str
+    recorder: Recorder
+    session: Session
 
 
 def apply_version(
-    connection: Any,
+    session: Session,
+    recorder: Recorder,
     info: MigrationInfo,
     scripts: list[Script],
-    schema: str,
     root: Path,
-    applied_by: str,
-    settings: Settings | None = None,
+    options: RunOptions,
     psql: str | None = None,
     flush: bool = True,
     beat: Heartbeat | None = None,
@@ -113,32 +113,28 @@ def apply_version(
     """
     assert info.files is not None
     if beat is None:
-        interval = settings.heartbeat_interval if settings is not None else 0.0
-        with Heartbeat("", interval) as own:
-            return apply_version(connection, info, scripts, schema, root, applied_by, settings, psql, flush, own,
-                                 tried=tried)
-    context = _Context(info, schema, root, applied_by, this_host())
-    retries = settings.lock_retries if settings is not None else 0
-    delay = settings.lock_retry_delay if settings is not None else 1.0
+        with Heartbeat("", options.heartbeat_interval) as own:
+            return apply_version(session, recorder, info, scripts, root, options, psql, flush, own, tried=tried)
+    context = Context(info, root, recorder, session)
+    retries, delay = options.lock_retries, options.lock_retry_delay
     beat.label = f"{info.track.name} {info.files.filenames}"
     try:
         if any(script.needs_psql for script in scripts):
             beat.running("psql")
-            return _apply_with_psql(connection, context, scripts, settings, psql, retries, delay)
-        return _apply_statements(connection, context, scripts, beat, flush, retries, delay, tried)
+            return _apply_with_psql(context, scripts, options, psql, retries, delay)
+        return _apply_statements(context, scripts, beat, flush, retries, delay, tried)
     finally:
         beat.idle()
 
 
-def _apply_statements(connection: Any, context: _Context, scripts: list[Script], beat: Heartbeat, flush: bool,
+def _apply_statements(context: Context, scripts: list[Script], beat: Heartbeat, flush: bool,
                       retries: int, delay: float, tried: int = 0) -> Applied:
     """The builtin executor: one transaction (or statement by statement), retried on lock timeouts."""
-    info, schema = context.info, context.schema
+    info, recorder, session = context.info, context.recorder, context.session
+    connection = session.connection
     assert info.files is not None
     statements = [statement for script in scripts for statement in script.statements]
     transactional = all(script.transactional for script in scripts)
-    record_sql = build_record_applied(connection, schema, info.track, info.version, info.files.filenames,
-                                      info.files.checksum, context.applied_by)
     invalid_before = set() if transactional else read_invalid_indexes(connection)
     started = time.perf_counter()
     resume_at = 0
@@ -146,33 +142,34 @@ def _apply_statements(connection: Any, context: _Context, scripts: list[Script],
         attempt_started = time.perf_counter()
         try:
             if transactional:
-                applied_attempt = build_record_attempt(connection, schema, info.track.name, info.version,
-                                                       info.files.filenames, APPLIED, context.host)
-                _run_in_one_transaction(connection, statements, record_sql + ";\n" + applied_attempt, beat, flush)
+                record_sql = (recorder.applied_sql(info.track, info.version, info.files.filenames,
+                                                   info.files.checksum) + ";\n"
+                              + recorder.attempt_sql(info.track.name, info.version, info.files.filenames, APPLIED))
+                _run_in_one_transaction(session, statements, record_sql, beat, flush)
             else:
-                _run_statement_by_statement(connection, statements, record_sql, started, context, resume_at, beat)
+                _run_statement_by_statement(context, statements, started, resume_at, beat)
             return Applied(info, int((time.perf_counter() - started) * 1000), transactional, attempt)
-        except _StatementFailed as failure:
+        except StatementFailed as failure:
             elapsed = int((time.perf_counter() - attempt_started) * 1000)
             if failure.error.sqlstate == LOCK_NOT_AVAILABLE and attempt <= retries and not connection.closed:
-                _note_retry(connection, context, failure, elapsed, attempt, retries, delay)
+                note_retry(context, failure, elapsed, attempt, retries, delay)
                 if not transactional:
                     resume_at = failure.committed  # statements before it are committed: retry it alone
                 continue
             total_ms = int((time.perf_counter() - started) * 1000)
             left = sorted(read_invalid_indexes(connection) - invalid_before) if not transactional else []
-            _fail(connection, context, failure, transactional, total_ms, elapsed, len(statements), left, attempt)
+            fail(context, failure, transactional, total_ms, elapsed, len(statements), left, attempt)
     raise AssertionError("unreachable: the last attempt either returns or fails")
 
 
-def _note_retry(connection: Any, context: _Context, failure: _StatementFailed, elapsed: int, attempt: int,
-                retries: int, delay: float) -> None:
+def note_retry(context: Context, failure: StatementFailed, elapsed: int, attempt: int, retries: int,
+               delay: float) -> None:
     """Log the lock timeout as a `retrying` attempt and wait with backoff."""
-    info = context.info
+    info, recorder = context.info, context.recorder
     assert info.files is not None
-    line, _, _ = _where(context, failure)
-    record_attempt(connection, build_record_attempt(
-        connection, context.schema, info.track.name, info.version, info.files.filenames, RETRYING, context.host,
+    line, _, _ = where_failed(context, failure)
+    recorder.record_attempt(recorder.attempt_sql(
+        info.track.name, info.version, info.files.filenames, RETRYING,
         duration_ms=elapsed, sqlstate=failure.error.sqlstate, message=failure.error.message,
         statement_number=failure.statement.index if failure.statement else None, line=line))
     wait = min(delay * (2 ** (attempt - 1)), 30.0)
@@ -181,121 +178,108 @@ def _note_retry(connection: Any, context: _Context, failure: _StatementFailed, e
     time.sleep(wait)
 
 
-def _run_in_one_transaction(connection: Any, statements: list[Statement], record_sql: str,
+def _run_in_one_transaction(session: Session, statements: list[Statement], record_sql: str,
                             beat: Heartbeat | None = None, flush: bool = True) -> None:
     import psycopg2
 
+    connection = session.connection
     last = len(statements) - 1
     with connection.cursor() as cursor:
         for index, statement in enumerate(statements):
             prefix = BEGIN if index == 0 else ""
             query = prefix + statement.text
             if index == last:
-                query += (";\n" + reset_session_sql(connection) + ";\n" + ("" if flush else NO_FLUSH + ";\n")
+                query += (";\n" + reset_session_sql(session) + ";\n" + ("" if flush else NO_FLUSH + ";\n")
                           + record_sql + ";\nCOMMIT")
             try:
                 if beat is not None:
-                    beat.running(_describe(statement))
+                    beat.running(describe(statement))
                 cursor.execute(query)
             except psycopg2.Error as error:
-                _rollback(connection)
-                raise _StatementFailed(statement, len(prefix), server_error(error), 0) from error
+                rollback(connection)
+                raise StatementFailed(statement, len(prefix), server_error(error), 0) from error
 
 
-def _run_statement_by_statement(
-    connection: Any, statements: list[Statement], record_sql: str, started: float, context: _Context,
-    resume_at: int = 0, beat: Heartbeat | None = None,
-) -> None:
+def _run_statement_by_statement(context: Context, statements: list[Statement], started: float,
+                                resume_at: int = 0, beat: Heartbeat | None = None) -> None:
     import psycopg2
 
-    info = context.info
+    info, recorder, session = context.info, context.recorder, context.session
+    connection = session.connection
     assert info.files is not None
     with connection.cursor() as cursor:
         for index in range(resume_at, len(statements)):
             statement = statements[index]
             try:
                 if beat is not None:
-                    beat.running(_describe(statement))
+                    beat.running(describe(statement))
                 cursor.execute(statement.text)
             except psycopg2.Error as error:
-                _rollback(connection)
-                raise _StatementFailed(statement, 0, server_error(error), index) from error
+                rollback(connection)
+                raise StatementFailed(statement, 0, server_error(error), index) from error
         elapsed = int((time.perf_counter() - started) * 1000)
-        applied_attempt = build_record_attempt(connection, context.schema, info.track.name, info.version,
-                                               info.files.filenames, APPLIED, context.host, duration_ms=elapsed)
         # one simple-query message: the history row and its attempt row commit together
-        cursor.execute(reset_session_sql(connection) + ";\n" + record_applied_sql_with_duration(record_sql, elapsed)
-                       + ";\n" + applied_attempt)
+        cursor.execute(reset_session_sql(session) + ";\n"
+                       + recorder.applied_sql(info.track, info.version, info.files.filenames, info.files.checksum,
+                                              execution_ms=elapsed) + ";\n"
+                       + recorder.attempt_sql(info.track.name, info.version, info.files.filenames, APPLIED,
+                                              duration_ms=elapsed))
 
 
-def _describe(statement: Statement) -> str:
+def describe(statement: Statement) -> str:
     """How a heartbeat names the running statement: `statement 3 (line 40)`."""
     return f"statement {statement.index} (line {statement.line})"
 
 
-def _apply_with_psql(connection: Any, context: _Context, scripts: list[Script], settings: Settings | None,
-                     psql: str | None, retries: int, delay: float) -> Applied:
-    """Hand the version's files to psql; atomically with the history row when they allow it."""
-    from migrate.database import connection_params
-    from migrate.psqlexec import PsqlError, require_psql, run_files
+def _apply_with_psql(context: Context, scripts: list[Script], options: RunOptions, psql: str | None,
+                     retries: int, delay: float) -> Applied:
+    """Hand the version's files to psql; atomically with the history row when they allow it.
 
-    info = context.info
-    assert info.files is not None and settings is not None
-    psql = psql or require_psql(settings.psql_path, scripts, context.root)
+    psql connects with the keywords the run's session was opened with (verify's scratch database
+    included), and first sends the startup options a pooler refused, as SETs.
+    """
+    from migrate.apply.psql import PsqlError, require_psql, run_files
+
+    info, recorder, session = context.info, context.recorder, context.session
+    connection = session.connection
+    assert info.files is not None
+    psql = psql or require_psql(options.psql_path, scripts, context.root)
     assert psql is not None
-    params = connection_params(settings)
-    live = connection.get_dsn_parameters()
-    for key in ("host", "port", "dbname"):  # the database this session is on (verify uses a scratch one)
-        if live.get(key):
-            params[key] = live[key]
-    session_sql = None
-    if params.get("options") and not connection.get_dsn_parameters().get("options"):
-        session_sql = _session_set_sql(connection, params.pop("options"))  # the server refuses startup options
+    params = session.params
+    session_sql = session.refused_options_sql or None
     transactional = all(script.no_transaction is None for script in scripts)
-    record_sql = build_record_applied(connection, context.schema, info.track, info.version, info.files.filenames,
-                                      info.files.checksum, context.applied_by)
     invalid_before = set() if transactional else read_invalid_indexes(connection)
     started = time.perf_counter()
     for attempt in range(1, retries + 2):
         attempt_started = time.perf_counter()
         try:
             if transactional:
-                applied_attempt = build_record_attempt(connection, context.schema, info.track.name, info.version,
-                                                       info.files.filenames, APPLIED, context.host)
+                record_sql = (recorder.applied_sql(info.track, info.version, info.files.filenames,
+                                                   info.files.checksum) + ";\n"
+                              + recorder.attempt_sql(info.track.name, info.version, info.files.filenames, APPLIED))
                 run_files(psql, params, scripts, single_transaction=True,
-                          final_sql=RESET_SESSION + ";\n" + record_sql + ";\n" + applied_attempt,
-                          first_sql=session_sql)
+                          final_sql=RESET_SESSION + ";\n" + record_sql, first_sql=session_sql)
             else:
                 run_files(psql, params, scripts, single_transaction=False, first_sql=session_sql)
                 elapsed = int((time.perf_counter() - started) * 1000)
                 with connection.cursor() as cursor:
-                    cursor.execute(record_applied_sql_with_duration(record_sql, elapsed) + ";\n" + build_record_attempt(
-                        connection, context.schema, info.track.name, info.version, info.files.filenames, APPLIED,
-                        context.host, duration_ms=elapsed))
+                    cursor.execute(
+                        recorder.applied_sql(info.track, info.version, info.files.filenames, info.files.checksum,
+                                             execution_ms=elapsed) + ";\n"
+                        + recorder.attempt_sql(info.track.name, info.version, info.files.filenames, APPLIED,
+                                               duration_ms=elapsed))
             return Applied(info, int((time.perf_counter() - started) * 1000), transactional, attempt, "psql")
         except PsqlError as error:
-            failure = _StatementFailed(None, 0, ServerError(error.sqlstate, error.message, error.detail, None, None,
-                                                            None), 0, path=error.path, line=error.line)
+            failure = StatementFailed(None, 0, ServerError(error.sqlstate, error.message, error.detail, None, None,
+                                                           None), 0, path=error.path, line=error.line)
             elapsed = int((time.perf_counter() - attempt_started) * 1000)
             if error.sqlstate == LOCK_NOT_AVAILABLE and transactional and attempt <= retries:
-                _note_retry(connection, context, failure, elapsed, attempt, retries, delay)
+                note_retry(context, failure, elapsed, attempt, retries, delay)
                 continue
             total_ms = int((time.perf_counter() - started) * 1000)
             left = sorted(read_invalid_indexes(connection) - invalid_before) if not transactional else []
-            _fail(connection, context, failure, transactional, total_ms, elapsed, 0, left, attempt)
+            fail(context, failure, transactional, total_ms, elapsed, 0, left, attempt)
     raise AssertionError("unreachable: the last attempt either returns or fails")
-
-
-def _session_set_sql(connection: Any, options: str) -> str | None:
-    from psycopg2 import sql
-
-    from migrate.database import startup_settings
-
-    wanted = startup_settings(options)
-    if not wanted:
-        return None
-    return sql.SQL("; ").join(sql.SQL("SET {} = {}").format(sql.Identifier(name), sql.Literal(value))
-                              for name, value in wanted.items()).as_string(connection)
 
 
 def read_invalid_indexes(connection: Any) -> set[str]:
@@ -314,7 +298,7 @@ def read_invalid_indexes(connection: Any) -> set[str]:
         return set()
 
 
-def _rollback(connection: Any) -> None:
+def rollback(connection: Any) -> None:
     """End whatever transaction the failure left open; a dead connection needs nothing."""
     if connection.closed:
         return
@@ -325,7 +309,7 @@ def _rollback(connection: Any) -> None:
         pass
 
 
-def _where(context: _Context, failure: _StatementFailed) -> tuple[int | None, int | None, str]:
+def where_failed(context: Context, failure: StatementFailed) -> tuple[int | None, int | None, str]:
     """Line, column and `file:line:column` of a failure."""
     statement, error = failure.statement, failure.error
     if statement is None:
@@ -343,10 +327,9 @@ def _where(context: _Context, failure: _StatementFailed) -> tuple[int | None, in
     return line, column, f"{display_path(statement.file.path, context.root)}:{line}:{column}"
 
 
-def _fail(
-    connection: Any,
-    context: _Context,
-    failure: _StatementFailed,
+def fail(
+    context: Context,
+    failure: StatementFailed,
     transactional: bool,
     elapsed: int,
     attempt_ms: int,
@@ -354,10 +337,11 @@ def _fail(
     invalid_indexes: list[str],
     attempts: int,
 ) -> None:
-    info = context.info
+    info, recorder = context.info, context.recorder
+    connection = context.session.connection
     assert info.files is not None
     statement, error = failure.statement, failure.error
-    line, _, where = _where(context, failure)
+    line, _, where = where_failed(context, failure)
     sqlstate = error.sqlstate or "-----"
     detail = f" ({error.detail})" if error.detail else ""
     at_statement = f" (statement {statement.index})" if statement is not None else " (psql)"
@@ -384,12 +368,12 @@ def _fail(
         recorded = "could not be recorded: the connection to the server was lost"
     else:
         try:
-            record_failed(connection, context.schema, info.track, info.version, info.files.filenames,
-                          info.files.checksum, recorded_text, elapsed, context.applied_by)
+            recorder.record_failed(info.track, info.version, info.files.filenames, info.files.checksum,
+                                   recorded_text, elapsed)
         except Exception as record_error:  # the server went away while we recorded
             recorded = f"could not be recorded ({type(record_error).__name__})"
-        record_attempt(connection, build_record_attempt(
-            connection, context.schema, info.track.name, info.version, info.files.filenames, FAILED, context.host,
+        recorder.record_attempt(recorder.attempt_sql(
+            info.track.name, info.version, info.files.filenames, FAILED,
             duration_ms=attempt_ms, sqlstate=error.sqlstate, message=f"{error.message}{detail}",
             statement_number=statement.index if statement is not None else None, line=line))
     hint = f"; hint: {error.hint}" if error.hint else ""

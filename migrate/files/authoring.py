@@ -15,9 +15,8 @@ from datetime import date
 from pathlib import Path
 
 from migrate.errors import ConfigError, ValidationError
+from migrate.files.sqlfiles import find_migration_versions
 from migrate.paths import display_path
-from migrate.settings import Settings
-from migrate.sqlfiles import find_migration_versions
 from migrate.tracks import Track, build_tracks, track_names
 
 MAX_SLUG_LENGTH = 60
@@ -65,29 +64,29 @@ def quote_schema(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _track(settings: Settings, name: str) -> Track:
-    for track in build_tracks(settings.migrations_dir):
+def _track(migrations_dir: Path, name: str) -> Track:
+    for track in build_tracks(migrations_dir):
         if track.name == name:
             return track
     raise ConfigError(f"unknown track {name!r}: use one of {', '.join(track_names())}")
 
 
-def new_migration(settings: Settings, description: str, track_name: str = "lanconnect",
+def new_migration(migrations_dir: Path, root: Path, schema: str, description: str, track_name: str = "lanconnect",
                   today: date | None = None) -> NewMigration:
-    """Write the next-numbered file of `track_name`; refuse a name that collides with a file."""
-    track = _track(settings, track_name)
+    """Write the next-numbered file of `track_name` (its template uses `schema`); refuse a name that collides."""
+    track = _track(migrations_dir, track_name)
     slug = slugify(description)
     if not slug:
         raise ConfigError(
             f"the description {description!r} has no letters or digits to name the file; "
             'describe the change, e.g. inv new "add user preferences"'
         )
-    versions = find_migration_versions(track, settings.root)
+    versions = find_migration_versions(track, root)
     for version in versions:
         for existing in version.files:
             if existing.description.lower() == slug:
                 raise ValidationError(
-                    f"{display_path(existing.path, settings.root)} already describes {slug!r} in track "
+                    f"{display_path(existing.path, root)} already describes {slug!r} in track "
                     f"{track.name}; choose another description (or edit that file if it was never applied)"
                 )
     number = versions[-1].number + 1 if versions else 1
@@ -95,13 +94,13 @@ def new_migration(settings: Settings, description: str, track_name: str = "lanco
     version = f"{number:0{width}d}"
     path = track.directory / f"{version}_{slug}.sql"
     text = TEMPLATE.format(version=version, description=description.strip(), track=track.name,
-                           today=(today or date.today()).isoformat(), schema=quote_schema(settings.schema))
+                           today=(today or date.today()).isoformat(), schema=quote_schema(schema))
     track.directory.mkdir(parents=True, exist_ok=True)
     try:
         with path.open("x", encoding="utf-8", newline="\n") as handle:
             handle.write(text)
     except FileExistsError:
         raise ValidationError(
-            f"{display_path(path, settings.root)} already exists; choose another description"
+            f"{display_path(path, root)} already exists; choose another description"
         ) from None
     return NewMigration(track.name, version, path)

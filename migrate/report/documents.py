@@ -1,0 +1,133 @@
+"""Every --json document: one per command, and the error document for a command that failed first.
+
+A command given --json prints exactly one document on stdout, success or failure; logs stay
+on stderr. The keys are stable: scripts read them.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any, TextIO
+
+from migrate.paths import display_path
+from migrate.plan import STATE_ORDER, MigrationInfo, Plan
+
+
+def item_json(item: MigrationInfo, root: Path) -> dict[str, Any]:
+    row = item.row
+    return {
+        "track": item.track.name,
+        "version": item.version,
+        "state": item.state,
+        "out_of_order": item.out_of_order,
+        "files": [display_path(f.path, root) for f in item.files.files] if item.files else [],
+        "checksum": item.files.checksum if item.files else None,
+        "recorded_checksum": row.checksum if row else None,
+        "applied_at": row.applied_at.isoformat() if row and row.applied_at else None,
+        "execution_ms": row.execution_ms if row else None,
+        "error": row.error_message if row and item.state == "failed" else None,
+    }
+
+
+def print_json(document: dict[str, Any], stream: TextIO | None = None) -> None:
+    print(json.dumps(document, indent=2, default=str), file=stream or sys.stdout)
+
+
+def plan_json(plan: Plan, environment: str, database: str, root: Path) -> dict[str, Any]:
+    counts = Counter(item.state for item in plan.items)
+    return {
+        "environment": environment,
+        "database": database,
+        "migrations": [item_json(item, root) for item in plan.items],
+        "totals": {state: counts[state] for state in STATE_ORDER},
+        "warnings": list(plan.warnings),
+    }
+
+
+def lint_json(findings: list[Any], files: list[str]) -> dict[str, Any]:
+    errors = sum(1 for f in findings if f.severity == "error")
+    return {
+        "files": list(files),
+        "findings": [finding.as_json() for finding in findings],
+        "errors": errors,
+        "warnings": len(findings) - errors,
+    }
+
+
+def verify_json(result: Any, environment: str) -> dict[str, Any]:
+    return {
+        "environment": environment,
+        "server": result.server,
+        "scratch_database": result.scratch_database,
+        "scratch_dropped": result.dropped,
+        "files": [{"track": r.track, "version": r.version, "file": r.file, "first_run_ms": r.first_run_ms,
+                   "second_run_ms": r.second_run_ms, "result": r.result} for r in result.runs],
+        "findings": [{"kind": f.kind, "track": f.track, "version": f.version, "files": f.files,
+                      "message": f.message, "changes": f.changes} for f in result.findings],
+        "ok": not result.findings,
+    }
+
+
+def overview_json(overview: Any) -> dict[str, Any]:
+    return {
+        "environments": [
+            {"name": c.name, "status": c.status, "database": c.database, "error": c.error,
+             "totals": ({state: sum(1 for i in c.plan.items if i.state == state) for state in STATE_ORDER}
+                        if c.plan is not None else None)}
+            for c in overview.environments
+        ],
+        "migrations": [
+            {"track": track, "version": version, "files": files,
+             "states": {c.name: c.state_of((track, version)) for c in overview.environments}}
+            for track, version, files in overview.rows
+        ],
+        "behind": [
+            {"environment": late, "behind": ahead,
+             "versions": [{"track": track, "version": version} for track, version in versions]}
+            for late, ahead, versions in overview.behind
+        ],
+    }
+
+
+def error_json(error: Any) -> dict[str, Any]:
+    """The document `--json` prints when a command fails before it could print its own."""
+    return {"error": {"exit_code": error.exit_code, "message": error.message}}
+
+
+def attempts_json(attempts: list[Any]) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": a.id, "track": a.track, "version": a.version, "files": a.files,
+            "started_at": a.started_at.isoformat() if a.started_at else None, "duration_ms": a.duration_ms,
+            "outcome": a.outcome, "sqlstate": a.sqlstate, "message": a.message,
+            "statement_number": a.statement_number, "line": a.line, "host": a.host, "tool_version": a.tool_version,
+        }
+        for a in attempts
+    ]
+
+
+def migrate_json(environment: str, database: str, root: Path, plan: Plan, applied: list[Any], adopted: int,
+                 batch: bool, error: Any = None, failed: MigrationInfo | None = None) -> dict[str, Any]:
+    """migrate's document: what was applied, what failed and what was not attempted."""
+    todo = plan.to_apply()
+    return {
+        "environment": environment,
+        "database": database,
+        "applied": [
+            dict(item_json(done.info, root), state="applied", execution_ms=done.execution_ms,
+                 mode=("psql, " if done.executor == "psql" else "")
+                 + ("transaction" if done.transactional else "no transaction"), attempts=done.attempts)
+            for done in applied
+        ],
+        "pending_before": len(todo),
+        "failed": None if failed is None or error is None else dict(
+            item_json(failed, root), state="failed", error=error.message),
+        "not_attempted": [item_json(item, root) for item in todo[len(applied) + (failed is not None):]],
+        "adopted_checksums": adopted,
+        "batch": batch,
+        "error": None if error is None else {"exit_code": error.exit_code, "message": error.message},
+        "warnings": list(plan.warnings),
+    }

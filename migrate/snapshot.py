@@ -1,0 +1,155 @@
+"""Files + history -> Plan: what every command reads before it decides anything.
+
+A run reads every migration file (disk) and opens its session (connect, run lock, history:
+network round trips). The two wait on different things, so the session opens on a second
+thread (`Background`) while the files are read (bench/RESULTS.md). A bad file is reported at
+once without waiting for the server; the session opened meanwhile is then closed (its run
+lock released) as soon as it exists.
+
+Read-only commands (status, dry-run) take a snapshot without the lock and write nothing;
+writing commands (migrate, repair, baseline) read the history only once the run lock is held.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable, Generic, TypeVar
+
+from migrate.database.connection import Session, wait_until_ready
+from migrate.database.session import open_locked_session
+from migrate.errors import ConfigError
+from migrate.files.sqlfiles import MigrationVersion, find_migration_versions
+from migrate.history.tables import HistoryRow, ensure_history_tables, read_all_columns, read_history
+from migrate.plan import Plan, build_plan
+from migrate.settings import Settings
+from migrate.tracks import Track, build_tracks
+
+T = TypeVar("T")
+
+
+def find_all_versions(settings: Settings, tracks: list[Track]) -> dict[str, list[MigrationVersion]]:
+    """Every version of every track on disk; bad names and unreadable files raise."""
+    if not settings.migrations_dir.is_dir():
+        raise ConfigError(
+            f"MIGRATIONS_DIR {settings.migrations_dir} does not exist; run from the project root "
+            "or set MIGRATIONS_DIR"
+        )
+    return {track.name: find_migration_versions(track, settings.root) for track in tracks}
+
+
+def read_plan(settings: Settings, session: Session, tracks: list[Track],
+              versions: dict[str, list[MigrationVersion]]) -> Plan:
+    """The plan from these files and the history as this session reads it now."""
+    history = read_history(session.connection, settings.schema, tracks)
+    return build_plan(tracks, versions, history, settings.root)
+
+
+def files_while_connecting(settings: Settings, tracks: list[Track], open_session: Callable[[], T]
+                           ) -> tuple[dict[str, list[MigrationVersion]], T]:
+    """Read the migration files while `open_session` runs on a second thread.
+
+    `open_session` returns a tuple whose first item is the session; it is closed when the
+    files turn out bad (the caller's error is raised at once).
+    """
+    opening = Background(open_session, discard=lambda opened: opened[0].close())  # type: ignore[index]
+    try:
+        versions = find_all_versions(settings, tracks)
+    except BaseException:
+        opening.abandon()
+        raise
+    return versions, opening.result()
+
+
+def read_plan_snapshot(settings: Settings, timeout: float | None = None) -> Plan:
+    """Files + history as they are now, without the lock and without writing anything."""
+    tracks = build_tracks(settings.migrations_dir)
+
+    def open_session() -> tuple[Session, dict[str, list[HistoryRow]]]:
+        session = wait_until_ready(settings.target, timeout)
+        try:
+            return session, read_history(session.connection, settings.schema, tracks)
+        finally:
+            session.close()  # the history is read: nothing else is asked of this server
+
+    versions, (_, history) = files_while_connecting(settings, tracks, open_session)
+    return build_plan(tracks, versions, history, settings.root)
+
+
+def open_locked_snapshot(settings: Settings) -> tuple[Session, list[Track], dict[str, list[MigrationVersion]],
+                                                      dict[str, set[str]], dict[str, list[HistoryRow]]]:
+    """For migrate: a session holding the run lock, the files, and the history read under the lock.
+
+    Creates nothing: the caller ensures the history tables once bad input is ruled out.
+    """
+    tracks = build_tracks(settings.migrations_dir)
+
+    def open_session() -> tuple[Session, dict[str, set[str]], dict[str, list[HistoryRow]]]:
+        session = open_locked_session(settings.target, settings.schema, settings.run.lock_timeout)
+        try:
+            existing = read_all_columns(session.connection, settings.schema, tracks)
+            return session, existing, read_history(session.connection, settings.schema, tracks, existing)
+        except BaseException:
+            session.close()
+            raise
+
+    versions, (session, existing, history) = files_while_connecting(settings, tracks, open_session)
+    return session, tracks, versions, existing, history
+
+
+def open_locked_plan(settings: Settings) -> tuple[Session, Plan]:
+    """For repair and baseline: the run lock held, the history tables in place, the plan read under the lock."""
+    tracks = build_tracks(settings.migrations_dir)
+    session = open_locked_session(settings.target, settings.schema, settings.run.lock_timeout)
+    try:
+        ensure_history_tables(session.connection, settings.schema, tracks)
+        return session, read_plan(settings, session, tracks, find_all_versions(settings, tracks))
+    except BaseException:
+        session.close()
+        raise
+
+
+class Background(Generic[T]):
+    """`call()` started on a daemon thread; `result()` joins it and returns or re-raises.
+
+    The thread is a daemon: a caller that fails first `abandon`s the call, whose result is
+    then released by `discard` as soon as it exists.
+    """
+
+    def __init__(self, call: Callable[[], T], discard: Callable[[T], None]) -> None:
+        self._call = call
+        self._discard = discard
+        self._lock = threading.Lock()
+        self._value: T | None = None
+        self._error: BaseException | None = None
+        self._done = False
+        self._abandoned = False
+        self._thread = threading.Thread(target=self._run, name="migrate-open", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            value = self._call()
+        except BaseException as error:  # handed to result(), re-raised in the caller's thread
+            with self._lock:
+                self._error, self._done = error, True
+            return
+        with self._lock:
+            self._value, self._done = value, True
+            abandoned = self._abandoned
+        if abandoned:
+            self._discard(value)
+
+    def result(self) -> T:
+        """Wait for the call; its exception is raised here, in the caller's thread."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value  # type: ignore[return-value]
+
+    def abandon(self) -> None:
+        """The caller gave up: discard the result now if it exists, else as soon as it does."""
+        with self._lock:
+            self._abandoned = True
+            ready = self._done and self._error is None
+        if ready:
+            self._discard(self._value)  # type: ignore[arg-type]
