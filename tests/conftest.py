@@ -2,8 +2,11 @@
 
 Servers: an embedded PostgreSQL started once per session (always), plus the server named by
 MIGRATE_TEST_DSN or answering at 127.0.0.1:5432 (when there is one). Every database test runs
-once against each server. Tests drive the tool through its public doors: the `commands`
-functions, `python -m migrate` and `inv` as subprocesses.
+once against each server. Tests drive the tool through its public doors: `Project.run` calls
+the one edge (`migrate.cli.main`) in this process, with the project's folder, environment,
+stdin, stdout and stderr of its own; `Project.run_process` and `Project.inv` start
+`python -m migrate` and `inv` as subprocesses, for the tests whose subject is the door itself
+(or a process: killed, raced, timed).
 """
 
 from __future__ import annotations
@@ -231,7 +234,28 @@ class Project:
 
     def run(self, *args: str, env: dict[str, str] | None = None, timeout: float = 120,
             stdin: str | None = None) -> Result:
-        """`python -m migrate ARGS` in the project folder."""
+        """`python -m migrate ARGS` in the project folder, run in this process through the same edge.
+
+        stdin is not a terminal (as for a subprocess fed `stdin`); `timeout` is kept for the same
+        signature as run_process and not enforced here.
+        """
+        import contextlib
+        import io
+
+        from migrate.cli import main
+
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
+                _stdin(io.StringIO(stdin or "")):
+            try:
+                code = main(list(args), root=self.root, environ=self.environ(**(env or {})))
+            except SystemExit as stop:  # what a process would exit with
+                code = stop.code if isinstance(stop.code, int) else 1
+        return Result(code, out.getvalue(), err.getvalue())
+
+    def run_process(self, *args: str, env: dict[str, str] | None = None, timeout: float = 120,
+                    stdin: str | None = None) -> Result:
+        """`python -m migrate ARGS` as a subprocess in the project folder."""
         return self._run([sys.executable, "-m", "migrate", *args], env, timeout, stdin)
 
     def inv(self, *args: str, env: dict[str, str] | None = None, timeout: float = 120) -> Result:
@@ -250,6 +274,16 @@ class Project:
         return load_settings(env, self.root, self.environ(**overrides))
 
 
+@contextmanager
+def _stdin(stream: Any) -> Iterator[None]:
+    saved = sys.stdin
+    sys.stdin = stream
+    try:
+        yield
+    finally:
+        sys.stdin = saved
+
+
 @pytest.fixture
 def project(tmp_path: Path, db: Database) -> Project:
     """A project whose local environment points at this test's fresh database."""
@@ -259,3 +293,12 @@ def project(tmp_path: Path, db: Database) -> Project:
     (root / "migrations" / "client_specific").mkdir(parents=True)
     (root / "envs" / "local.env").write_text(f"DATABASE_URL={db.url}\nMAX_WAIT_TIME=5\nMIGRATE_LOCK_TIMEOUT=10\n")
     return Project(root, db.url)
+
+
+@pytest.fixture
+def files_project(tmp_path: Path) -> Project:
+    """A project folder whose local environment needs no database (lint and new never connect)."""
+    root = tmp_path / "project"
+    (root / "envs").mkdir(parents=True)
+    (root / "envs" / "local.env").write_text("MIGRATE_SCHEMA=langconnect\n")
+    return Project(root, "")

@@ -82,9 +82,29 @@ def test_migrate_json_failure_names_the_failed_version_and_what_was_not_attempte
 
 def test_an_error_before_any_document_still_prints_one(project: Project) -> None:
     project.env_file("down", "DATABASE_URL=postgresql://postgres@127.0.0.1:1/postgres\nMAX_WAIT_TIME=0.3\n")
-    for runner in (project.run, project.inv):
+    for runner in (project.run_process, project.inv):
         result = runner("status", "--env", "down", "--json")
         assert result.code == 3
         document = json.loads(result.out)
         assert document["error"]["exit_code"] == 3
         assert document["error"]["message"].startswith("database at postgresql://postgres@127.0.0.1:1/postgres")
+
+
+def test_every_json_command_prints_the_error_document_through_both_doors(project: Project) -> None:
+    """One error edge: a failure before any document (here an environment that does not exist, and a
+    server that does not answer) still gives one JSON document, from `python -m migrate` and from `inv`."""
+    project.env_file("down", "DATABASE_URL=postgresql://postgres@127.0.0.1:1/postgres\nMAX_WAIT_TIME=0.3\n")
+    commands = [("migrate",), ("status",), ("dry-run",), ("verify",), ("history",), ("lint",)]
+    for command in commands:
+        for runner, door in ((project.run_process, "python -m migrate"), (project.inv, "inv")):
+            missing = runner(*command, "--env", "nowhere", "--json")
+            assert missing.code == 2, (door, command, missing.err)
+            assert json.loads(missing.out) == {"error": {"exit_code": 2, "message": missing.err.strip()[
+                len("migrate: error: "):]}}, (door, command)
+            if command != ("lint",):  # lint reads files only
+                down = runner(*command, "--env", "down", "--json")
+                assert down.code == 3, (door, command, down.err)
+                assert json.loads(down.out)["error"]["exit_code"] == 3, (door, command)
+    for runner in (project.run_process, project.inv):  # several environments: the same edge
+        many = runner("status", "--env", "local,no such", "--json")
+        assert many.code == 2 and json.loads(many.out)["error"]["exit_code"] == 2

@@ -92,9 +92,9 @@ def test_restrict_lines_do_not_break_a_plain_file(project: Project, db: Database
 def test_without_psql_a_psql_file_is_refused_before_anything_runs(project: Project, db: Database) -> None:
     project.write("lanconnect", "001_plain.sql", "CREATE TABLE first (a int);")
     project.write("lanconnect", "002_seed.sql", PSQL_FILE)
-    dry = project.run("dry-run", env={"PATH": "/nonexistent"})
+    dry = project.run_process("dry-run", env={"PATH": "/nonexistent"})
     assert dry.code == 0 and "warning: migrations/lanconnect/002_seed.sql: needs psql" in dry.err
-    result = project.run("migrate", env={"PATH": "/nonexistent"})
+    result = project.run_process("migrate", env={"PATH": "/nonexistent"})
     assert result.code == 4
     assert result.err.strip().splitlines()[-1] == (
         "migrate: error: migrations/lanconnect/002_seed.sql: needs psql (psql meta-command \\set on line 2) but "
@@ -112,7 +112,7 @@ def test_executor_psql_runs_every_file_through_psql(project: Project, db: Databa
     dry = project.run("dry-run", "--json", env=env)
     modes = [item["mode"] for item in json.loads(dry.out)["to_apply"]]
     assert modes == ["psql, one transaction (MIGRATE_EXECUTOR=psql)"] * 2
-    refused = project.run("migrate", env=dict(env, PATH="/nonexistent"))
+    refused = project.run_process("migrate", env=dict(env, PATH="/nonexistent"))
     assert refused.code == 4 and "needs psql (MIGRATE_EXECUTOR=psql)" in refused.err
     result = project.run("migrate", env=env)
     assert result.code == 1
