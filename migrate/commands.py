@@ -131,7 +131,7 @@ def migrate(settings: Settings, as_json: bool = False, yes: bool = False, ask: A
             result.applied.append(done)
             if not as_json:
                 text.print_applied(len(result.applied), len(todo), done.info.track.name,
-                                   done.info.files.filenames if done.info.files else done.info.version,
+                                   done.info.migration.filenames if done.info.migration else done.info.version,
                                    done.execution_ms)
 
         try:
@@ -182,11 +182,11 @@ def status_environments(env: str, root: Path, as_json: bool = False, timeout: fl
 
 def reset(settings: Settings, yes: bool = False, ask: Ask | None = None) -> None:
     """Drop and recreate the app schema (history included); disposable environments only."""
-    from migrate.database.session import open_locked_session
+    from migrate.database.run_lock import open_locked_session
     from migrate.guards import confirm, drop_and_recreate_schema, require_disposable
 
     require_disposable(settings, "reset")
-    session = open_locked_session(settings.target, settings.schema, settings.run.lock_timeout)
+    session = open_locked_session(settings.target, settings.schema, settings.run.run_lock_timeout)
     try:
         confirm(settings, f"Drop schema {settings.schema} on {settings.env_name}?",
                 f"nothing was changed on {settings.env_name!r}", yes=yes, ask=ask)
@@ -267,7 +267,7 @@ def baseline(settings: Settings, version: str | None, track: str | None = None, 
                     f"running them on {settings.env_name}?", f"nothing was recorded on {settings.env_name!r}",
                     yes=yes, ask=ask)
             Recorder(session.connection, settings.schema, this_host(), "baseline").baseline(
-                chosen[0], ((entry.version, entry.files, entry.checksum) for entry in todo))
+                chosen[0], (entry.migration for entry in todo))
     finally:
         session.close()
     text.print_baseline(result)

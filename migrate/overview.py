@@ -124,8 +124,8 @@ def build_overview(columns: list[EnvironmentStatus]) -> Overview:
         for item in column.plan.items if column.plan else ():
             key = (item.track.name, item.version)
             numbers[key] = item.number if item.number is not None else -1
-            if item.files is not None:
-                files[key] = [f.name for f in item.files.files]
+            if item.migration is not None:
+                files[key] = [f.name for f in item.migration.files]
             files.setdefault(key, [])
     keys = sorted(files, key=lambda k: (order.get(k[0], len(order)), numbers[k], k[1]))
     overview = Overview(columns, [(track, version, files[(track, version)]) for track, version in keys])

@@ -32,7 +32,7 @@ class MigrationInfo(NamedTuple):
     version: str
     number: int | None
     state: str
-    files: MigrationVersion | None = None
+    migration: MigrationVersion | None = None  # its files on disk (None: missing)
     row: HistoryRow | None = None
     out_of_order: bool = False
 
@@ -42,8 +42,8 @@ class MigrationInfo(NamedTuple):
 
     @property
     def checksum_to_adopt(self) -> str | None:
-        if self.state == APPLIED and self.row is not None and self.row.checksum is None and self.files:
-            return self.files.checksum
+        if self.state == APPLIED and self.row is not None and self.row.checksum is None and self.migration:
+            return self.migration.checksum
         return None
 
 
@@ -97,7 +97,7 @@ def build_plan(
         for index, item in enumerate(track_items):
             if item.needs_apply and highest_applied is not None and (item.number or 0) < highest_applied:
                 track_items[index] = MigrationInfo(item.track, item.version, item.number, item.state,
-                                                   item.files, item.row, out_of_order=True)
+                                                   item.migration, item.row, out_of_order=True)
                 warnings.append(f"{track.name} version {item.version} is pending but a higher version "
                                 f"({highest_applied}) is already applied: it will run out of order")
         track_items.sort(key=lambda i: (i.number if i.number is not None else -1, i.version))
@@ -123,8 +123,8 @@ def validate_plan(plan: Plan, root: Path) -> None:
     if not changed:
         return
     first = changed[0]
-    assert first.files is not None
-    names = ", ".join(display_path(f.path, root) for f in first.files.files)
+    assert first.migration is not None
+    names = ", ".join(display_path(f.path, root) for f in first.migration.files)
     more = f" (and {len(changed) - 1} more changed version(s))" if len(changed) > 1 else ""
     raise ValidationError(
         f"{names}: {first.track.name} version {first.version} was applied, but its file(s) changed since "
@@ -168,7 +168,7 @@ class BaselineEntry:
     track: str
     version: str
     files: str
-    checksum: str
+    migration: MigrationVersion
     recorded: bool  # False: already recorded as applied with the same checksum, left alone
 
 
@@ -183,19 +183,19 @@ def build_repair_actions(plan: Plan) -> list[RepairAction]:
     """Pure: what repair changes, in plan order (tracks in order, versions by number)."""
     actions: list[RepairAction] = []
     for item in plan.items:
-        files = item.files.filenames if item.files else (item.row.filename or "" if item.row else "")
+        files = item.migration.filenames if item.migration else (item.row.filename or "" if item.row else "")
         if item.row is None:
             continue
         if item.state == FAILED or (item.state == MISSING and item.row.status == FAILED):
             actions.append(RepairAction(item.track.name, item.row.version, "delete-failed", files,
                                         old=(item.row.error_message or "").strip().splitlines()[0]
                                         if item.row.error_message else None))
-        elif item.state == CHANGED and item.files is not None:
+        elif item.state == CHANGED and item.migration is not None:
             actions.append(RepairAction(item.track.name, item.row.version, "checksum", files,
-                                        old=item.row.checksum, new=item.files.checksum))
-        elif item.state == APPLIED and item.row.checksum is None and item.files is not None:
+                                        old=item.row.checksum, new=item.migration.checksum))
+        elif item.state == APPLIED and item.row.checksum is None and item.migration is not None:
             actions.append(RepairAction(item.track.name, item.row.version, "adopt", files,
-                                        new=item.files.checksum))
+                                        new=item.migration.checksum))
     return actions
 
 
@@ -214,7 +214,7 @@ def select_baseline(plan: Plan, track: Track, version: str) -> BaselineResult:
     """
     up_to = parse_baseline_version(version)
     items = [i for i in plan.items if i.track.name == track.name and i.number is not None and i.number <= up_to]
-    with_files = [i for i in items if i.files is not None]
+    with_files = [i for i in items if i.migration is not None]
     if not with_files:
         raise ConfigError(
             f"{track.name}: no migration file has a version up to {version} in "
@@ -229,8 +229,8 @@ def select_baseline(plan: Plan, track: Track, version: str) -> BaselineResult:
             f"or fix the history first ({len(conflicts)} conflicting version(s)); nothing was recorded"
         )
     result = BaselineResult(track.name, version)
-    result.entries = [BaselineEntry(track.name, i.version, i.files.filenames if i.files else "",
-                                    i.files.checksum if i.files else "", i.row is None) for i in with_files]
+    result.entries = [BaselineEntry(track.name, i.version, i.migration.filenames, i.migration, i.row is None)
+                      for i in with_files if i.migration is not None]
     return result
 
 
@@ -238,11 +238,11 @@ def _recorded_differently(item: MigrationInfo) -> bool:
     """True unless the row says `applied` with this file's checksum (or with none yet)."""
     row = item.row
     assert row is not None
-    if item.files is None:
+    if item.migration is None:
         return False  # a row without a file below V: nothing to mark, status warns about it
     if row.status != APPLIED:
         return True
-    return row.checksum is not None and row.checksum != item.files.checksum
+    return row.checksum is not None and row.checksum != item.migration.checksum
 
 
 def _describe_row(item: MigrationInfo) -> str:
@@ -250,4 +250,5 @@ def _describe_row(item: MigrationInfo) -> str:
     assert row is not None
     if row.status != APPLIED:
         return f"status {row.status}"
-    return f"applied with checksum {row.checksum}, but the file now has {item.files.checksum if item.files else '-'}"
+    now = item.migration.checksum if item.migration else "-"
+    return f"applied with checksum {row.checksum}, but the file now has {now}"

@@ -52,7 +52,7 @@ class Target(NamedTuple):
     max_wait: float = 180.0
     wait_max_interval: float = 1.0
     # migration sessions (see README "Timeouts"): PostgreSQL lock_timeout / statement_timeout
-    sql_lock_timeout: str | None = None
+    lock_timeout: str | None = None
     statement_timeout: str | None = None
 
     @property
@@ -78,7 +78,7 @@ class Target(NamedTuple):
 class RunOptions(NamedTuple):
     """How a run applies its migrations: all `apply/` is given besides the session and the plan."""
 
-    lock_timeout: float = 60.0  # seconds to wait for the run lock
+    run_lock_timeout: float = 60.0  # MIGRATE_LOCK_TIMEOUT: seconds to wait for the run lock
     heartbeat_interval: float = 10.0
     lock_retries: int = 3
     lock_retry_delay: float = 1.0
@@ -268,11 +268,11 @@ def _build_settings(env: str, root: Path, env_file: Path, layers: _Layers) -> Se
             application_name=layers.get("MIGRATE_APPLICATION_NAME") or layers.get("PGAPPNAME") or "migrate",
             max_wait=_number(layers, "MAX_WAIT_TIME", 180.0),
             wait_max_interval=min(retry, 1.0) if retry > 0 else 1.0,
-            sql_lock_timeout=_pg_duration(layers, "MIGRATE_SQL_LOCK_TIMEOUT"),
+            lock_timeout=_pg_duration(layers, "MIGRATE_SQL_LOCK_TIMEOUT"),
             statement_timeout=_pg_duration(layers, "MIGRATE_STATEMENT_TIMEOUT"),
         ),
         run=RunOptions(
-            lock_timeout=_number(layers, "MIGRATE_LOCK_TIMEOUT", 60.0),
+            run_lock_timeout=_number(layers, "MIGRATE_LOCK_TIMEOUT", 60.0),
             heartbeat_interval=_number(layers, "MIGRATE_HEARTBEAT_INTERVAL", 10.0),
             lock_retries=_count(layers, "MIGRATE_LOCK_RETRIES", 3),
             lock_retry_delay=_number(layers, "MIGRATE_LOCK_RETRY_DELAY", 1.0),

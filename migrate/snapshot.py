@@ -16,7 +16,7 @@ import threading
 from typing import Callable, Generic, TypeVar
 
 from migrate.database.connection import Session, wait_until_ready
-from migrate.database.session import open_locked_session
+from migrate.database.run_lock import open_locked_session
 from migrate.errors import ConfigError
 from migrate.files.sqlfiles import MigrationVersion, find_migration_versions
 from migrate.history.tables import HistoryRow, ensure_history_tables, read_all_columns, read_history
@@ -84,7 +84,7 @@ def open_locked_snapshot(settings: Settings) -> tuple[Session, list[Track], dict
     tracks = build_tracks(settings.migrations_dir)
 
     def open_session() -> tuple[Session, dict[str, set[str]], dict[str, list[HistoryRow]]]:
-        session = open_locked_session(settings.target, settings.schema, settings.run.lock_timeout)
+        session = open_locked_session(settings.target, settings.schema, settings.run.run_lock_timeout)
         try:
             existing = read_all_columns(session.connection, settings.schema, tracks)
             return session, existing, read_history(session.connection, settings.schema, tracks, existing)
@@ -99,7 +99,7 @@ def open_locked_snapshot(settings: Settings) -> tuple[Session, list[Track], dict
 def open_locked_plan(settings: Settings) -> tuple[Session, Plan]:
     """For repair and baseline: the run lock held, the history tables in place, the plan read under the lock."""
     tracks = build_tracks(settings.migrations_dir)
-    session = open_locked_session(settings.target, settings.schema, settings.run.lock_timeout)
+    session = open_locked_session(settings.target, settings.schema, settings.run.run_lock_timeout)
     try:
         ensure_history_tables(session.connection, settings.schema, tracks)
         return session, read_plan(settings, session, tracks, find_all_versions(settings, tracks))

@@ -119,7 +119,7 @@ def test_lock_timeout_exits_5_naming_the_holder(project: Project, db: Database) 
 def test_lock_is_per_database_and_names_the_holder_in_this_one(project: Project, db: Database) -> None:
     from conftest import fresh_database
 
-    from migrate.database.session import lock_key
+    from migrate.database.run_lock import lock_key
 
     with fresh_database(db.server) as other_db:
         other = other_db.connect()

@@ -6,7 +6,7 @@ import json
 
 from conftest import Database, Project
 
-from migrate.database.session import lock_key
+from migrate.database.run_lock import lock_key
 
 
 def test_earlier_scripts_flags_still_work(project: Project, db: Database) -> None:

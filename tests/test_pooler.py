@@ -92,7 +92,7 @@ def test_session_mode_pooler_is_accepted(project: Project, db: Database, pgbounc
 def test_only_an_end_to_end_tcp_connection_skips_the_probe(db: Database, pgbouncer: int) -> None:
     import psycopg2
 
-    from migrate.database.session import _is_end_to_end_tcp
+    from migrate.database.run_lock import _is_end_to_end_tcp
 
     def view(connection) -> list:  # noqa: ANN001
         with connection.cursor() as cursor:

@@ -157,9 +157,9 @@ def _run_version(run: BatchRun, item: MigrationInfo, number: int, begin: bool, c
     """One version inside the open batch: its statements, rows and RELEASE; raises StatementFailed."""
     import psycopg2
 
-    assert item.files is not None
+    assert item.migration is not None
     statements = [s for script in run.scripts[(item.track.name, item.version)] for s in script.statements]
-    run.beat.label = f"{item.track.name} {item.files.filenames}"
+    run.beat.label = f"{item.track.name} {item.migration.filenames}"
     started = time.perf_counter()
     with run.session.connection.cursor() as cursor:
         for index, statement in enumerate(statements):
@@ -178,12 +178,10 @@ def _run_version(run: BatchRun, item: MigrationInfo, number: int, begin: bool, c
 
 def _finish_sql(run: BatchRun, item: MigrationInfo, client_ms: int) -> str:
     """Sent after a version's last statement: check deferred constraints, reset, record, RELEASE."""
-    assert item.files is not None
+    assert item.migration is not None
     # this version began client_ms before the server received its last message
-    record = run.recorder.applied_sql(item.track, item.version, item.files.filenames, item.files.checksum,
-                                      client_ms=client_ms)
-    attempt = run.recorder.attempt_sql(item.track.name, item.version, item.files.filenames, APPLIED,
-                                       client_ms=client_ms)
+    record = run.recorder.applied_sql(item.track, item.migration, client_ms=client_ms)
+    attempt = run.recorder.attempt_sql(item.track, item.migration, APPLIED, client_ms=client_ms)
     return ";\n".join([CHECK_DEFERRED, reset_session_sql(run.session), record, attempt,
                        f"RELEASE SAVEPOINT {SAVEPOINT}"])
 
@@ -192,7 +190,7 @@ def _after_failure(run: BatchRun, todo: Sequence[MigrationInfo], position: int, 
                    failure: StatementFailed, started: float) -> int:
     """A version failed inside the batch: keep the ones before it, then fail, retry, or run it alone."""
     item = todo[position]
-    assert item.files is not None
+    assert item.migration is not None
     elapsed = int((time.perf_counter() - started) * 1000)
     context = Context(item, run.root, run.recorder, run.session)
     statements = [s for script in run.scripts[(item.track.name, item.version)] for s in script.statements]
@@ -244,12 +242,11 @@ def _lost_batch(context: Context, failure: StatementFailed, elapsed: int, total:
 def _note_alone(run: BatchRun, context: Context, failure: StatementFailed, elapsed: int, why: str) -> None:
     """Log the batch try as a `retrying` attempt before the version runs on its own."""
     info, error = context.info, failure.error
-    assert info.files is not None
+    assert info.migration is not None
     statement: Statement | None = failure.statement
     line, _, _ = where_failed(context, failure)
     run.recorder.record_attempt(run.recorder.attempt_sql(
-        info.track.name, info.version, info.files.filenames, RETRYING, duration_ms=elapsed,
-        sqlstate=error.sqlstate, message=error.message,
+        info.track, info.migration, RETRYING, duration_ms=elapsed, sqlstate=error.sqlstate, message=error.message,
         statement_number=statement.index if statement else None, line=line))
     log.info("batch: %s version %s %s (%s: %s); committed the batch so far, running it on its own",
              info.track.name, info.version, why, error.sqlstate, error.message)

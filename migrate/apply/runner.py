@@ -111,13 +111,13 @@ def apply_version(
     beat: the run's heartbeat (one thread for every version); without it the version starts its own.
     tried: lock-timeout attempts already made elsewhere (batch mode): the retry count and backoff go on from there.
     """
-    assert info.files is not None
+    assert info.migration is not None
     if beat is None:
         with Heartbeat("", options.heartbeat_interval) as own:
             return apply_version(session, recorder, info, scripts, root, options, psql, flush, own, tried=tried)
     context = Context(info, root, recorder, session)
     retries, delay = options.lock_retries, options.lock_retry_delay
-    beat.label = f"{info.track.name} {info.files.filenames}"
+    beat.label = f"{info.track.name} {info.migration.filenames}"
     try:
         if any(script.needs_psql for script in scripts):
             beat.running("psql")
@@ -132,7 +132,7 @@ def _apply_statements(context: Context, scripts: list[Script], beat: Heartbeat, 
     """The builtin executor: one transaction (or statement by statement), retried on lock timeouts."""
     info, recorder, session = context.info, context.recorder, context.session
     connection = session.connection
-    assert info.files is not None
+    assert info.migration is not None
     statements = [statement for script in scripts for statement in script.statements]
     transactional = all(script.transactional for script in scripts)
     invalid_before = set() if transactional else read_invalid_indexes(connection)
@@ -142,9 +142,8 @@ def _apply_statements(context: Context, scripts: list[Script], beat: Heartbeat, 
         attempt_started = time.perf_counter()
         try:
             if transactional:
-                record_sql = (recorder.applied_sql(info.track, info.version, info.files.filenames,
-                                                   info.files.checksum) + ";\n"
-                              + recorder.attempt_sql(info.track.name, info.version, info.files.filenames, APPLIED))
+                record_sql = (recorder.applied_sql(info.track, info.migration) + ";\n"
+                              + recorder.attempt_sql(info.track, info.migration, APPLIED))
                 _run_in_one_transaction(session, statements, record_sql, beat, flush)
             else:
                 _run_statement_by_statement(context, statements, started, resume_at, beat)
@@ -166,11 +165,11 @@ def note_retry(context: Context, failure: StatementFailed, elapsed: int, attempt
                delay: float) -> None:
     """Log the lock timeout as a `retrying` attempt and wait with backoff."""
     info, recorder = context.info, context.recorder
-    assert info.files is not None
+    assert info.migration is not None
     line, _, _ = where_failed(context, failure)
     recorder.record_attempt(recorder.attempt_sql(
-        info.track.name, info.version, info.files.filenames, RETRYING,
-        duration_ms=elapsed, sqlstate=failure.error.sqlstate, message=failure.error.message,
+        info.track, info.migration, RETRYING, duration_ms=elapsed, sqlstate=failure.error.sqlstate,
+        message=failure.error.message,
         statement_number=failure.statement.index if failure.statement else None, line=line))
     wait = min(delay * (2 ** (attempt - 1)), 30.0)
     log.warning("%s version %s: lock not available (%s); retry %d of %d in %.1f s", info.track.name,
@@ -206,7 +205,7 @@ def _run_statement_by_statement(context: Context, statements: list[Statement], s
 
     info, recorder, session = context.info, context.recorder, context.session
     connection = session.connection
-    assert info.files is not None
+    assert info.migration is not None
     with connection.cursor() as cursor:
         for index in range(resume_at, len(statements)):
             statement = statements[index]
@@ -220,10 +219,8 @@ def _run_statement_by_statement(context: Context, statements: list[Statement], s
         elapsed = int((time.perf_counter() - started) * 1000)
         # one simple-query message: the history row and its attempt row commit together
         cursor.execute(reset_session_sql(session) + ";\n"
-                       + recorder.applied_sql(info.track, info.version, info.files.filenames, info.files.checksum,
-                                              execution_ms=elapsed) + ";\n"
-                       + recorder.attempt_sql(info.track.name, info.version, info.files.filenames, APPLIED,
-                                              duration_ms=elapsed))
+                       + recorder.applied_sql(info.track, info.migration, execution_ms=elapsed) + ";\n"
+                       + recorder.attempt_sql(info.track, info.migration, APPLIED, duration_ms=elapsed))
 
 
 def describe(statement: Statement) -> str:
@@ -242,7 +239,7 @@ def _apply_with_psql(context: Context, scripts: list[Script], options: RunOption
 
     info, recorder, session = context.info, context.recorder, context.session
     connection = session.connection
-    assert info.files is not None
+    assert info.migration is not None
     psql = psql or require_psql(options.psql_path, scripts, context.root)
     assert psql is not None
     params = session.params
@@ -254,9 +251,8 @@ def _apply_with_psql(context: Context, scripts: list[Script], options: RunOption
         attempt_started = time.perf_counter()
         try:
             if transactional:
-                record_sql = (recorder.applied_sql(info.track, info.version, info.files.filenames,
-                                                   info.files.checksum) + ";\n"
-                              + recorder.attempt_sql(info.track.name, info.version, info.files.filenames, APPLIED))
+                record_sql = (recorder.applied_sql(info.track, info.migration) + ";\n"
+                              + recorder.attempt_sql(info.track, info.migration, APPLIED))
                 run_files(psql, params, scripts, single_transaction=True,
                           final_sql=RESET_SESSION + ";\n" + record_sql, first_sql=session_sql)
             else:
@@ -264,10 +260,8 @@ def _apply_with_psql(context: Context, scripts: list[Script], options: RunOption
                 elapsed = int((time.perf_counter() - started) * 1000)
                 with connection.cursor() as cursor:
                     cursor.execute(
-                        recorder.applied_sql(info.track, info.version, info.files.filenames, info.files.checksum,
-                                             execution_ms=elapsed) + ";\n"
-                        + recorder.attempt_sql(info.track.name, info.version, info.files.filenames, APPLIED,
-                                               duration_ms=elapsed))
+                        recorder.applied_sql(info.track, info.migration, execution_ms=elapsed) + ";\n"
+                        + recorder.attempt_sql(info.track, info.migration, APPLIED, duration_ms=elapsed))
             return Applied(info, int((time.perf_counter() - started) * 1000), transactional, attempt, "psql")
         except PsqlError as error:
             failure = StatementFailed(None, 0, ServerError(error.sqlstate, error.message, error.detail, None, None,
@@ -313,7 +307,7 @@ def where_failed(context: Context, failure: StatementFailed) -> tuple[int | None
     """Line, column and `file:line:column` of a failure."""
     statement, error = failure.statement, failure.error
     if statement is None:
-        path = failure.path or (context.info.files.files[0].path if context.info.files else None)
+        path = failure.path or (context.info.migration.files[0].path if context.info.migration else None)
         shown = display_path(path, context.root) if path else context.info.version
         if failure.line is None:
             return None, None, shown
@@ -339,7 +333,7 @@ def fail(
 ) -> None:
     info, recorder = context.info, context.recorder
     connection = context.session.connection
-    assert info.files is not None
+    assert info.migration is not None
     statement, error = failure.statement, failure.error
     line, _, where = where_failed(context, failure)
     sqlstate = error.sqlstate or "-----"
@@ -368,13 +362,12 @@ def fail(
         recorded = "could not be recorded: the connection to the server was lost"
     else:
         try:
-            recorder.record_failed(info.track, info.version, info.files.filenames, info.files.checksum,
-                                   recorded_text, elapsed)
+            recorder.record_failed(info.track, info.migration, recorded_text, elapsed)
         except Exception as record_error:  # the server went away while we recorded
             recorded = f"could not be recorded ({type(record_error).__name__})"
         recorder.record_attempt(recorder.attempt_sql(
-            info.track.name, info.version, info.files.filenames, FAILED,
-            duration_ms=attempt_ms, sqlstate=error.sqlstate, message=f"{error.message}{detail}",
+            info.track, info.migration, FAILED, duration_ms=attempt_ms, sqlstate=error.sqlstate,
+            message=f"{error.message}{detail}",
             statement_number=statement.index if statement is not None else None, line=line))
     hint = f"; hint: {error.hint}" if error.hint else ""
     failed_at = f" at statement {statement.index}" if statement is not None else " in psql"

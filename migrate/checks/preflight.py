@@ -45,9 +45,9 @@ def parse_pending(plan: Plan, settings: Settings, lint: bool = False) -> Scripts
     linting = PendingLint(settings) if lint and settings.lint.mode != "off" else None
     scripts: Scripts = {}
     for item in todo:
-        assert item.files is not None
+        assert item.migration is not None
         parts = []
-        for migration_file in item.files.files:
+        for migration_file in item.migration.files:
             script = parse_file(migration_file, settings)
             if linting is not None:
                 linting.check(migration_file, script)
@@ -62,9 +62,9 @@ def pending_modes(plan: Plan, settings: Settings) -> dict[tuple[str, str], str]:
     """How each pending version would run; a file that does not parse says so instead of failing status."""
     modes: dict[tuple[str, str], str] = {}
     for item in plan.to_apply():
-        assert item.files is not None
+        assert item.migration is not None
         try:
-            parts = [parse_file(f, settings) for f in item.files.files]
+            parts = [parse_file(f, settings) for f in item.migration.files]
         except MigrateError:
             modes[(item.track.name, item.version)] = "invalid SQL (see dry-run)"
             continue

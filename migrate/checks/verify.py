@@ -35,7 +35,7 @@ from migrate.tracks import Track
 log = logging.getLogger("migrate")
 
 
-# Finding kinds (stable: they appear in --json output)
+# VerifyFinding kinds (stable: they appear in --json output)
 FIRST_RUN_ERROR = "first-run-error"
 SECOND_RUN_ERROR = "second-run-error"
 NOT_IDEMPOTENT = "not-idempotent"
@@ -43,7 +43,7 @@ PROTECTED_SCHEMA = "protected-schema"
 
 
 @dataclass
-class Finding:
+class VerifyFinding:
     """One problem verify found in one file (or one version, for a first run)."""
 
     kind: str
@@ -71,7 +71,7 @@ class VerifyResult:
     server: str
     scratch_database: str
     runs: list[FileRun] = field(default_factory=list)
-    findings: list[Finding] = field(default_factory=list)
+    findings: list[VerifyFinding] = field(default_factory=list)
     dropped: bool = False
 
 
@@ -142,8 +142,8 @@ def run_verify(settings: Settings, tracks: list[Track], versions: dict[str, list
     root = settings.root
     plan = build_plan(tracks, versions, {track.name: [] for track in tracks}, root)
     items = plan.to_apply()
-    scripts = {(i.track.name, i.version): [parse_file(f, root, settings.run.executor) for f in i.files.files]
-               for i in items if i.files}
+    scripts = {(i.track.name, i.version): [parse_file(f, root, settings.run.executor) for f in i.migration.files]
+               for i in items if i.migration}
     protected = list(settings.lint.protected_schemas)
     result = VerifyResult(server=server_label, scratch_database="")
     with scratch_database(settings) as (session, name, dropped):
@@ -164,7 +164,7 @@ def run_verify(settings: Settings, tracks: list[Track], versions: dict[str, list
             except MigrateError as error:
                 for run in runs.values():
                     run.result = "error on first run"
-                result.findings.append(Finding(FIRST_RUN_ERROR, item.track.name, item.version, list(runs),
+                result.findings.append(VerifyFinding(FIRST_RUN_ERROR, item.track.name, item.version, list(runs),
                                                error.message))
                 break
             elapsed = int((time.perf_counter() - started) * 1000)
@@ -177,7 +177,7 @@ def run_verify(settings: Settings, tracks: list[Track], versions: dict[str, list
                 for run in runs.values():
                     run.result = "protected schema changed"
                 schemas = sorted({change.schema for change in touched})
-                result.findings.append(Finding(
+                result.findings.append(VerifyFinding(
                     PROTECTED_SCHEMA, item.track.name, item.version, list(runs),
                     f"changed protected schema(s) {', '.join(schemas)}; keep to the app schema, or add "
                     f"`-- migrate:allow-schema {schemas[0]}` to the file if this is intended",
@@ -199,14 +199,14 @@ def _second_run(connection: Any, settings: Settings, script: Script, run: FileRu
     run.second_run_ms = int((time.perf_counter() - started) * 1000)
     if error is not None:
         run.result = "error on second run"
-        result.findings.append(Finding(SECOND_RUN_ERROR, run.track, run.version, [run.file],
+        result.findings.append(VerifyFinding(SECOND_RUN_ERROR, run.track, run.version, [run.file],
                                        f"{error}; make every statement safe to re-run (IF NOT EXISTS, "
                                        "OR REPLACE, DROP ... IF EXISTS, guarded DO blocks)"))
         return
     changes = diff_fingerprints(before, read_fingerprint(connection, read_app_schemas(connection, ())))
     if changes:
         run.result = "not idempotent"
-        result.findings.append(Finding(NOT_IDEMPOTENT, run.track, run.version, [run.file],
+        result.findings.append(VerifyFinding(NOT_IDEMPOTENT, run.track, run.version, [run.file],
                                        f"running it a second time changed the schema ({len(changes)} change(s)); "
                                        "guard each statement so a re-run changes nothing",
                                        [str(change) for change in changes]))

@@ -105,8 +105,8 @@ def connection_params(target: Target) -> dict[str, str]:
 def migration_session_options(target: Target) -> str:
     """lock_timeout / statement_timeout as startup options: session defaults that RESET ALL keeps."""
     options = []
-    if target.sql_lock_timeout is not None:
-        options.append(f"-c lock_timeout={target.sql_lock_timeout}")
+    if target.lock_timeout is not None:
+        options.append(f"-c lock_timeout={target.lock_timeout}")
     if target.statement_timeout is not None:
         options.append(f"-c statement_timeout={target.statement_timeout}")
     return " ".join(options)

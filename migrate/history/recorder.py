@@ -17,6 +17,7 @@ from typing import Any, Iterable
 
 from migrate import __version__
 from migrate.database.sql import fill, param_identifier, transaction
+from migrate.files.sqlfiles import MigrationVersion
 from migrate.history.tables import ATTEMPTS_TABLE
 from migrate.tracks import Track
 
@@ -77,8 +78,8 @@ class Recorder:
                   applied_by or self.applied_by, TOOL_VERSION)
         return fill(self.connection, self._history_template(track.history_table, timing), values)
 
-    def applied_sql(self, track: Track, version: str, filenames: str, checksum: str, *,
-                    client_ms: int | None = None, execution_ms: int | None = None) -> str:
+    def applied_sql(self, track: Track, migration: MigrationVersion, *, client_ms: int | None = None,
+                    execution_ms: int | None = None) -> str:
         """The upsert that marks a version applied, to send in the same transaction as its SQL.
 
         execution_ms is measured by the server from the transaction's start; with client_ms (batch
@@ -90,14 +91,15 @@ class Recorder:
             timing, duration = CLIENT, (client_ms / 1000.0,)
         else:
             timing, duration = SERVER, ()
-        return self._history_sql(track, version, f"Applied {filenames}", "applied", None, checksum, filenames,
-                                 timing, duration)
+        filenames = migration.filenames
+        return self._history_sql(track, migration.version, f"Applied {filenames}", "applied", None,
+                                 migration.checksum, filenames, timing, duration)
 
-    def record_failed(self, track: Track, version: str, filenames: str, checksum: str, error_message: str,
-                      execution_ms: int) -> None:
+    def record_failed(self, track: Track, migration: MigrationVersion, error_message: str, execution_ms: int) -> None:
         """Upsert a `failed` row in its own transaction (the migration itself was rolled back)."""
-        query = self._history_sql(track, version, f"Failed {filenames}", "failed", error_message, checksum,
-                                  filenames, GIVEN, (int(execution_ms),))
+        filenames = migration.filenames
+        query = self._history_sql(track, migration.version, f"Failed {filenames}", "failed", error_message,
+                                  migration.checksum, filenames, GIVEN, (int(execution_ms),))
         with self.connection.cursor() as cursor:
             cursor.execute(query)
 
@@ -130,13 +132,13 @@ class Recorder:
                     cursor.execute(sql.SQL("UPDATE {} SET checksum = %s WHERE version = %s").format(table),
                                    (checksum, version))
 
-    def baseline(self, track: Track, versions: Iterable[tuple[str, str, str]]) -> None:
-        """In one transaction: each (version, filenames, checksum) recorded as applied without running it."""
+    def baseline(self, track: Track, migrations: Iterable[MigrationVersion]) -> None:
+        """In one transaction: each version recorded as applied without running it."""
         with transaction(self.connection) as cursor:
-            for version, filenames, checksum in versions:
-                cursor.execute(self._history_sql(track, version, f"Baseline {filenames} (not run)", "applied", None,
-                                                 checksum, filenames, GIVEN, (None,),
-                                                 applied_by=f"baseline@{self.host}"))
+            for migration in migrations:
+                cursor.execute(self._history_sql(
+                    track, migration.version, f"Baseline {migration.filenames} (not run)", "applied", None,
+                    migration.checksum, migration.filenames, GIVEN, (None,), applied_by=f"baseline@{self.host}"))
 
     # ---- the attempt log --------------------------------------------------------------------------
 
@@ -163,7 +165,7 @@ class Recorder:
             self._templates[key] = template
         return template
 
-    def attempt_sql(self, track: str, version: str, files: str, outcome: str, *, duration_ms: int | None = None,
+    def attempt_sql(self, track: Track, migration: MigrationVersion, outcome: str, *, duration_ms: int | None = None,
                     sqlstate: str | None = None, message: str | None = None, statement_number: int | None = None,
                     line: int | None = None, client_ms: int | None = None) -> str:
         """The INSERT of one attempt row, timed by the server's clock.
@@ -171,7 +173,7 @@ class Recorder:
         Without duration_ms the row measures from the version's start (the transaction's, or client_ms
         before this message in batch mode); with it, the attempt started duration_ms ago.
         """
-        values: tuple[Any, ...] = (track, version, files)
+        values: tuple[Any, ...] = (track.name, migration.version, migration.filenames)
         if duration_ms is not None:
             timing = GIVEN
             values += (int(duration_ms) / 1000.0, int(duration_ms))

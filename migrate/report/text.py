@@ -25,8 +25,8 @@ def _when(value: datetime | None) -> str:
 
 
 def _files(item: MigrationInfo) -> str:
-    if item.files is not None:
-        return item.files.filenames
+    if item.migration is not None:
+        return item.migration.filenames
     if item.row is not None:
         return item.row.filename or item.row.description or ""
     return ""
@@ -107,9 +107,9 @@ def print_dry_run(plan: Plan, modes: dict[tuple[str, str], str], environment: st
         print(f"\n{track_name}", file=out)
         rows = []
         for item in pending:
-            assert item.files is not None
+            assert item.migration is not None
             note = "retry of failed" if item.state == "failed" else ("out-of-order" if item.out_of_order else "")
-            for migration_file in item.files.files:
+            for migration_file in item.migration.files:
                 rows.append([item.version, display_path(migration_file.path, root),
                              modes[(track_name, item.version)], note])
         print(format_table(rows, ["version", "file", "mode", "note"]), file=out)

@@ -29,7 +29,7 @@ def lock_key(schema: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-def ensure_session_is_pinned(session: Session, reconnect: Callable[[], Session]) -> None:
+def require_pinned_session(session: Session, reconnect: Callable[[], Session]) -> None:
     """Refuse transaction-mode poolers: they cannot hold a session lock for us.
 
     Two signals, because a lone client of PgBouncer usually gets the same server session
@@ -101,7 +101,7 @@ def _is_end_to_end_tcp(connection: Any, server_view: list[Any]) -> bool:
 def acquire_run_lock(
     session: Session,
     schema: str,
-    lock_timeout: float,
+    run_lock_timeout: float,
     *,
     sleep: Callable[[float], None] = time.sleep,
     on_wait: Callable[[str], None] | None = None,
@@ -109,7 +109,7 @@ def acquire_run_lock(
     """Hold the schema's advisory lock for this session, polling until the lock timeout."""
     key = lock_key(schema)
     connection = session.connection
-    deadline = time.monotonic() + lock_timeout
+    deadline = time.monotonic() + run_lock_timeout
     delay = 0.05
     announced = False
     with connection.cursor() as cursor:
@@ -126,7 +126,7 @@ def acquire_run_lock(
                 holder = describe_lock_holder(connection, key)
                 raise LockTimeout(
                     f"another migration run holds the lock on schema {schema!r} ({holder}) "
-                    f"after waiting {lock_timeout:g} s; let it finish, or raise MIGRATE_LOCK_TIMEOUT"
+                    f"after waiting {run_lock_timeout:g} s; let it finish, or raise MIGRATE_LOCK_TIMEOUT"
                 )
             sleep(min(delay, remaining))
             delay = min(delay * 2, MAX_POLL_INTERVAL)
@@ -167,7 +167,7 @@ def enable_dead_client_check(session: Session, interval_ms: int = 1000) -> None:
     session.set({"client_connection_check_interval": str(int(interval_ms))})
 
 
-def open_locked_session(target: Target, schema: str, lock_timeout: float) -> Session:
+def open_locked_session(target: Target, schema: str, run_lock_timeout: float) -> Session:
     """A session on the primary that holds the run lock: what every writing command starts with.
 
     Refuses transaction-mode poolers, asks the server to notice a dead client (so a killed
@@ -175,10 +175,10 @@ def open_locked_session(target: Target, schema: str, lock_timeout: float) -> Ses
     """
     session = wait_until_ready(target, require_primary=True)
     try:
-        ensure_session_is_pinned(session, lambda: connect(connection_params(target), target.secrets(),
+        require_pinned_session(session, lambda: connect(connection_params(target), target.secrets(),
                                                           connect_timeout=5))
         enable_dead_client_check(session)
-        acquire_run_lock(session, schema, lock_timeout,
+        acquire_run_lock(session, schema, run_lock_timeout,
                          on_wait=lambda holder: log.info("waiting for the run lock (%s)", holder))
     except BaseException:
         session.close()
