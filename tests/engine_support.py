@@ -151,6 +151,23 @@ def status_states(project: Project, env: dict[str, str] | None = None) -> dict[s
     return {item["version"]: item["state"] for item in document["migrations"] if item["track"] == "lanconnect"}
 
 
+@contextmanager
+def server_role(db: Database) -> Iterator[str]:
+    """A NOLOGIN role of the server's (roles are server-wide): dropped, with its grants in `db`, afterwards."""
+    name = f"app_owner_{uuid.uuid4().hex[:8]}"
+    db.execute(f'CREATE ROLE "{name}" NOLOGIN')
+    try:
+        yield name
+    finally:
+        connection = db.connect()
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(f'DROP OWNED BY "{name}"')
+                cursor.execute(f'DROP ROLE IF EXISTS "{name}"')
+        finally:
+            connection.close()
+
+
 # --- private clusters ------------------------------------------------------------------------------------------
 
 
@@ -256,8 +273,9 @@ TOOL_TABLES = ("lanconnect_migration_versions", "client_migration_versions", "mi
 
 
 def app_fingerprint(db: Database) -> dict[str, Any]:
-    """Catalog and data of every app object, without the tool's own history tables and their sequences."""
-    excluded_schemas = "('pg_catalog', 'information_schema', 'pg_toast')"
+    """Catalog and data of every app object, without the tool's own history tables (and their indexes,
+    sequences), so a database migrated by the tool compares with one migrated by psql alone."""
+    system = "('pg_catalog', 'information_schema', 'pg_toast')"
     tool = "(" + ", ".join(f"'{name}'" for name in TOOL_TABLES) + ")"
     relations = db.query(
         f"""
@@ -270,14 +288,16 @@ def app_fingerprint(db: Database) -> dict[str, Any]:
                                 AND d.adnum = a.attnum
                           WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), ''),
                CASE WHEN c.relkind = 'i' THEN pg_get_indexdef(c.oid) END,
-               CASE WHEN c.relkind = 'i' THEN (SELECT indisvalid FROM pg_index WHERE indexrelid = c.oid) END
+               CASE WHEN c.relkind = 'i' THEN (SELECT indisvalid FROM pg_index WHERE indexrelid = c.oid) END,
+               coalesce(c.relacl::text, '')
           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-         WHERE n.nspname NOT IN {excluded_schemas} AND n.nspname NOT LIKE 'pg_temp%%'
-           AND n.nspname NOT LIKE 'pg_toast_temp%%'
-           AND NOT (n.nspname = 'langconnect' AND c.relname IN {tool})
-           AND NOT (n.nspname = 'langconnect' AND c.relkind IN ('i', 'S')
-                    AND EXISTS (SELECT 1 FROM pg_depend dep JOIN pg_class t ON t.oid = dep.refobjid
-                                 WHERE dep.objid = c.oid AND t.relname IN {tool}))
+         WHERE n.nspname NOT IN {system} AND n.nspname NOT LIKE 'pg\\_%%'
+           AND NOT EXISTS (
+               SELECT 1 FROM pg_class t JOIN pg_namespace tn ON tn.oid = t.relnamespace
+                WHERE tn.nspname = 'langconnect' AND t.relname IN {tool}
+                  AND (t.oid = c.oid
+                       OR t.oid = (SELECT indrelid FROM pg_index WHERE indexrelid = c.oid)
+                       OR EXISTS (SELECT 1 FROM pg_depend dep WHERE dep.objid = c.oid AND dep.refobjid = t.oid)))
          ORDER BY 1, 2
         """)
     functions = db.query(
@@ -285,11 +305,10 @@ def app_fingerprint(db: Database) -> dict[str, Any]:
         SELECT n.nspname, p.proname, pg_get_function_identity_arguments(p.oid), p.prosrc,
                pg_get_userbyid(p.proowner)
           FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-         WHERE n.nspname NOT IN {excluded_schemas} ORDER BY 1, 2, 3
+         WHERE n.nspname NOT IN {system} ORDER BY 1, 2, 3
         """)
     schemas = db.query(f"SELECT nspname, pg_get_userbyid(nspowner), coalesce(nspacl::text, '') FROM pg_namespace "
-                       f"WHERE nspname NOT IN {excluded_schemas} AND nspname NOT LIKE 'pg_temp%%' "
-                       "AND nspname NOT LIKE 'pg_toast_temp%%' ORDER BY 1")
+                       f"WHERE nspname NOT IN {system} AND nspname NOT LIKE 'pg\\_%%' ORDER BY 1")
     settings = db.query("SELECT coalesce(setconfig, '{}')::text FROM pg_db_role_setting s "
                         "JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = current_database() "
                         "AND s.setrole = 0")
@@ -300,3 +319,85 @@ def app_fingerprint(db: Database) -> dict[str, Any]:
             data[f"{schema}.{name}"] = [row[0] for row in rows]
     return {"relations": relations, "functions": functions, "schemas": schemas, "settings": settings,
             "data": data}
+
+
+# --- a mixed migration set for the kill, crash and restart storms ---------------------------------------------
+
+KNOB = "(SELECT seconds FROM public.knob)"
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One version of the mixed set: how it runs and what it leaves behind."""
+
+    version: str
+    transactional: bool  # its effects commit with its history row (exactly once), or not (at least once)
+    index: str | None = None  # the index it builds CONCURRENTLY
+
+
+class MixedSet:
+    """Transactional, slow, CONCURRENTLY, marker, DO-with-COMMIT and psql files; each counts its runs.
+
+    Slow files sleep public.knob.seconds (set it to 0 before the completing run). The index builds
+    call a slow immutable function per row, so they last about a second and can be interrupted.
+    `add_copy()` appends one more of each kind (a storm keeps the runners busy with it).
+    """
+
+    def __init__(self, project: Project, db: Database, psql: bool = True, seconds: float = 0.4) -> None:
+        self.project, self.db, self.psql = project, db, psql
+        self.planned: list[Planned] = []
+        self.copies = 0
+        db.execute(COUNTER_DDL)
+        db.execute(f"CREATE TABLE public.knob (seconds float NOT NULL); INSERT INTO public.knob VALUES ({seconds})")
+        db.execute("CREATE FUNCTION public.slow_id(int) RETURNS int IMMUTABLE LANGUAGE plpgsql AS "
+                   "$$ BEGIN PERFORM pg_sleep(0.0004); RETURN $1; END $$")
+        db.execute("CREATE TABLE public.big (a int, b int); "
+                   "INSERT INTO public.big SELECT g, g FROM generate_series(1, 800) g")
+
+    def _add(self, text: str, transactional: bool, index: str | None = None) -> None:
+        version = f"{len(self.planned) + 1:03d}"
+        self.project.write("lanconnect", f"{version}_m.sql", text.replace("{V}", version))
+        self.planned.append(Planned(version, transactional, index))
+
+    def add_copy(self) -> None:
+        copy = self.copies
+        self.copies += 1
+        self._add("CREATE TABLE IF NOT EXISTS public.t_{V} (id int);\n" + count_sql("{V}"), True)
+        self._add(count_sql("{V}") + f"\nSELECT pg_sleep({KNOB});", True)
+        self._add(f"CREATE INDEX CONCURRENTLY IF NOT EXISTS big_slow_{copy} "
+                  f"ON public.big (public.slow_id(a + {copy}));", False, f"big_slow_{copy}")
+        self._add("-- migrate:no-transaction\n" + count_sql("{V}") + f"\nSELECT pg_sleep({KNOB});\n"
+                  "CREATE TABLE IF NOT EXISTS public.t_{V} (id int);", False)
+        self._add("DO $$ BEGIN\n  " + count_sql("{V}") + f"\n  COMMIT;\n  PERFORM pg_sleep({KNOB});\nEND $$;",
+                  False)
+        if self.psql:
+            self._add("\\set label '{V}'\n" + count_sql("{V}") + f"\nSELECT pg_sleep({KNOB});", True)
+            self._add("\\set label '{V}'\nBEGIN;\n" + count_sql("{V}") + "\nCOMMIT;", False)
+        self._add(count_sql("{V}"), True)
+
+    def all_applied(self) -> bool:
+        return applied_versions(self.db) >= {item.version for item in self.planned}
+
+
+def check_mixed_set(db: Database, planned: list[Planned], seed: object) -> None:
+    """History matches effects: exactly once for transactional versions, at least once for the rest;
+    no INVALID index under an applied version; every execution of a non-transactional file is logged."""
+    applied = applied_versions(db)
+    runs = counter(db)
+    invalid = set(invalid_indexes(db))
+    problems = []
+    for item in planned:
+        ran = runs.get(item.version, 0)
+        if item.transactional:
+            expected = 1 if item.version in applied else 0
+            if ran != expected:
+                problems.append(f"{item.version}: transactional, applied={item.version in applied}, ran {ran} time(s)")
+        else:
+            if item.version in applied and item.index is None and ran < 1:
+                problems.append(f"{item.version}: recorded applied but never ran")
+            logged = len(attempts(db, item.version))
+            if logged < ran:
+                problems.append(f"{item.version}: ran {ran} time(s), {logged} attempt row(s)")
+        if item.index and item.version in applied and item.index in invalid:
+            problems.append(f"{item.version}: recorded applied with its index {item.index} INVALID")
+    assert not problems, f"seed {seed}: " + "; ".join(problems)

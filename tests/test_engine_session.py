@@ -19,13 +19,13 @@ from engine_support import (
     make_project,
     psql_or_skip,
     run_lock_holder,
+    server_role,
     sleepers,
     spawn,
     status_states,
     until,
     write_bytes,
 )
-from psycopg2 import sql
 
 GATE_DDL = "CREATE TABLE public.gate (opened_at timestamptz)"
 # holds the file (and its transaction) until the test inserts a row into public.gate
@@ -36,18 +36,8 @@ WAIT_FOR_GATE = ("DO $$ BEGIN WHILE NOT EXISTS (SELECT 1 FROM public.gate) LOOP 
 @pytest.fixture
 def app_role(db: Database) -> Iterator[str]:
     """A role of the server's, with no rights on the tool's schema; dropped (with its grants) after the test."""
-    name = f"app_owner_{uuid.uuid4().hex[:8]}"
-    db.execute(f'CREATE ROLE "{name}" NOLOGIN')
-    try:
+    with server_role(db) as name:
         yield name
-    finally:
-        connection = db.connect()
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
-                cursor.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
-        finally:
-            connection.close()
 
 
 # --- case 1 ------------------------------------------------------------------------------------------------------
