@@ -100,6 +100,21 @@ def lock_waiters(db: Database) -> list[int]:
     return [row[0] for row in rows]
 
 
+def second_runner_in_place(db: Database, second: subprocess.Popen[str], first_file: set[int] | None = None) -> bool:
+    """A second runner has reached a steady place: it polls for the run lock, or runs the file (as well as,
+    or instead of, the first runner whose backends in `first_file` ran it), or waits for a lock, or is done."""
+    running = set(sleepers(db))
+    running_twice = len(running) >= 2 or bool(first_file is not None and running - first_file)
+    blocked = db.query("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                       "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()")[0][0] >= 1
+    holders = {row[0] for row in db.query("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted")}
+    pollers = db.query("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                       "AND query LIKE '%%advisory%%' AND pid <> pg_backend_pid() "
+                       "AND backend_start > now() - interval '30 s'")
+    polling = any(pid not in holders for (pid,) in pollers)
+    return running_twice or blocked or polling or second.poll() is not None
+
+
 def run_lock_holder(db: Database, exclude: set[int] | None = None) -> int | None:
     """The backend holding the run lock, found as a user would: pg_locks' advisory locks.
 

@@ -26,6 +26,7 @@ from engine_support import (
     private_cluster,
     psql_or_skip,
     run_lock_holder,
+    second_runner_in_place,
     sleepers,
     spawn,
     until,
@@ -75,19 +76,6 @@ def _slow_file(project: Project, kind: str) -> None:
     project.write("lanconnect", "002_after.sql", count_sql("002"))
 
 
-def _second_runner_in_place(db: Database, second: object, first_file: set[int] | None = None) -> bool:
-    """The second runner polls for the run lock, or runs the file (too, or instead of a first runner whose
-    backends in `first_file` ran it), or waits for a row lock, or is done."""
-    running = set(sleepers(db))
-    running_twice = len(running) >= 2 or bool(first_file is not None and running - first_file)
-    blocked = db.query("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                       "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()")[0][0] >= 1
-    polling = db.query("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                       "AND query LIKE '%%advisory%%' AND pid <> pg_backend_pid() "
-                       "AND backend_start > now() - interval '15 s'")[0][0] >= 1
-    return running_twice or blocked or polling or second.poll() is not None  # type: ignore[attr-defined]
-
-
 def _finish(db: Database, first: object, second: object) -> tuple[tuple[int, str, str], tuple[int, str, str]]:
     db.execute("INSERT INTO public.gate VALUES (now())")
     done = []
@@ -107,15 +95,15 @@ def test_lock_session_terminated_by_the_server_while_a_slow_file_runs(project: P
     second = None
     try:
         first_file = set(until(lambda: sleepers(db), what="the slow file to run"))
-        second = spawn(project, "migrate")
-        until(lambda: _second_runner_in_place(db, second), timeout=15, what="the second runner to wait")
+        second = spawn(project, "migrate", env={"MIGRATE_LOCK_TIMEOUT": "90"})
+        until(lambda: second_runner_in_place(db, second), timeout=15, what="the second runner to wait")
         holder = run_lock_holder(db, exclude=first_file)
         if holder is None:  # the lock's session is the one running the file
             holder = run_lock_holder(db)
         assert holder is not None, "no backend holds an advisory lock"
         db.execute("SELECT pg_terminate_backend(%s)", (holder,))
         time.sleep(1.0)
-        until(lambda: _second_runner_in_place(db, second, first_file), timeout=15,
+        until(lambda: second_runner_in_place(db, second, first_file), timeout=15,
               what="the second runner to move on")
         time.sleep(0.5)
     finally:
@@ -138,8 +126,8 @@ def test_idle_session_timeout_ends_the_lock_session_while_a_slow_file_runs(tmp_p
         second = None
         try:
             until(lambda: sleepers(db), what="the slow file to run")
-            second = spawn(project, "migrate")
-            until(lambda: _second_runner_in_place(db, second), timeout=15, what="the second runner to wait")
+            second = spawn(project, "migrate", env={"MIGRATE_LOCK_TIMEOUT": "90"})
+            until(lambda: second_runner_in_place(db, second), timeout=15, what="the second runner to wait")
             time.sleep(3.0)  # well past the idle timeout of any idle session
         finally:
             (first_code, _o1, first_err), (second_code, _o2, second_err) = _finish(db, first, second or first)

@@ -28,6 +28,7 @@ from engine_support import (
     psql_or_skip,
     restart,
     run_lock_holder,
+    second_runner_in_place,
     sleepers,
     spawn,
     status_states,
@@ -218,24 +219,14 @@ def test_case15_a_psql_file_is_applied_once_when_the_lock_session_is_terminated(
     first = spawn(project, "migrate")
     second = None
     try:
-        until(lambda: sleepers(db), what="psql to run the file")
-        holder = run_lock_holder(db, exclude=set(sleepers(db)))
+        first_file = set(until(lambda: sleepers(db), what="psql to run the file"))
+        holder = run_lock_holder(db, exclude=first_file)
         assert holder is not None, "no backend holds an advisory lock while the file runs"
         db.execute("SELECT pg_terminate_backend(%s)", (holder,))
-        second = spawn(project, "migrate")
+        second = spawn(project, "migrate", env={"MIGRATE_LOCK_TIMEOUT": "90"})
 
-        def second_started() -> bool:
-            psqls = db.query("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                             "AND application_name = 'psql'")[0][0]
-            polling = db.query("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                               "AND query LIKE '%%advisory%%' AND state = 'idle' AND pid <> pg_backend_pid() "
-                               "AND backend_start > now() - interval '20 s'")[0][0]
-            return psqls >= 2 or polling >= 1 or second.poll() is not None  # type: ignore[union-attr]
-
-        try:
-            until(second_started, timeout=15, what="the second runner to wait or to run the file")
-        except AssertionError:
-            pass
+        until(lambda: second_runner_in_place(db, second, first_file), timeout=15,
+              what="the second runner to wait, or to run the file")
         time.sleep(1.0)
     finally:
         db.execute("INSERT INTO public.gate VALUES (now())")
@@ -359,24 +350,24 @@ def test_case19_a_psql_file_cannot_connect_elsewhere(project: Project, db: Datab
 
 # --- case 20 -----------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("mode", ["fast", "immediate"])
-def test_case20_a_server_restart_during_a_psql_file_is_a_migration_failure(tmp_path: Path, mode: str) -> None:
-    psql_or_skip()
+@pytest.mark.parametrize(("kind", "mode"), [("psql", "fast"), ("psql", "immediate"), ("plain", "immediate")])
+def test_case20_a_server_restart_during_a_file_is_a_migration_failure(tmp_path: Path, kind: str, mode: str) -> None:
     with private_cluster(tmp_path) as private:
         db, project = private.db, private.project
         project.write("lanconnect", "001_first.sql", "CREATE TABLE IF NOT EXISTS public.first (id int);")
-        project.write("lanconnect", "002_psql.sql", """
-            \\set label 'psql file'
-            SELECT pg_sleep(30);
-        """)
+        if kind == "psql":
+            psql_or_skip()
+            project.write("lanconnect", "002_slow.sql", "\\set label 'psql file'\nSELECT pg_sleep(30);\n")
+        else:
+            project.write("lanconnect", "002_slow.sql", "SELECT pg_sleep(30);\n")
         runner = Stream(spawn(project, "migrate"))
-        until(lambda: sleepers(db), what="psql to run 002")
+        until(lambda: sleepers(db), what="002 to run")
         restart(private.cluster, mode)
         code = runner.wait(timeout=60)
     errors = [line for line in runner.err if line.startswith("migrate: error:")]
     assert code == 1, "\n".join(runner.err)
     assert len(errors) == 1, runner.err
-    assert "002_psql.sql" in errors[0]
+    assert "002_slow.sql" in errors[0]
     assert "Traceback" not in "\n".join(runner.err)
 
 

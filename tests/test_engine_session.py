@@ -18,7 +18,7 @@ from engine_support import (
     attempts,
     make_project,
     psql_or_skip,
-    run_lock_holder,
+    second_runner_in_place,
     server_role,
     sleepers,
     spawn,
@@ -60,18 +60,9 @@ def test_case01_a_file_cannot_release_the_run_lock(project: Project, db: Databas
     second = None
     try:
         until(lambda: sleepers(db), what="the first runner to hold version 002 open")
-        second = spawn(project, "migrate")
-        holder = run_lock_holder(db)
-
-        def second_is_in_place() -> bool:
-            # either it polls for the run lock, or (the defect) it runs 002 as well
-            polling = db.query("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                               "AND query LIKE '%%advisory%%' AND pid <> pg_backend_pid() AND pid <> %s",
-                               (holder or 0,))[0][0]
-            return len(sleepers(db)) >= 2 or polling >= 1
-
+        second = spawn(project, "migrate", env={"MIGRATE_LOCK_TIMEOUT": "90"})
         try:
-            until(second_is_in_place, timeout=15, what="the second runner to start")
+            until(lambda: second_runner_in_place(db, second), timeout=10, what="the second runner to start")
         except AssertionError:
             pass  # it may poll in a way not visible here; the effects below decide
         time.sleep(0.5)
