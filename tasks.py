@@ -21,13 +21,10 @@ def _run(command: str, **flags: object) -> None:
 
 
 @task(help={"env": "environment: envs/<env>.env (default local)", "json": "one JSON document on stdout",
-            "yes": "apply without asking on confirm-guarded environments", "verbose": "debug logs",
-            "batch": "pending transactional migrations in one transaction, a savepoint each (MIGRATE_BATCH)",
-            "no_batch": "one transaction per migration even when MIGRATE_BATCH=true"})
-def migrate(c, env="local", json=False, yes=False, verbose=False, batch=False, no_batch=False):
+            "yes": "apply without asking on confirm-guarded environments", "verbose": "debug logs"})
+def migrate(c, env="local", json=False, yes=False, verbose=False):
     """Apply pending migrations: lanconnect first, then client_specific."""
-    _run("migrate", env=env, json=json, yes=yes, verbose=verbose,
-         batch=(batch and not no_batch) if (batch or no_batch) else None)
+    _run("migrate", env=env, json=json, yes=yes, verbose=verbose)
 
 
 @task(help={"env": "environment (default local), `all`, or a comma list such as local,staging",

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
-from migrate.errors import EXIT_CONFIG, EXIT_UNREACHABLE, MigrateError
+from migrate.errors import EXIT_CONFIG, EXIT_MIGRATION_FAILED, EXIT_UNREACHABLE, MigrateError
 from migrate.settings import Settings, load_settings
 
 # what `python -m migrate` accepts (the Invoke tasks add dev-start, start and stop)
@@ -31,7 +31,6 @@ class Flags(NamedTuple):
     json: bool = False
     yes: bool = False
     timeout: float | None = None
-    batch: bool | None = None
     limit: int = 20
     verbose: bool = False
     baseline_version: str | None = None
@@ -87,8 +86,6 @@ def apply_overrides(settings: Settings, flags: Flags) -> Settings:
         connection.update(given)
         embedded = target.embedded_pgdata if set(given) <= {"dbname"} else None
         settings = settings._replace(target=target._replace(connection=connection, embedded_pgdata=embedded))
-    if flags.batch is not None:
-        settings = settings._replace(run=settings.run._replace(batch=flags.batch))
     return settings
 
 
@@ -127,15 +124,16 @@ def run_command(command: str, flags: Flags, *, root: Path | None = None,
         print("migrate: interrupted", file=sys.stderr)
         return 130
     except Exception as error:
-        line = lost_connection_message(error)
-        if line is None:
+        found = database_error_message(error)
+        if found is None:
             raise
+        line, code = found
         if flags.json:
             from migrate.report import documents
 
-            documents.print_json({"error": {"exit_code": EXIT_UNREACHABLE, "message": line}})
+            documents.print_json({"error": {"exit_code": code, "message": line[len("migrate: error: "):]}})
         print(line, file=sys.stderr)
-        return EXIT_UNREACHABLE
+        return code
 
 
 def _names_many(env: str) -> bool:
@@ -163,9 +161,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--timeout", type=float, default=None,
                         help="wait: seconds (default MAX_WAIT_TIME); status --env all: "
                         "connect timeout per environment (default 5)")
-    parser.add_argument("--batch", action=argparse.BooleanOptionalAction, default=None,
-                        help="migrate: pending transactional migrations in one transaction, a savepoint each "
-                        "(default: MIGRATE_BATCH, off)")
     parser.add_argument("--limit", type=int, default=20, help="history: how many attempts to show (default 20)")
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logs on stderr")
     parser.add_argument("--version", dest="baseline_version", default=None,
@@ -197,22 +192,29 @@ def main(argv: Sequence[str] | None = None, *, root: Path | None = None,
         print(f"migrate: error: --status/--dry-run cannot be combined with the {args.command} command",
               file=sys.stderr)
         return EXIT_CONFIG
-    flags = Flags(env=args.env, json=args.json, yes=args.yes, timeout=args.timeout, batch=args.batch,
+    flags = Flags(env=args.env, json=args.json, yes=args.yes, timeout=args.timeout,
                   limit=args.limit, verbose=args.verbose, baseline_version=args.baseline_version,
                   track=args.track, words=tuple(args.words), dry_run=args.dry_run, host=args.host, port=args.port,
                   database=args.database, user=args.user, password=args.password)
     return run_command(command, flags, root=root, environ=environ)
 
 
-def lost_connection_message(error: Exception) -> str | None:
-    """One line for a database error outside any migration (the server restarted between two).
+def database_error_message(error: Exception) -> tuple[str, int] | None:
+    """One line and the exit code for a database error outside any migration; None if it is not one.
 
-    Migrations turn their own errors into MigrateError; this catches the rest (reading or
-    writing history while the server goes away), so the user sees one line, not a traceback.
+    Migrations turn their own errors into MigrateError; this catches the rest (reading or writing
+    history). A lost connection (the server restarted between two migrations) exits 3; any other
+    error (a read-only database, a missing privilege, a history table the tool cannot use) is named
+    with its SQLSTATE and exits 1.
     """
     if not type(error).__module__.startswith("psycopg2"):
         return None
-    from migrate.database.connection import first_line
+    from migrate.database.connection import first_line, server_error
 
+    facts = server_error(error)
+    if facts.sqlstate and not facts.sqlstate.startswith(("08", "57P")):
+        return (f"migrate: error: the database refused the tool's own SQL ({facts.sqlstate}: {facts.message}); "
+                "nothing more was done: fix the database or the user's rights and run the command again",
+                EXIT_MIGRATION_FAILED)
     return (f"migrate: error: lost the connection to the database ({first_line(str(error))}); "
-            "whatever ran before was committed or rolled back as a whole; run the command again")
+            "whatever ran before was committed or rolled back as a whole; run the command again", EXIT_UNREACHABLE)

@@ -87,9 +87,10 @@ def dry_run(settings: Settings, as_json: bool = False) -> Plan:
 def migrate(settings: Settings, as_json: bool = False, yes: bool = False, ask: Ask | None = None) -> MigrateResult:
     """Apply every pending version, lanconnect first; stop at the first failure.
 
-    Files are read and the run lock taken first; the plan is read under the lock, then every pending
-    file is parsed and linted and, on a confirm-guarded environment, the run confirmed, all before
-    anything is written: bad input leaves the database exactly as it was.
+    Files are read and the run lock taken first (on a session of its own); the plan is read under
+    the lock, then every pending file is parsed and linted and, on a confirm-guarded environment,
+    the run confirmed, all before anything is written: bad input leaves the database exactly as it
+    was. Files run on a second session, each as fresh as psql's (apply/file_session.py).
     """
     from migrate.checks.preflight import modes_of, parse_pending, require_psql
     from migrate.database.connection import this_host
@@ -101,8 +102,9 @@ def migrate(settings: Settings, as_json: bool = False, yes: bool = False, ask: A
 
     if settings.safety.reset_schema:  # the earlier script's MIGRATION_RESET_SCHEMA=true
         require_disposable(settings, "MIGRATION_RESET_SCHEMA=true")
-    session, tracks, versions, existing, history = open_locked_snapshot(settings)
-    connection, label = session.connection, settings.target.label()
+    lock, tracks, versions, existing, history = open_locked_snapshot(settings)
+    connection, label = lock.session.connection, settings.target.label()
+    files = None
     try:
         plan = build_plan(tracks, versions, history, settings.root)
         validate_plan(plan, settings.root)
@@ -125,7 +127,7 @@ def migrate(settings: Settings, as_json: bool = False, yes: bool = False, ask: A
             log.warning("warning: %s", warning)
         result = MigrateResult(plan)
         applied_by = f"{os.environ.get('USER') or os.environ.get('USERNAME') or 'unknown'}@{this_host()}"
-        recorder = Recorder(connection, settings.schema, this_host(), applied_by)
+        recorder = Recorder(lock.session, settings.schema, this_host(), applied_by)
 
         def committed(done: Applied) -> None:
             result.applied.append(done)
@@ -136,16 +138,20 @@ def migrate(settings: Settings, as_json: bool = False, yes: bool = False, ask: A
 
         try:
             if todo:
+                from migrate.apply.file_session import FileSession
                 from migrate.apply.run import apply_all
 
-                apply_all(session, recorder, todo, scripts, settings.root, settings.run, psql, committed)
+                files = FileSession(settings.target)
+                recorder.source = files
+                apply_all(lock, files, recorder, todo, scripts, settings.root, settings.run, psql, committed)
         except MigrateError as error:
             if as_json:
                 failed = todo[len(result.applied)] if len(result.applied) < len(todo) else None
                 documents.print_json(documents.migrate_json(settings.env_name, label, settings.root, plan,
-                                                            result.applied, 0, settings.run.batch, error, failed))
+                                                            result.applied, 0, error, failed))
                 error.reported_as_json = True  # the edge prints no second document
             raise
+        recorder.source = lock.session
         for track, checksums in checksums_to_adopt(plan).values():
             count = recorder.adopt_checksums(track, checksums)
             if count:
@@ -153,16 +159,14 @@ def migrate(settings: Settings, as_json: bool = False, yes: bool = False, ask: A
                          track.name, count, ", ".join(sorted(checksums)))
             result.adopted_checksums += count
     finally:
-        session.close()
+        if files is not None:
+            files.close()
+        lock.close()
     if as_json:
         documents.print_json(documents.migrate_json(settings.env_name, label, settings.root, plan, result.applied,
-                                                    result.adopted_checksums, settings.run.batch))
+                                                    result.adopted_checksums))
     else:
-        batches = None
-        if settings.run.batch:
-            numbers = {done.batch for done in result.applied if done.batch is not None}
-            batches = (len(numbers), sum(1 for done in result.applied if done.batch is None))
-        text.print_migrate_summary(len(result.applied), len(plan.items), batches)
+        text.print_migrate_summary(len(result.applied), len(plan.items))
     return result
 
 
@@ -229,7 +233,7 @@ def repair(settings: Settings, dry_run: bool = False, yes: bool = False, ask: As
                     remedy="review `repair --dry-run` and pass --yes", yes=yes, ask=ask,
                     show=lambda: text.print_repair(preview, stream=sys.stderr))
             tracks = {item.track.name: item.track for item in plan.items}
-            Recorder(session.connection, settings.schema, this_host(), "repair").repair(
+            Recorder(session, settings.schema, this_host(), "repair").repair(
                 (tracks[action.track], action.version, None if action.kind == "delete-failed" else action.new)
                 for action in result.actions)
     finally:
@@ -266,7 +270,7 @@ def baseline(settings: Settings, version: str | None, track: str | None = None, 
             confirm(settings, f"Mark {len(todo)} {track_name} version(s) up to {version} as applied without "
                     f"running them on {settings.env_name}?", f"nothing was recorded on {settings.env_name!r}",
                     yes=yes, ask=ask)
-            Recorder(session.connection, settings.schema, this_host(), "baseline").baseline(
+            Recorder(session, settings.schema, this_host(), "baseline").baseline(
                 chosen[0], (entry.migration for entry in todo))
     finally:
         session.close()

@@ -84,7 +84,6 @@ class RunOptions(NamedTuple):
     lock_retry_delay: float = 1.0
     executor: str = "builtin"
     psql_path: str | None = None
-    batch: bool = False  # MIGRATE_BATCH / --batch: pending transactional migrations in one transaction
 
 
 class LintOptions(NamedTuple):
@@ -123,6 +122,11 @@ class Settings(NamedTuple):
     docker: str | None = None  # MIGRATE_DOCKER: the docker binary for dev-start/stop, or off
 
 
+# keywords the tool sets itself (or that are in the URL's other parts): not repeated as ?key=value
+HIDDEN_KEYWORDS = {"user", "password", "host", "port", "dbname", "application_name", "connect_timeout",
+                   "client_encoding", "keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count"}
+
+
 def masked_dsn(connection: Mapping[str, str]) -> str:
     user = connection.get("user", "")
     auth = quote(user, safe="") if user else ""
@@ -133,7 +137,7 @@ def masked_dsn(connection: Mapping[str, str]) -> str:
     netloc = (auth + "@" if auth else "") + quote(host, safe="") + (f":{port}" if port else "")
     url = f"postgresql://{netloc}/{quote(connection.get('dbname', ''), safe='')}"
     extras = [f"{key}={value}" for key, value in sorted(connection.items())
-              if key not in {"user", "password", "host", "port", "dbname", "application_name", "connect_timeout"}]
+              if key not in HIDDEN_KEYWORDS]
     return url + ("?" + "&".join(extras) if extras else "")
 
 
@@ -228,7 +232,7 @@ _KNOWN_KEYS = {
     "MIGRATE_PROTECTED_SCHEMAS", "MIGRATION_RESET_SCHEMA", "MIGRATE_HEARTBEAT_INTERVAL",
 } | {
     "MIGRATE_SQL_LOCK_TIMEOUT", "MIGRATE_STATEMENT_TIMEOUT", "MIGRATE_LOCK_RETRIES", "MIGRATE_LOCK_RETRY_DELAY",
-    "MIGRATE_EXECUTOR", "MIGRATE_PSQL", "MIGRATE_BATCH", "MIGRATE_DOCKER",
+    "MIGRATE_EXECUTOR", "MIGRATE_PSQL", "MIGRATE_DOCKER",
 } | {name for _, old, _, _ in CONNECTION_KEYS for name in (old,)} | {
     libpq for _, _, libpq, _ in CONNECTION_KEYS
 }
@@ -278,7 +282,6 @@ def _build_settings(env: str, root: Path, env_file: Path, layers: _Layers) -> Se
             lock_retry_delay=_number(layers, "MIGRATE_LOCK_RETRY_DELAY", 1.0),
             executor=_executor(layers),
             psql_path=layers.get("MIGRATE_PSQL"),
-            batch=_flag(layers, "MIGRATE_BATCH", False),
         ),
         lint=LintOptions(
             mode=_choice(layers, "MIGRATE_LINT", LINT_MODES),

@@ -16,7 +16,7 @@ import threading
 from typing import Callable, Generic, TypeVar
 
 from migrate.database.connection import Session, wait_until_ready
-from migrate.database.run_lock import open_locked_session
+from migrate.database.run_lock import RunLock, open_locked_session, open_run_lock
 from migrate.errors import ConfigError
 from migrate.files.sqlfiles import MigrationVersion, find_migration_versions
 from migrate.history.tables import HistoryRow, ensure_history_tables, read_all_columns, read_history
@@ -75,25 +75,26 @@ def read_plan_snapshot(settings: Settings, timeout: float | None = None) -> Plan
     return build_plan(tracks, versions, history, settings.root)
 
 
-def open_locked_snapshot(settings: Settings) -> tuple[Session, list[Track], dict[str, list[MigrationVersion]],
+def open_locked_snapshot(settings: Settings) -> tuple[RunLock, list[Track], dict[str, list[MigrationVersion]],
                                                       dict[str, set[str]], dict[str, list[HistoryRow]]]:
-    """For migrate: a session holding the run lock, the files, and the history read under the lock.
+    """For migrate: the run lock on a session of its own, the files, and the history read under the lock.
 
     Creates nothing: the caller ensures the history tables once bad input is ruled out.
     """
     tracks = build_tracks(settings.migrations_dir)
 
-    def open_session() -> tuple[Session, dict[str, set[str]], dict[str, list[HistoryRow]]]:
-        session = open_locked_session(settings.target, settings.schema, settings.run.run_lock_timeout)
+    def open_session() -> tuple[RunLock, dict[str, set[str]], dict[str, list[HistoryRow]]]:
+        lock = open_run_lock(settings.target, settings.schema, settings.run.run_lock_timeout)
         try:
-            existing = read_all_columns(session.connection, settings.schema, tracks)
-            return session, existing, read_history(session.connection, settings.schema, tracks, existing)
+            connection = lock.session.connection
+            existing = read_all_columns(connection, settings.schema, tracks)
+            return lock, existing, read_history(connection, settings.schema, tracks, existing)
         except BaseException:
-            session.close()
+            lock.close()
             raise
 
-    versions, (session, existing, history) = files_while_connecting(settings, tracks, open_session)
-    return session, tracks, versions, existing, history
+    versions, (lock, existing, history) = files_while_connecting(settings, tracks, open_session)
+    return lock, tracks, versions, existing, history
 
 
 def open_locked_plan(settings: Settings) -> tuple[Session, Plan]:

@@ -47,9 +47,11 @@ class Statement:
     column: int
     no_transaction: str | None = None
     transaction_control: bool = False
-    # SET TRANSACTION ... (must come first in a transaction) or SET CONSTRAINTS (lasts the
-    # transaction): why the statement cannot share a transaction with other files (batch mode)
-    sets_transaction: str | None = None
+    # CREATE INDEX CONCURRENTLY with a name: (its table as written, the index name), so the engine can
+    # rebuild an INVALID index an interrupted build left and refuse one that is INVALID after its build
+    concurrent_index: tuple[str, str] | None = None
+    # DO blocks: the file line of the body's opening dollar quote (PostgreSQL's "line 1" of the body)
+    body_line: int | None = None
 
 
 @dataclass(frozen=True)
@@ -180,22 +182,47 @@ def _build_statements(migration_file: MigrationFile, text: str, raw_statements: 
             column=column,
             no_transaction=_no_transaction_reason(node),
             transaction_control=type(node).__name__ == "TransactionStmt",
-            sets_transaction=_sets_transaction(node),
+            concurrent_index=_concurrent_index(node),
+            body_line=_body_line(text, start, length, lines, node),
         ))
     return statements
 
 
-FIRST_IN_TRANSACTION = {"transaction", "transaction snapshot", "transaction_isolation", "transaction_read_only",
-                        "transaction_deferrable"}
+def _concurrent_index(node: Any) -> tuple[str, str] | None:
+    if type(node).__name__ != "IndexStmt" or not getattr(node, "concurrent", False) or not node.idxname:
+        return None
+    relation = node.relation
+    schema = getattr(relation, "schemaname", None)
+    table = '"' + relation.relname.replace('"', '""') + '"'
+    return ((f'"{schema}".' if schema else "") + table, node.idxname)
 
 
-def _sets_transaction(node: Any) -> str | None:
-    kind = type(node).__name__
-    if kind == "ConstraintsSetStmt":
-        return "SET CONSTRAINTS lasts the transaction"
-    if kind == "VariableSetStmt" and (getattr(node, "name", None) or "").lower() in FIRST_IN_TRANSACTION:
-        return "SET TRANSACTION must come first in a transaction"
-    return None
+def _body_line(text: str, start: int, length: int, lines: _Lines, node: Any) -> int | None:
+    """Where PostgreSQL's "line 1" of a DO block's body is: the line of its opening dollar quote."""
+    if type(node).__name__ != "DoStmt":
+        return None
+    quote = DOLLAR_QUOTE.search(text, start, start + length)
+    return lines.locate(quote.start())[0] if quote else None
+
+
+DOLLAR_QUOTE = re.compile(r"\$[A-Za-z_]*\$|'")
+PLPGSQL_CONTEXT = re.compile(r"PL/pgSQL function inline_code_block line (\d+)")
+
+
+def context_location(statement: Statement, context: str | None) -> tuple[int, int] | None:
+    """The file line (and its first non-blank column) of an error inside a DO block, from PostgreSQL's
+    CONTEXT (`PL/pgSQL function inline_code_block line 5 at RAISE`); None when it cannot tell."""
+    if not context or statement.body_line is None:
+        return None
+    found = PLPGSQL_CONTEXT.search(context)
+    if not found:
+        return None
+    line = statement.body_line + int(found.group(1)) - 1
+    text_lines = statement.file.text.split("\n")
+    if not 1 <= line <= len(text_lines):
+        return None
+    current = text_lines[line - 1]
+    return line, len(current) - len(current.lstrip()) + 1
 
 
 def without_tree(script: Script) -> Script:

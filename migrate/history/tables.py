@@ -29,7 +29,9 @@ CREATE TABLE IF NOT EXISTS {table} (
 )
 """
 ATTEMPTS_TABLE = "migration_attempts"
-APPLIED, FAILED, RETRYING = "applied", "failed", "retrying"
+# attempt outcomes; `started` is written before the first statement of a file that runs outside one
+# transaction, so a run killed mid-file leaves a trace (status shows the version as interrupted)
+APPLIED, FAILED, RETRYING, STARTED = "applied", "failed", "retrying", "started"
 
 ATTEMPTS_DDL = """
 CREATE TABLE IF NOT EXISTS {table} (
@@ -45,11 +47,13 @@ CREATE TABLE IF NOT EXISTS {table} (
     statement_number INTEGER,
     line INTEGER,
     host TEXT,
-    tool_version TEXT
+    tool_version TEXT,
+    notices TEXT
 )
 """
 ATTEMPT_COLUMNS = ("id", "track", "version", "files", "started_at", "duration_ms", "outcome", "sqlstate", "message",
-           "statement_number", "line", "host", "tool_version")
+                   "statement_number", "line", "host", "tool_version", "notices")
+ATTEMPT_ADDED_COLUMNS: tuple[tuple[str, str], ...] = (("notices", "TEXT"),)
 
 
 class Attempt(NamedTuple):
@@ -68,8 +72,16 @@ class Attempt(NamedTuple):
     line: int | None
     host: str | None
     tool_version: str | None
+    notices: str | None = None
 
 
+# the earlier script's columns, added too when a hand-made table lacks one (else every write fails)
+LEGACY_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("applied_at", "TIMESTAMP WITHOUT TIME ZONE DEFAULT CURRENT_TIMESTAMP"),
+    ("description", "TEXT"),
+    ("status", "TEXT NOT NULL DEFAULT 'applied'"),
+    ("error_message", "TEXT"),
+)
 ADDED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("checksum", "TEXT"),
     ("filename", "TEXT"),
@@ -145,16 +157,23 @@ def ensure_history_tables(connection: Any, schema: str, tracks: list[Track],
     # one catalog query; DDL (and its lock) only when something is missing
     if existing is None:
         existing = read_all_columns(connection, schema, tracks)
-    wanted = {name for name, _ in ADDED_COLUMNS}
+    columns = LEGACY_COLUMNS + ADDED_COLUMNS
+    wanted = {name for name, _ in columns}
     todo = [t for t in tracks if t.history_table not in existing or wanted - existing[t.history_table]]
     attempts_ddl = None if ATTEMPTS_TABLE in existing else sql.SQL(ATTEMPTS_DDL).format(table=attempts_table(schema))
-    if not todo and attempts_ddl is None:
+    attempts_missing = [] if attempts_ddl is not None else [
+        (name, kind) for name, kind in ATTEMPT_ADDED_COLUMNS if name not in existing[ATTEMPTS_TABLE]]
+    if not todo and attempts_ddl is None and not attempts_missing:
         return []
     changes: list[str] = []
     statements = [sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))]
     if attempts_ddl is not None:
         changes.append(f"created {schema}.{ATTEMPTS_TABLE}")
         statements.append(attempts_ddl)
+    for name, kind in attempts_missing:
+        changes.append(f"upgraded {schema}.{ATTEMPTS_TABLE} (added {name})")
+        statements.append(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} " + kind).format(
+            attempts_table(schema), sql.Identifier(name)))
     for track in todo:
         table = _table(schema, track)
         if track.history_table not in existing:
@@ -166,7 +185,9 @@ def ensure_history_tables(connection: Any, schema: str, tracks: list[Track],
         else:
             missing = sorted(wanted - existing[track.history_table])
             changes.append(f"upgraded {schema}.{track.history_table} (added {', '.join(missing)})")
-        for name, kind in ADDED_COLUMNS:
+        for name, kind in columns:
+            if name in existing.get(track.history_table, ()):
+                continue
             statements.append(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} " + kind).format(
                 table, sql.Identifier(name)))
     query = sql.SQL(";\n").join(statements)

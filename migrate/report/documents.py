@@ -110,7 +110,7 @@ def attempts_json(attempts: list[Any]) -> list[dict[str, Any]]:
 
 
 def migrate_json(environment: str, database: str, root: Path, plan: Plan, applied: list[Any], adopted: int,
-                 batch: bool, error: Any = None, failed: MigrationInfo | None = None) -> dict[str, Any]:
+                 error: Any = None, failed: MigrationInfo | None = None) -> dict[str, Any]:
     """migrate's document: what was applied, what failed and what was not attempted."""
     todo = plan.to_apply()
     return {
@@ -127,7 +127,6 @@ def migrate_json(environment: str, database: str, root: Path, plan: Plan, applie
             item_json(failed, root), state="failed", error=error.message),
         "not_attempted": [item_json(item, root) for item in todo[len(applied) + (failed is not None):]],
         "adopted_checksums": adopted,
-        "batch": batch,
         "error": None if error is None else {"exit_code": error.exit_code, "message": error.message},
         "warnings": list(plan.warnings),
     }

@@ -125,20 +125,13 @@ def print_applied(index: int, total: int, track: str, filenames: str, execution_
     print(f"[{index}/{total}] {track} {filenames}  {execution_ms} ms", file=_out(stream), flush=True)
 
 
-def print_migrate_summary(applied: int, plan_total: int, batches: tuple[int, int] | None = None,
-                          stream: TextIO | None = None) -> None:
-    """The last line of a run; `batches` (batch mode): batch transactions committed, versions run on their own."""
+def print_migrate_summary(applied: int, plan_total: int, stream: TextIO | None = None) -> None:
+    """The last line of a run."""
     out = _out(stream)
     if applied == 0:
         print("Nothing to apply: the database is up to date.", file=out)
-    elif batches is None:
-        print(f"Applied {applied} migration(s).", file=out)
-    elif batches == (1, 0):
-        print(f"Applied {applied} migration(s) in batch mode (one transaction, savepoint each).", file=out)
     else:
-        count, alone = batches
-        print(f"Applied {applied} migration(s) in batch mode ({count} batch transaction(s), savepoint each; "
-              f"{alone} on their own).", file=out)
+        print(f"Applied {applied} migration(s).", file=out)
 
 
 def _by_track(plan: Plan) -> dict[str, list[MigrationInfo]]:
