@@ -5,12 +5,15 @@ a temp table, a prepared statement, an advisory lock, a LISTEN, a SET or SET ROL
 must not reach the next, and a database or role default that a file changed (ALTER DATABASE
 ... SET, also through EXECUTE) must apply to the files after it.
 
-Mechanism, chosen by measurement (bench/RESULTS.md): one connection for the run, and between
-two files `DISCARD ALL` (session authorization, settings, temp objects, prepared statements,
-cursors, advisory locks, LISTEN, cached plans: everything a new session would not have; about
-0.1 ms, where a new connection costs 2-6 ms). DISCARD ALL cannot bring in defaults changed
-since the connection started, so the last message of every file also reads a fingerprint of
-`pg_db_role_setting`; when it changed, the next file gets a new connection instead.
+Mechanism, chosen by measurement (bench/RESULTS.md): one connection for the run, and after each
+file what `DISCARD ALL` does (session authorization, settings, temp objects, prepared
+statements, cursors, advisory locks, LISTEN, cached plans: everything a new session would not
+have), sent as its nine parts at the end of the file's last message, after its COMMIT
+(`closing_sql`): DISCARD ALL itself refuses multi-statement messages, and its own round trip
+per file cost 0.1 ms here, where a new connection costs 2-6 ms. After a failure the session is
+reset with a real DISCARD ALL before the failure is recorded (`clean`). None of it can bring in
+defaults changed since the connection started, so the last message also reads a fingerprint of
+`pg_db_role_setting`; when it changed, the next file gets a new connection.
 
 The run lock is not here: it lives on a connection of its own (database.run_lock), so the
 DISCARD ALL (or a file's own pg_advisory_unlock_all()) cannot release it.
@@ -30,6 +33,9 @@ log = logging.getLogger("migrate")
 # Any change to a database or role default (ALTER DATABASE/ROLE ... SET/RESET) writes a new row
 # version of pg_db_role_setting, so the row versions' xmin say whether defaults changed. Cheap: a
 # tiny catalog, read in the same message as a file's COMMIT.
+# what DISCARD ALL runs, in the order its documentation gives, as statements a message may hold
+DISCARD_EQUIVALENT = ("CLOSE ALL;\nSET SESSION AUTHORIZATION DEFAULT;\nRESET ALL;\nDEALLOCATE ALL;\nUNLISTEN *;\n"
+                      "SELECT pg_advisory_unlock_all();\nDISCARD PLANS;\nDISCARD TEMP;\nDISCARD SEQUENCES;\n")
 DEFAULTS_FINGERPRINT = ("SELECT coalesce(string_agg(xmin::text || ':' || setdatabase::text || ':' || setrole::text, "
                         "',' ORDER BY setdatabase, setrole), '') FROM pg_catalog.pg_db_role_setting")
 
@@ -41,7 +47,7 @@ class FileSession:
         self.target = target
         self.session = self._open()
         self.defaults = self._read_defaults()
-        self._dirty = False  # a file ran since the last DISCARD ALL
+        self._dirty = False  # SQL ran since the session was last reset
         self._stale = False  # database or role defaults changed: reconnect before the next file
 
     @property
@@ -62,21 +68,29 @@ class FileSession:
             cursor.execute(DEFAULTS_FINGERPRINT)
             return str(cursor.fetchone()[0])
 
-    def prepare(self) -> str:
-        """Make the session fresh for the next file; the SQL to send first in that file's first message
-        (the SETs the tool itself made on the session, which DISCARD ALL undid)."""
+    def start_file(self) -> None:
+        """Ready the session for the next file: a new one if defaults changed or it broke; a real DISCARD
+        ALL if something ran on it without the closing reset (verify's second runs)."""
         if self._stale or self.session.closed:
             self.reopen()
         elif self._dirty:
-            with self.session.connection.cursor() as cursor:
-                cursor.execute("DISCARD ALL")  # alone: it refuses multi-statement messages
+            self._discard()
         self._dirty = True
-        restore = self.session.restore_sql
-        return restore + ";\n" if restore else ""
 
-    def finished(self, defaults: str | None) -> None:
+    def closing_sql(self, wal_position: bool = False) -> str:
+        """To follow a file's COMMIT in its last message: the reset, the tool's SETs again, and the defaults
+        fingerprint (with wal_position, also where the WAL ends: the flush that makes the commit durable)."""
+        restore = self.session.restore_sql
+        fingerprint = (f"SELECT ({DEFAULTS_FINGERPRINT}), pg_current_wal_insert_lsn()::text" if wal_position
+                       else DEFAULTS_FINGERPRINT)
+        return DISCARD_EQUIVALENT + (restore + ";\n" if restore else "") + fingerprint
+
+    def finished(self, defaults: str | None, reset: bool = True) -> None:
         """A file ran to its end; `defaults` is the fingerprint read with its last message (None: read it now;
-        if that fails the next file gets a new session: the file itself is done and recorded)."""
+        if that fails the next file gets a new session: the file itself is done and recorded). reset: the
+        closing SQL ran (or nothing ran on this session)."""
+        if reset:
+            self._dirty = False
         if defaults is None:
             try:
                 defaults = self._read_defaults()
@@ -93,18 +107,21 @@ class FileSession:
         file), reconnecting when the session is gone, so the failure is recorded as the tool's own user."""
         try:
             if not self.session.closed:
-                connection = self.session.connection
-                with connection.cursor() as cursor:
-                    if connection.info.transaction_status != 0:  # not idle: a transaction (or its error) is open
-                        cursor.execute("ROLLBACK")
-                    cursor.execute("DISCARD ALL")
-                    if self.session.restore_sql:
-                        cursor.execute(self.session.restore_sql)
-                self._dirty = False
+                self._discard()
                 return
         except Exception:  # the session broke: a new one records the failure
             pass
         self.reopen()
+
+    def _discard(self) -> None:
+        connection = self.session.connection
+        with connection.cursor() as cursor:
+            if connection.info.transaction_status != 0:  # not idle: a transaction (or its error) is open
+                cursor.execute("ROLLBACK")
+            cursor.execute("DISCARD ALL")  # alone: it refuses multi-statement messages
+            if self.session.restore_sql:
+                cursor.execute(self.session.restore_sql)
+        self._dirty = False
 
     def reopen(self) -> None:
         """A new connection in place of the old one (defaults changed, or the old one is gone)."""

@@ -187,15 +187,15 @@ def _apply_statements(context: Context, scripts: list[Script], beat: Heartbeat,
     started = time.perf_counter()
     for attempt in range(1, options.lock_retries + 2):
         attempt_started = time.perf_counter()
-        prefix = context.files.prepare()
+        context.files.start_file()
         context.files.connection.notices = _Notices(context)
         try:
             commit_lsn = None
             if transactional:
-                commit_lsn = _run_in_one_transaction(context, statements, prefix, beat, flush, started)
+                commit_lsn = _run_in_one_transaction(context, statements, beat, flush, started)
             else:
-                _fence_and_start(context, prefix, info)  # again on a retry: the clean session released it
-                _run_statement_by_statement(context, statements, "", started, beat)
+                _fence_and_start(context, info)  # again on a retry: the clean session released it
+                _run_statement_by_statement(context, statements, started, beat)
             return Applied(info, int((time.perf_counter() - started) * 1000), transactional, attempt,
                            durable=commit_lsn is None, commit_lsn=commit_lsn)
         except StatementFailed as failure:
@@ -221,7 +221,7 @@ def _raise_failure(context: Context, statement: Statement | None, prefix_length:
     raise StatementFailed(statement, prefix_length, facts, committed) from error
 
 
-def _run_in_one_transaction(context: Context, statements: list[Statement], prefix: str, beat: Heartbeat,
+def _run_in_one_transaction(context: Context, statements: list[Statement], beat: Heartbeat,
                             flush: Callable[[float], bool], started: float) -> int | None:
     """Every statement in one transaction with the history rows; None when the commit waited for its
     flush, else the WAL position the flush must pass for it to be durable."""
@@ -230,7 +230,7 @@ def _run_in_one_transaction(context: Context, statements: list[Statement], prefi
     info, recorder = context.info, context.recorder
     assert info.migration is not None
     connection = context.files.connection
-    opening = prefix + "BEGIN;\n" + recorder.fence_sql(info.track, info.version, transaction=True) + ";\n"
+    opening = "BEGIN;\n" + recorder.fence_sql(info.track, info.version, transaction=True) + ";\n"
     last = len(statements) - 1
     durable = True
     with connection.cursor() as cursor:
@@ -239,10 +239,10 @@ def _run_in_one_transaction(context: Context, statements: list[Statement], prefi
             query = head + statement.text
             if index == last:
                 durable = flush(time.perf_counter() - started)
-                query += ("\n;\n" + RESET_SESSION + ";\n" + _restore(context) + ("" if durable else NO_FLUSH + ";\n")
+                query += ("\n;\n" + RESET_SESSION + ";\n" + ("" if durable else NO_FLUSH + ";\n")
                           + recorder.applied_sql(info.track, info.migration) + ";\n"
                           + recorder.attempt_sql(info.track, info.migration, APPLIED, notices=_pending(context))
-                          + ";\nCOMMIT;\n" + _defaults_sql(wal_position=not durable))
+                          + ";\nCOMMIT;\n" + context.files.closing_sql(wal_position=not durable))
             try:
                 beat.running(describe(statement))
                 cursor.execute(query)
@@ -254,24 +254,24 @@ def _run_in_one_transaction(context: Context, statements: list[Statement], prefi
     return None if durable else lsn_number(row[1])
 
 
-def _fence_and_start(context: Context, prefix: str, info: MigrationInfo) -> None:
-    """Outside a transaction: the fence as a session lock (DISCARD ALL releases it after the file) and
-    a `started` attempt, in one message, before the first statement."""
+def _fence_and_start(context: Context, info: MigrationInfo) -> None:
+    """Outside a transaction: the fence as a session lock (the closing reset releases it, after the history
+    row committed) and a `started` attempt, in one message, before the first statement."""
     import psycopg2
 
     assert info.migration is not None
     recorder = context.recorder
-    query = (prefix + recorder.fence_sql(info.track, info.version, transaction=False) + ";\n"
+    query = (recorder.fence_sql(info.track, info.version, transaction=False) + ";\n"
              + recorder.attempt_sql(info.track, info.migration, STARTED, duration_ms=0))
     try:
         with context.files.connection.cursor() as cursor:
             cursor.execute(query)
             context.started = int(cursor.fetchone()[0])
     except psycopg2.Error as error:
-        _raise_failure(context, None, len(prefix), error, 0)
+        _raise_failure(context, None, 0, error, 0)
 
 
-def _run_statement_by_statement(context: Context, statements: list[Statement], prefix: str, started: float,
+def _run_statement_by_statement(context: Context, statements: list[Statement], started: float,
                                 beat: Heartbeat) -> None:
     """Autocommit, statement by statement; `committed` follows the server's transaction state."""
     import psycopg2
@@ -282,16 +282,15 @@ def _run_statement_by_statement(context: Context, statements: list[Statement], p
     committed = 0
     with connection.cursor() as cursor:
         for index, statement in enumerate(statements):
-            head = prefix if index == 0 else ""
             try:
                 beat.running(describe(statement))
                 if statement.concurrent_index is not None:
                     _drop_invalid_index(context, statement)
-                cursor.execute(head + statement.text)
+                cursor.execute(statement.text)
                 if statement.concurrent_index is not None:
                     _require_valid_index(context, statement, index)
             except psycopg2.Error as error:
-                _raise_failure(context, statement, len(head), error, committed)
+                _raise_failure(context, statement, 0, error, committed)
             if connection.info.transaction_status == IDLE:
                 committed = index + 1
         if connection.info.transaction_status != IDLE:
@@ -300,12 +299,12 @@ def _run_statement_by_statement(context: Context, statements: list[Statement], p
                 "25000", "the file ends inside a transaction block it opened (BEGIN without COMMIT); psql rolls "
                 "such a transaction back at the end of the file", None, None, None, None), committed)
         elapsed = int((time.perf_counter() - started) * 1000)
-        # one simple-query message: the history row and its attempt row commit together
-        cursor.execute(RESET_SESSION + ";\n" + _restore(context)
+        # one message: the history row and its attempt row commit together, then the fence is released
+        cursor.execute(RESET_SESSION + ";\nBEGIN;\n"
                        + recorder.applied_sql(info.track, info.migration, execution_ms=elapsed) + ";\n"
                        + recorder.attempt_sql(info.track, info.migration, APPLIED, duration_ms=elapsed,
-                                              notices=_pending(context), started=context.started) + ";\n"
-                       + _defaults_sql())
+                                              notices=_pending(context), started=context.started)
+                       + ";\nCOMMIT;\n" + context.files.closing_sql())
         context.files.finished(cursor.fetchone()[0])
     _keep_late_notices(context)
 
@@ -357,21 +356,6 @@ def _invalid_after(context: Context, statements: list[Statement]) -> list[str]:
         if name is not None and not name[1]:
             left.append(name[0])
     return left
-
-
-def _restore(context: Context) -> str:
-    """The SETs the tool made on its session (RESET ALL undoes them), before the history row."""
-    restore = context.files.session.restore_sql
-    return restore + ";\n" if restore else ""
-
-
-def _defaults_sql(wal_position: bool = False) -> str:
-    """The defaults fingerprint (file_session.py), and with wal_position where the WAL ends after the commit."""
-    from migrate.apply.file_session import DEFAULTS_FINGERPRINT
-
-    if not wal_position:
-        return DEFAULTS_FINGERPRINT
-    return f"SELECT ({DEFAULTS_FINGERPRINT}), pg_current_wal_insert_lsn()::text"
 
 
 def _pending(context: Context) -> str | None:
@@ -426,7 +410,7 @@ def _apply_with_psql(context: Context, scripts: list[Script], psql: str | None) 
     started = time.perf_counter()
     for attempt in range(1, options.lock_retries + 2):
         attempt_started = time.perf_counter()
-        files.prepare()
+        files.start_file()
         session_sql = files.session.restore_sql
         invalid_before = set() if transactional else read_invalid_indexes(files.connection)
         try:
@@ -437,11 +421,11 @@ def _apply_with_psql(context: Context, scripts: list[Script], psql: str | None) 
                                                                                   transaction=True)]))
                 run_files(psql, files.session.params, scripts, single_transaction=True,
                           final_sql=RESET_SESSION + ";\n" + record_sql, first_sql=first, on_notice=context.note)
-                files.finished(None)
+                files.finished(None)  # nothing ran on the file session: psql had its own
                 context.sent = 0
                 _keep_late_notices(context)  # psql printed them after its attempt row was composed
             else:
-                _fence_and_start(context, "", info)
+                _fence_and_start(context, info)
                 run_files(psql, files.session.params, scripts, single_transaction=False, first_sql=session_sql or None,
                           on_notice=context.note)
                 left = sorted(read_invalid_indexes(files.connection) - invalid_before)
@@ -450,10 +434,11 @@ def _apply_with_psql(context: Context, scripts: list[Script], psql: str | None) 
                                     f"drop them (DROP INDEX CONCURRENTLY {left[0]};) and run migrate again")
                 elapsed = int((time.perf_counter() - started) * 1000)
                 with files.connection.cursor() as cursor:
-                    cursor.execute(recorder.applied_sql(info.track, info.migration, execution_ms=elapsed) + ";\n"
-                                   + recorder.attempt_sql(info.track, info.migration, APPLIED, duration_ms=elapsed,
-                                                          notices=_pending(context), started=context.started)
-                                   + ";\n" + _defaults_sql())
+                    cursor.execute("BEGIN;\n" + recorder.applied_sql(info.track, info.migration, execution_ms=elapsed)
+                                   + ";\n" + recorder.attempt_sql(info.track, info.migration, APPLIED,
+                                                                  duration_ms=elapsed, notices=_pending(context),
+                                                                  started=context.started)
+                                   + ";\nCOMMIT;\n" + files.closing_sql())
                     files.finished(cursor.fetchone()[0])
             return Applied(info, int((time.perf_counter() - started) * 1000), transactional, attempt, "psql")
         except PsqlError as error:

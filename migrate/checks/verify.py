@@ -193,9 +193,9 @@ def _verify_on(files: FileSession, settings: Settings, tracks: list[Track], item
     for parts, runs in first_ok:
         for script in parts:
             run = runs[display_path(script.file.path, root)]
-            files.prepare()  # a fresh session for the second run too
+            files.start_file()  # a fresh session for the second run too
             _second_run(files.connection, settings, script, run, result)
-            files.finished(None)
+            files.finished(None, reset=False)
 
 
 def _second_run(connection: Any, settings: Settings, script: Script, run: FileRun, result: VerifyResult) -> None:

@@ -157,15 +157,19 @@ class Recorder:
         the DISCARD ALL before the next file releases. Two runners applying one version queue on this
         lock, and the second finds the first's row once it committed.
         """
-        from psycopg2 import sql
-
-        key = version_lock_key(self.schema, track.name, version)
         lock = "pg_advisory_xact_lock" if transaction else "pg_advisory_lock"
-        query = sql.SQL("SELECT {lock}(%s); SELECT (%s || h.version)::integer FROM {table} AS h "
-                        "WHERE h.version = %s AND h.status = 'applied'").format(
-            lock=sql.Identifier(lock), table=param_identifier(self.connection, self.schema, track.history_table))
-        return fill(self.connection, query.as_string(self.connection),
-                    (key, f"{FENCE_MARK}{track.name} version ", version))
+        key = ("fence", track.history_table, lock)
+        template = self._templates.get(key)
+        if template is None:
+            from psycopg2 import sql
+
+            template = sql.SQL("SELECT {lock}(%s); SELECT (%s || h.version)::integer FROM {table} AS h "
+                               "WHERE h.version = %s AND h.status = 'applied'").format(
+                lock=sql.Identifier(lock), table=param_identifier(self.connection, self.schema, track.history_table)
+            ).as_string(self.connection)
+            self._templates[key] = template
+        return fill(self.connection, template, (version_lock_key(self.schema, track.name, version),
+                                                f"{FENCE_MARK}{track.name} version ", version))
 
     # ---- the attempt log --------------------------------------------------------------------------
 
