@@ -201,3 +201,13 @@ def test_psql_file_includes_its_neighbours_relative_to_itself(project: Project, 
     failed = project.run("migrate")
     assert failed.code == 1
     assert "migrate: error: migrations/lanconnect/parts/fruits.sql:3: ERROR 42703" in failed.err
+
+
+def test_a_crlf_psql_file_with_a_bom_runs_with_its_own_line_endings(project: Project, db: Database) -> None:
+    """psql gets a copy without the BOM; the copy keeps the file's CRLF, as psql would have read it."""
+    path = project.root / "migrations" / "lanconnect" / "001_crlf.sql"
+    path.write_bytes(b"\xef\xbb\xbf\\set label 'x'\r\nCREATE TABLE notes (body text);\r\n"
+                     b"INSERT INTO notes VALUES ('first\r\nsecond');\r\n")
+    result = project.run("migrate")
+    assert result.code == 0, result.err
+    assert db.query("SELECT body FROM notes") == [("first\r\nsecond",)]

@@ -24,7 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from migrate.errors import ConfigError, ValidationError
-from migrate.files.sqlfiles import NAME_RE, MigrationFile, checksum_of, find_migration_versions, is_ignored
+from migrate.files.sqlfiles import (
+    NAME_RE,
+    MigrationFile,
+    checksum_of,
+    decode_text,
+    find_migration_versions,
+    is_ignored,
+)
 from migrate.files.statements import Script, Statement, allowed_schemas, blank_restrict_lines, locate, parse_file
 from migrate.paths import display_path
 from migrate.settings import Settings
@@ -724,17 +731,13 @@ def read_any_file(path: Path, root: Path) -> MigrationFile:
         data = path.read_bytes()
     except OSError as error:
         raise ConfigError(f"{display_path(path, root)}: cannot read the file ({error.strerror})") from None
-    body = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ValidationError(f"{display_path(path, root)}: the file is not UTF-8; re-save it as UTF-8") from None
+    text = decode_text(data, display_path(path, root))
     match = NAME_RE.match(path.name)
     version = match.group(1) if match else ""
     return MigrationFile(
         track=path.parent.name, version=version, number=int(version) if version else 0,
         description=match.group(2) if match else path.stem, directory=path.parent, name=path.name,
-        text=text.replace("\r\n", "\n").replace("\r", "\n"), checksum=checksum_of(data),
+        text=text, checksum=checksum_of(data),
     )
 
 
