@@ -32,7 +32,15 @@ from migrate.files.sqlfiles import (
     find_migration_versions,
     is_ignored,
 )
-from migrate.files.statements import Script, Statement, allowed_schemas, blank_restrict_lines, locate, parse_file
+from migrate.files.statements import (
+    FileRefused,
+    Script,
+    Statement,
+    allowed_schemas,
+    blank_restrict_lines,
+    locate,
+    parse_file,
+)
 from migrate.paths import display_path
 from migrate.settings import Settings
 from migrate.tracks import build_tracks
@@ -98,6 +106,9 @@ RULES: dict[str, Rule] = {rule.id: rule for rule in (
     Rule("lint-skipped", WARNING, "the file runs through psql, so lint cannot parse it",
          "move psql meta-commands out of migrations, or review this file by hand"),
     Rule("syntax-error", ERROR, "the file is not valid SQL", "fix the SQL"),
+    Rule("psql-meta-command-refused", ERROR,
+         "a psql meta-command that leaves the target database or runs a program (\\c, \\connect, \\!, a pipe)",
+         "remove it: each database gets its migrations from its own environment; run programs outside migrations"),
 )}
 
 IGNORE_MARKER = re.compile(r"^\s*--\s*migrate:lint-ignore\b(.*)$", re.IGNORECASE)
@@ -667,12 +678,7 @@ def lint_file(settings: Settings, migration_file: MigrationFile, script: Script 
         try:
             script = parse_file(migration_file, settings.root)
         except ValidationError as error:
-            where, _, message = error.message.partition(": ")
-            parts = where.rsplit(":", 2)
-            line, column = (int(parts[1]), int(parts[2])) if len(parts) == 3 and parts[2].isdigit() else (1, 1)
-            text, _, remedy = message.partition("; ")
-            remedy = remedy.replace(" (nothing was applied)", "") or RULES["syntax-error"].fix
-            return [Finding(path, line, column, "syntax-error", text, remedy)]
+            return [_refused(path, error)]
     if script.raws is None:
         return [Finding(path, 1, 1, "lint-skipped", f"the file needs psql ({script.needs_psql}); it was not linted",
                         RULES["lint-skipped"].fix)]
@@ -693,6 +699,20 @@ def lint_file(settings: Settings, migration_file: MigrationFile, script: Script 
                                      "the file never sets search_path, so unqualified names depend on the session",
                                      f"start the file with SET search_path = {settings.schema}, public;")))
     return _apply_ignores(findings, text, statements, path)
+
+
+def _refused(path: str, error: ValidationError) -> Finding:
+    """The finding for a file parse_file refuses: a syntax error, or what FileRefused names."""
+    rule = error.rule if isinstance(error, FileRefused) else "syntax-error"
+    where, _, message = error.message.partition(": ")
+    parts = where.rsplit(":", 2)
+    line, column = (int(parts[1]), int(parts[2])) if len(parts) == 3 and parts[2].isdigit() else (1, 1)
+    if isinstance(error, FileRefused):
+        line, column = error.line, error.column
+        message = error.message.split(f":{line}:{column}: ", 1)[-1]
+    text, _, remedy = message.partition("; ")
+    remedy = remedy.replace(" (nothing was applied)", "") or RULES[rule].fix
+    return Finding(path, line, column, rule, text, remedy)
 
 
 def _apply_ignores(findings: list[tuple[int, Finding]], text: str, statements: list[Statement],

@@ -66,7 +66,7 @@ def pending_modes(plan: Plan, settings: Settings) -> dict[tuple[str, str], str]:
         try:
             parts = [parse_file(f, settings) for f in item.migration.files]
         except MigrateError:
-            modes[(item.track.name, item.version)] = "invalid SQL (see dry-run)"
+            modes[(item.track.name, item.version)] = "refused (see dry-run)"
             continue
         modes.update(modes_of({(item.track.name, item.version): parts}))
     return modes

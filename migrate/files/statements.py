@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from migrate.errors import ValidationError
+from migrate.files.psqlscan import SENDING, MetaCommand, PsqlText, scan_psql
 from migrate.files.sqlfiles import MigrationFile
 from migrate.paths import display_path
 
@@ -24,15 +25,20 @@ NO_TRANSACTION_MARKERS = (
     re.compile(r"^\s*--\s*transactional:\s*false\b", re.IGNORECASE | re.MULTILINE),  # yoyo
     re.compile(r"^\s*--\s*postgres-migrations\s+disable-transaction\b", re.IGNORECASE | re.MULTILINE),
 )
-PSQL_META_LINE = re.compile(r"^[ \t]*\\(?!restrict\b|unrestrict\b)[a-zA-Z!?]", re.MULTILINE)
-PSQL_TRAILING_META = re.compile(r"[ \t;)]\\(gexec|gset|gx|g)[ \t]*$", re.MULTILINE)  # SELECT ... \\gexec
 PG_DUMP_RESTRICT_LINE = re.compile(r"^[ \t]*\\(un)?restrict\b.*$", re.MULTILINE)
-COPY_FROM_STDIN = re.compile(r"^\s*COPY\b[^;]*\bFROM\s+STDIN\b", re.IGNORECASE | re.MULTILINE)
-PSQL_VARIABLE = re.compile(r"(?<![:\w]):(?:'(\w+)'|\"(\w+)\"|([A-Za-z_]\w*))")  # :'v' :"v" :v, not ::type
+NOT_NEWLINE = re.compile(r"[^\n]")
 TRANSACTION_CONTROL_LINE = re.compile(
     r"^[ \t]*(BEGIN|START\s+TRANSACTION|COMMIT|ROLLBACK)\b\s*(WORK|TRANSACTION|AND\s+\w+)?\s*;",
     re.IGNORECASE | re.MULTILINE,
 )
+
+
+class FileRefused(ValidationError):
+    """A file refused before anything runs, at a place in it; lint reports it as a finding of `rule`."""
+
+    def __init__(self, message: str, line: int, column: int, rule: str) -> None:
+        super().__init__(message)
+        self.line, self.column, self.rule = line, column, rule
 
 
 @dataclass(frozen=True)
@@ -108,9 +114,11 @@ def parse_file(migration_file: MigrationFile, root: Path, executor: str = "built
     """
     text = migration_file.text
     where = display_path(migration_file.path, root)
-    psql_reason = _psql_reason(text)
-    if psql_reason:
-        return Script(migration_file, (), no_transaction=_psql_file_reason(text), needs_psql=psql_reason)
+    psql = scan_psql(text)
+    if psql.needs_psql:
+        refuse_leaving_meta_commands(psql, text, where)
+        return Script(migration_file, (), no_transaction=_psql_file_reason(text, psql),
+                      needs_psql=_psql_reason(text, psql))
     text = blank_restrict_lines(text)
 
     from pglast import parser
@@ -130,15 +138,15 @@ def parse_file(migration_file: MigrationFile, root: Path, executor: str = "built
                   needs_psql="MIGRATE_EXECUTOR=psql" if executor == "psql" else None, raws=tuple(raw_statements))
 
 
-def _psql_file_reason(text: str) -> str | None:
+def _psql_file_reason(text: str, psql: PsqlText) -> str | None:
     """Best effort: does a psql file need to run outside one transaction?
 
-    Meta-command lines and COPY data are blanked and the rest parsed with pglast. When that
-    SQL cannot be parsed (a query ended by \\gexec, say), only the markers and a line-level
-    look for BEGIN/COMMIT are used: if the file then fails inside psql's single
-    transaction, nothing was committed and the marker is the remedy.
+    Meta-commands and COPY data are blanked, psql variables stood in for, and the rest parsed
+    with pglast. When that SQL cannot be parsed, only the markers and a line-level look for
+    BEGIN/COMMIT are used: if the file then fails inside psql's single transaction, nothing
+    was committed and the marker is the remedy.
     """
-    sql_only = PSQL_VARIABLE.sub(_variable_placeholder, _blank_psql_lines(blank_restrict_lines(text)))
+    sql_only = sql_for_pglast(text, psql)
     from pglast import parser
 
     try:
@@ -204,52 +212,65 @@ def without_tree(script: Script) -> Script:
     return replace(script, raws=None) if script.raws is not None else script
 
 
-def _variable_placeholder(match: re.Match[str]) -> str:
-    """What pglast sees for a psql variable: a string literal, an identifier, or NULL."""
-    if match.group(1):
-        return f"'{match.group(1)}'"
-    if match.group(2):
-        return f'"{match.group(2)}"'
-    return "NULL"
-
-
-def _blank_psql_lines(text: str) -> str:
-    """Blank meta-command lines and COPY ... FROM stdin data (up to `\\.`), keeping line numbers."""
+def sql_for_pglast(text: str, psql: PsqlText) -> str:
+    """A psql file's SQL as pglast can read it, each line where it was: meta-commands blanked (those
+    that send the query become `;`), COPY ... FROM stdin and its data blanked, psql variables stood
+    in for by a literal (`:'v'` -> `'v'`, `:"v"` -> `"v"`, `:v` -> NULL)."""
+    blanks = [(meta.offset, meta.end, ";" if meta.name in SENDING else "") for meta in psql.meta_commands]
+    blanks += [(copy.offset, copy.data_end, "") for copy in psql.copies]
+    edits = [(start, end, stand_in + NOT_NEWLINE.sub(" ", text[start + len(stand_in):end]))
+             for start, end, stand_in in blanks]
     out: list[str] = []
-    in_copy_data = False
-    for line in text.split("\n"):
-        if in_copy_data:
-            if line.strip() == "\\.":
-                in_copy_data = False
-            out.append("")
-            continue
-        if PSQL_META_LINE.match(line):
-            out.append("")
-            continue
-        line = PSQL_TRAILING_META.sub(";", line)
-        if COPY_FROM_STDIN.match(line) and ";" in line:
-            in_copy_data = True
-            out.append("")  # the COPY itself: psql runs it, pglast cannot split its data
-            continue
-        out.append(line)
-    return "\n".join(out)
+    position = 0
+    for start, end, replacement in sorted(edits + list(psql.variables), key=lambda edit: (edit[0], -edit[1])):
+        if start >= position:  # else a variable inside a blanked COPY
+            out += [text[position:start], replacement]
+            position = end
+    out.append(text[position:])
+    return "".join(out)
 
 
-def _psql_reason(text: str) -> str | None:
-    meta = PSQL_META_LINE.search(text)
-    if meta:
-        command = text[meta.start():].strip().split()[0]
-        line, _ = locate(text, meta.start())
-        return f"psql meta-command {command} on line {line}"
-    trailing = PSQL_TRAILING_META.search(text)
-    if trailing:
-        line, _ = locate(text, trailing.start())
-        return f"psql meta-command \\{trailing.group(1)} on line {line}"
-    copy = COPY_FROM_STDIN.search(text)
-    if copy:
-        line, _ = locate(text, copy.start())
-        return f"COPY ... FROM stdin on line {line}"
+def _psql_reason(text: str, psql: PsqlText) -> str:
+    """Why the file needs psql, in the words dry-run prints: its first meta-command, else its first COPY."""
+    only = psql.psql_only
+    if only:
+        line, _ = locate(text, only[0].offset)
+        return f"psql meta-command \\{only[0].name} on line {line}"
+    line, _ = locate(text, psql.copies[0].offset)
+    return f"COPY ... FROM stdin on line {line}"
+
+
+def _leaves_the_target(meta: MetaCommand) -> tuple[str, str] | None:
+    """(what it does, what to do) for a meta-command that changes psql's connection or runs a program
+    on the machine running migrate: its effect would escape the target database, the migration's
+    transaction and its history row (issue 12, case 19)."""
+    name, argument = meta.name, meta.argument
+    if name in ("c", "connect"):
+        return ("connects to another database (or as another user), so what follows would run and commit "
+                "there, outside this migration's transaction and history",
+                "remove it: each database gets its migrations from its own environment (--env)")
+    if name.startswith("!"):
+        return "runs a shell command on the machine running migrate", "remove it: run programs outside migrations"
+    if name in ("e", "edit", "ef", "ev"):
+        return "starts an editor", "remove it"
+    if name in ("o", "out", "g", "gx", "w", "write") and argument.startswith("|"):
+        return ("pipes output to a program on the machine running migrate",
+                "remove the pipe: run programs outside migrations")
+    if name == "copy" and re.search(r"\bprogram\b", argument, re.IGNORECASE):
+        return ("runs a program on the machine running migrate",
+                "use COPY ... FROM stdin with the data in the file, or load the data outside migrations")
     return None
+
+
+def refuse_leaving_meta_commands(psql: PsqlText, text: str, where: str) -> None:
+    """Refuse, before anything runs, a psql file whose meta-commands would leave the target database."""
+    for meta in psql.meta_commands:
+        refused = _leaves_the_target(meta)
+        if refused is not None:
+            line, column = locate(text, meta.offset)
+            what, remedy = refused
+            raise FileRefused(f"{where}:{line}:{column}: psql meta-command \\{meta.name} {what}; {remedy} "
+                              "(nothing was applied)", line, column, "psql-meta-command-refused")
 
 
 ALLOW_SCHEMA_MARKER = re.compile(r"^\s*--\s*migrate:allow-schema\b(.*)$", re.IGNORECASE | re.MULTILINE)
