@@ -155,3 +155,105 @@ def test_lint_reports_a_refused_meta_command_at_its_place(tmp_path: Path) -> Non
     [finding] = lint_file(_settings(tmp_path), read_any_file(path, tmp_path))
     assert finding.format().startswith("004_elsewhere.sql:3:1 psql-meta-command-refused error: psql meta-command "
                                        "\\connect connects to another database")
+
+
+# --- case 10: PL/pgSQL syntax errors refused before anything runs ----------------------------------------------
+
+def _refusal(text: str) -> FileRefused:
+    with pytest.raises(FileRefused) as refused:
+        parse_file(_file(text), ROOT)
+    return refused.value
+
+
+def test_a_do_block_syntax_error_is_refused_at_its_line_and_column() -> None:
+    refused = _refusal("SET search_path = langconnect, public;\nDO $$\nBEGIN\n  IF true THEN\n"
+                       "    RAISE NOTICE 'checked';\n  END;\nEND\n$$;\n")
+    assert refused.message == ('migrations/lanconnect/001_x.sql:6:6: PL/pgSQL error in the DO block that starts on '
+                               'line 2: syntax error at or near ";"; fix the PL/pgSQL (nothing was applied)')
+    assert (refused.rule, refused.exit_code) == ("plpgsql-syntax-error", 4)
+
+
+def test_a_function_body_error_at_its_end_is_placed_on_its_last_written_line() -> None:
+    refused = _refusal("SET search_path = langconnect, public;\n"
+                       "CREATE OR REPLACE FUNCTION public.answer() RETURNS int LANGUAGE plpgsql AS $$\n"
+                       "BEGIN\n  RETURN 42\nEND\n$$;\n")
+    assert refused.message.startswith("migrations/lanconnect/001_x.sql:5:1: PL/pgSQL error in the body of function "
+                                      "answer that starts on line 2: syntax error at end of input;")
+
+
+@pytest.mark.parametrize(("body", "line", "column", "error"), [
+    ("BEGIN\n  RAISE NOTICE '% and %', 1;\nEND", 4, 3, "too few parameters specified for RAISE"),
+    ("BEGIN\n  PERFORM 1 +;\nEND", 4, 3, "syntax error at end of input"),
+    ("<<outer>>\nBEGIN\n  NULL;\nEND inner", 6, 1, 'end label "inner" differs from block\'s label "outer"'),
+    ("BEGIN\n  EXIT;\nEND", 4, 3, "EXIT cannot be used outside a loop, unless it has a label"),
+    ("BEGIN\n  NULL;\nEXCEPTION WHEN no_such_thing THEN\n  NULL;\nEND", 5, 1,
+     'unrecognized exception condition "no_such_thing"'),
+    ("BEGIN\n  RAISE NOTICE 'oops;\n  NULL;\nEND", 4, 16, "unterminated quoted string at or near \"'oops;...\""),
+])
+def test_plpgsql_errors_postgresql_reports_whatever_the_catalog_holds(body: str, line: int, column: int,
+                                                                     error: str) -> None:
+    refused = _refusal(f"SELECT 1;\nDO $body$\n{body}\n$body$;\n")  # the body's first line is file line 3
+    assert (refused.line, refused.column) == (line, column), refused.message
+    assert refused.problem.endswith(f": {error}"), refused.message
+
+
+@pytest.mark.parametrize("statement", [
+    # pglast knows no catalog: it calls these wrong, PostgreSQL runs them
+    "DO $$ DECLARE r langconnect.docs%ROWTYPE; BEGIN r.id := 1; END $$;",
+    "DO $$ DECLARE r docs%ROWTYPE; BEGIN SELECT * INTO r FROM docs; GET DIAGNOSTICS r.id = ROW_COUNT; END $$;",
+    "CREATE FUNCTION f() RETURNS SETOF langconnect.docs LANGUAGE plpgsql AS $$ BEGIN RETURN QUERY SELECT 1; END $$;",
+    "CREATE FUNCTION f(VARIADIC a int[]) RETURNS int LANGUAGE plpgsql AS $$ BEGIN RETURN a[1]; END $$;",
+    "CREATE FUNCTION f(OUT a int, INOUT b int) LANGUAGE plpgsql AS $$ BEGIN a := b; RETURN; END $$;",
+    "CREATE FUNCTION t() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.x := 1; RETURN NEW; END $$;",
+    "CREATE PROCEDURE p() LANGUAGE plpgsql AS $$ BEGIN COMMIT; END $$;",
+    # not PL/pgSQL, or the server's to judge (a variable only the catalog could resolve)
+    "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;",
+    "DO LANGUAGE plpython3u $$ this is not pl/pgsql $$;",
+    "DO $$ BEGIN unknown_thing := 1; END $$;",
+])
+def test_bodies_pglast_cannot_judge_are_left_to_the_server(statement: str) -> None:
+    parse_file(_file(statement + "\n"), ROOT)
+
+
+def test_a_single_quoted_function_body_is_checked_too() -> None:
+    refused = _refusal("CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql\n  AS 'BEGIN\n  RETURN 1\nEND';\n")
+    assert (refused.line, refused.rule) == (4, "plpgsql-syntax-error")
+
+
+def test_a_crlf_files_plpgsql_error_is_placed_on_its_line() -> None:
+    refused = _refusal("SELECT 1;\r\nDO $$\r\nBEGIN\r\n  IF true THEN\r\n    NULL;\r\n  END;\r\nEND $$;\r\n")
+    assert (refused.line, refused.column) == (6, 6)
+
+
+def test_a_psql_files_plpgsql_error_is_refused_too() -> None:
+    refused = _refusal("\\set n 1\nSELECT :n;\nDO $$\nBEGIN\n  IF true THEN NULL; END;\nEND $$;\n")
+    assert (refused.line, refused.rule) == (5, "plpgsql-syntax-error")
+
+
+def test_lint_reports_a_plpgsql_error_beside_the_files_other_findings(tmp_path: Path) -> None:
+    path = tmp_path / "004_do.sql"
+    path.write_text("SET search_path = langconnect, public;\nCREATE TABLE t (id int);\n"
+                    "DO $$ BEGIN IF true THEN NULL; END; END $$;\n")
+    findings = [(f.line, f.rule) for f in lint_file(_settings(tmp_path), read_any_file(path, tmp_path))]
+    assert findings == [(2, "idempotent-create-table"), (3, "plpgsql-syntax-error")]
+
+
+# --- case 20: a syntax error that quotes the rest of the file stays on one line --------------------------------
+
+@pytest.mark.parametrize(("opening", "column", "problem"), [
+    ("DO $$\nBEGIN\n", 4, 'unterminated dollar-quoted string at or near "$$..."'),
+    ("SELECT 'never closed\n", 8, "unterminated quoted string at or near \"'never closed...\""),
+    ("/* never closed\n", 1, 'unterminated /* comment at or near "/* never closed..."'),
+])
+def test_an_unterminated_quote_or_comment_is_reported_on_one_bounded_line(opening: str, column: int,
+                                                                          problem: str) -> None:
+    text = "SET search_path = langconnect, public;\n" + opening + "".join(
+        f"  PERFORM {n};  -- step {n} of a long backfill\n" for n in range(1, 499))
+    refused = _refusal(text)
+    assert refused.message == f"migrations/lanconnect/001_x.sql:2:{column}: {problem}; fix the SQL " \
+                              "(nothing was applied)"
+
+
+def test_a_long_excerpt_is_cut_at_sixty_characters() -> None:
+    refused = _refusal("SELECT 1;\nSELECT '" + "x" * 200 + "\n")
+    assert refused.problem == "unterminated quoted string at or near \"'" + "x" * 59 + '..."'

@@ -106,6 +106,8 @@ RULES: dict[str, Rule] = {rule.id: rule for rule in (
     Rule("lint-skipped", WARNING, "the file runs through psql, so lint cannot parse it",
          "move psql meta-commands out of migrations, or review this file by hand"),
     Rule("syntax-error", ERROR, "the file is not valid SQL", "fix the SQL"),
+    Rule("plpgsql-syntax-error", ERROR, "a DO block or LANGUAGE plpgsql function body PostgreSQL would refuse "
+         "(a PL/pgSQL syntax error)", "fix the PL/pgSQL"),
     Rule("psql-meta-command-refused", ERROR,
          "a psql meta-command that leaves the target database or runs a program (\\c, \\connect, \\!, a pipe)",
          "remove it: each database gets its migrations from its own environment; run programs outside migrations"),
@@ -676,12 +678,13 @@ def lint_file(settings: Settings, migration_file: MigrationFile, script: Script 
     path = display_path(migration_file.path, settings.root)
     if script is None:
         try:
-            script = parse_file(migration_file, settings.root)
+            script = parse_file(migration_file, settings.root, lenient=True)
         except ValidationError as error:
             return [_refused(path, error)]
+    refused = [_refused(path, error) for error in script.plpgsql_errors]
     if script.raws is None:
-        return [Finding(path, 1, 1, "lint-skipped", f"the file needs psql ({script.needs_psql}); it was not linted",
-                        RULES["lint-skipped"].fix)]
+        return refused + [Finding(path, 1, 1, "lint-skipped", f"the file needs psql ({script.needs_psql}); "
+                                  "it was not linted", RULES["lint-skipped"].fix)]
     text = blank_restrict_lines(migration_file.text)
     raws = script.raws
     linter = _FileLinter(settings, path, text)
@@ -698,21 +701,19 @@ def lint_file(settings: Settings, migration_file: MigrationFile, script: Script 
         findings.append((-1, Finding(path, 1, 1, "safety-search-path",
                                      "the file never sets search_path, so unqualified names depend on the session",
                                      f"start the file with SET search_path = {settings.schema}, public;")))
-    return _apply_ignores(findings, text, statements, path)
+    return sorted(_apply_ignores(findings, text, statements, path) + refused, key=lambda f: (f.line, f.column))
 
 
 def _refused(path: str, error: ValidationError) -> Finding:
-    """The finding for a file parse_file refuses: a syntax error, or what FileRefused names."""
-    rule = error.rule if isinstance(error, FileRefused) else "syntax-error"
+    """The finding for what parse_file refuses: FileRefused names its rule, place, problem and remedy."""
+    if isinstance(error, FileRefused):
+        return Finding(path, error.line, error.column, error.rule, error.problem, error.remedy)
     where, _, message = error.message.partition(": ")
     parts = where.rsplit(":", 2)
     line, column = (int(parts[1]), int(parts[2])) if len(parts) == 3 and parts[2].isdigit() else (1, 1)
-    if isinstance(error, FileRefused):
-        line, column = error.line, error.column
-        message = error.message.split(f":{line}:{column}: ", 1)[-1]
     text, _, remedy = message.partition("; ")
-    remedy = remedy.replace(" (nothing was applied)", "") or RULES[rule].fix
-    return Finding(path, line, column, rule, text, remedy)
+    return Finding(path, line, column, "syntax-error", text,
+                   remedy.replace(" (nothing was applied)", "") or RULES["syntax-error"].fix)
 
 
 def _apply_ignores(findings: list[tuple[int, Finding]], text: str, statements: list[Statement],

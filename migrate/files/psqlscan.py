@@ -40,6 +40,7 @@ _COPY_FROM_STDIN = re.compile(r"^\s*COPY\b.*\bFROM\s+STDIN\b", re.IGNORECASE | r
 _META_COPY_FROM_STDIN = re.compile(r"\bfrom\s+stdin\b", re.IGNORECASE)
 _END_OF_COPY_DATA = re.compile(r"^\\\.\r?$", re.MULTILINE)
 _MAY_NEED_PSQL = re.compile(r"\\|stdin", re.IGNORECASE)
+_DOLLAR_TAG = re.compile(r"\$(?:[^\W\d]\w*)?\$")
 
 # Meta-commands that send the query buffer (they end a statement, as `;` does).
 SENDING = frozenset({"g", "gx", "gset", "gexec", "gdesc", "crosstabview", "watch", "bind"})
@@ -86,6 +87,23 @@ class PsqlText:
 
 
 NO_PSQL = PsqlText()
+
+
+def literal_end(text: str, start: int) -> tuple[int, int] | None:
+    """For the string literal (`$tag$...$tag$`, `'...'`, `E'...'`) at `start`: where its content
+    starts and where the literal ends; None when there is none, or it is not closed."""
+    tag = _DOLLAR_TAG.match(text, start)
+    if tag is not None:
+        close = text.find(tag.group(), tag.end())
+        return (tag.end(), close + len(tag.group())) if close >= 0 else None
+    if text.startswith(("E'", "e'"), start):
+        pattern, content = _ESCAPE_STRING_END, start + 2
+    elif text.startswith("'", start):
+        pattern, content = _STRING_END, start + 1
+    else:
+        return None
+    end = pattern.match(text, content)
+    return (content, end.end()) if end is not None else None
 
 
 def scan_psql(text: str) -> PsqlText:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from migrate.errors import ValidationError
+from migrate.files.plpgsql import Body, bounded, error_place, find_body, near_text, parse_body
 from migrate.files.psqlscan import SENDING, MetaCommand, PsqlText, scan_psql
 from migrate.files.sqlfiles import MigrationFile
 from migrate.paths import display_path
@@ -36,9 +37,9 @@ TRANSACTION_CONTROL_LINE = re.compile(
 class FileRefused(ValidationError):
     """A file refused before anything runs, at a place in it; lint reports it as a finding of `rule`."""
 
-    def __init__(self, message: str, line: int, column: int, rule: str) -> None:
-        super().__init__(message)
-        self.line, self.column, self.rule = line, column, rule
+    def __init__(self, where: str, line: int, column: int, problem: str, remedy: str, rule: str) -> None:
+        super().__init__(f"{where}:{line}:{column}: {problem}; {remedy} (nothing was applied)")
+        self.line, self.column, self.problem, self.remedy, self.rule = line, column, problem, remedy, rule
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,11 @@ class Statement:
     # SET TRANSACTION ... (must come first in a transaction) or SET CONSTRAINTS (lasts the
     # transaction): why the statement cannot share a transaction with other files (batch mode)
     sets_transaction: str | None = None
+    # a DO block or LANGUAGE plpgsql function: the file line holding its body's opening quote
+    # (PostgreSQL's line 1 of the body), and whose body it is as CONTEXT names it
+    # ("inline_code_block" for a DO block, else the function's name); see context_location
+    body_line: int | None = None
+    body_of: str | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,8 @@ class Script:
     # pglast's raw statements, kept so lint walks the same parse instead of parsing again;
     # None for a file psql must run (its SQL is not parsed whole)
     raws: tuple[Any, ...] | None = field(default=None, compare=False, repr=False)
+    # PL/pgSQL errors of its DO blocks and function bodies (parse_file raises the first unless lenient)
+    plpgsql_errors: tuple[FileRefused, ...] = field(default=(), compare=False, repr=False)
 
     @property
     def transactional(self) -> bool:
@@ -105,41 +113,50 @@ def blank_restrict_lines(text: str) -> str:
     return PG_DUMP_RESTRICT_LINE.sub(lambda m: " " * len(m.group(0)), text)
 
 
-def parse_file(migration_file: MigrationFile, root: Path, executor: str = "builtin") -> Script:
-    """Split and classify one file; a syntax error raises ValidationError with file:line:col.
+def parse_file(migration_file: MigrationFile, root: Path, executor: str = "builtin", lenient: bool = False) -> Script:
+    """Split and classify one file; what PostgreSQL would refuse raises FileRefused with file:line:col.
 
     A file that needs psql (meta-commands, COPY FROM stdin) or any file when the executor
     is psql is handed to psql whole; it is still classified (on a copy with the psql-only
     lines blanked) so psql can wrap it in one transaction when that is possible.
+    PL/pgSQL errors in DO blocks and function bodies are refused too; `lenient` (lint) keeps
+    them in Script.plpgsql_errors instead, so the rest of the file is still checked.
     """
     text = migration_file.text
     where = display_path(migration_file.path, root)
     psql = scan_psql(text)
     if psql.needs_psql:
         refuse_leaving_meta_commands(psql, text, where)
-        return Script(migration_file, (), no_transaction=_psql_file_reason(text, psql),
-                      needs_psql=_psql_reason(text, psql))
-    text = blank_restrict_lines(text)
+        no_transaction, problems = _psql_file_reason(text, psql, where)
+        script = Script(migration_file, (), no_transaction=no_transaction, needs_psql=_psql_reason(text, psql),
+                        plpgsql_errors=problems)
+    else:
+        script = _parse_sql(migration_file, blank_restrict_lines(text), where, executor)
+    if script.plpgsql_errors and not lenient:
+        raise script.plpgsql_errors[0]
+    return script
 
+
+def _parse_sql(migration_file: MigrationFile, text: str, where: str, executor: str) -> Script:
     from pglast import parser
 
     try:
         raw_statements = parser.parse_sql(text)
     except parser.ParseError as error:
         message, offset = error.args[0], error.args[1] if len(error.args) > 1 else 0
-        line, column = locate(text, max(int(offset), 0))
-        raise ValidationError(f"{where}:{line}:{column}: {message}; fix the SQL (nothing was applied)") from None
+        line, column = locate(text, max(int(offset or 0), 0))
+        raise FileRefused(where, line, column, bounded(str(message)), "fix the SQL", "syntax-error") from None
     if not raw_statements:
-        raise ValidationError(
-            f"{where}:1:1: the migration file holds no SQL statement, only comments; write its SQL or delete it"
-        )
-    statements = _build_statements(migration_file, text, raw_statements)
+        raise FileRefused(where, 1, 1, "the migration file holds no SQL statement, only comments",
+                          "write its SQL or delete it", "syntax-error")
+    statements, problems = _build_statements(migration_file, text, raw_statements, where)
     return Script(migration_file, tuple(statements), no_transaction=_file_reason(text, statements),
-                  needs_psql="MIGRATE_EXECUTOR=psql" if executor == "psql" else None, raws=tuple(raw_statements))
+                  needs_psql="MIGRATE_EXECUTOR=psql" if executor == "psql" else None, raws=tuple(raw_statements),
+                  plpgsql_errors=tuple(problems))
 
 
-def _psql_file_reason(text: str, psql: PsqlText) -> str | None:
-    """Best effort: does a psql file need to run outside one transaction?
+def _psql_file_reason(text: str, psql: PsqlText, where: str) -> tuple[str | None, tuple[FileRefused, ...]]:
+    """Best effort: does a psql file need to run outside one transaction? And its PL/pgSQL errors.
 
     Meta-commands and COPY data are blanked, psql variables stood in for, and the rest parsed
     with pglast. When that SQL cannot be parsed, only the markers and a line-level look for
@@ -156,20 +173,24 @@ def _psql_file_reason(text: str, psql: PsqlText) -> str | None:
     if raw_statements is None:
         marker = _marker_reason(text)
         if marker:
-            return marker
+            return marker, ()
         control = TRANSACTION_CONTROL_LINE.search(sql_only)
         if control:
             line, _ = locate(text, control.start())
-            return f"manages its own transactions (line {line})"
-        return None
+            return f"manages its own transactions (line {line})", ()
+        return None, ()
     # classification only, never run: the statements carry no file
-    return _file_reason(text, _build_statements(None, sql_only, raw_statements))  # type: ignore[arg-type]
+    statements, problems = _build_statements(None, sql_only, raw_statements, where)  # type: ignore[arg-type]
+    return _file_reason(text, statements), tuple(problems)
 
 
-def _build_statements(migration_file: MigrationFile, text: str, raw_statements: Any) -> list[Statement]:
-    """Statements with their text, position and what they need, from pglast's raw statements."""
+def _build_statements(migration_file: MigrationFile, text: str, raw_statements: Any,
+                      where: str) -> tuple[list[Statement], list[FileRefused]]:
+    """Statements with their text, position and what they need, from pglast's raw statements; and
+    the PL/pgSQL errors of their DO blocks and function bodies, placed in the file."""
     lines = _Lines(text)
-    statements = []
+    statements: list[Statement] = []
+    problems: list[FileRefused] = []
     for index, raw in enumerate(raw_statements, start=1):
         start = raw.stmt_location or 0
         length = raw.stmt_len or (len(text) - start)
@@ -179,6 +200,10 @@ def _build_statements(migration_file: MigrationFile, text: str, raw_statements: 
         start += len(body) - len(stripped)
         line, column = lines.locate(start)
         node = raw.stmt
+        plpgsql = find_body(node, text, start, start + len(stripped), lambda offset: lines.locate(offset)[0])
+        tree, error = parse_body(plpgsql) if plpgsql is not None else (None, None)
+        if plpgsql is not None and error is not None:
+            problems.append(_plpgsql_problem(plpgsql, error, text, lines, where))
         statements.append(Statement(
             file=migration_file,
             index=index,
@@ -186,11 +211,30 @@ def _build_statements(migration_file: MigrationFile, text: str, raw_statements: 
             offset=start,
             line=line,
             column=column,
-            no_transaction=_no_transaction_reason(node),
+            no_transaction=_do_block_reason(tree) if type(node).__name__ == "DoStmt" else _no_transaction_reason(node),
             transaction_control=type(node).__name__ == "TransactionStmt",
             sets_transaction=_sets_transaction(node),
+            body_line=plpgsql.line if plpgsql is not None else None,
+            body_of=plpgsql.name if plpgsql is not None else None,
         ))
-    return statements
+    return statements, problems
+
+
+def _plpgsql_problem(body: Body, message: str, text: str, lines: _Lines, where: str) -> FileRefused:
+    """A PL/pgSQL error at its line and column in the file (the excerpt it quotes, or the line's first word)."""
+    body_line = error_place(body, message)
+    line = body.line + body_line - 1
+    line_start = lines.starts[line - 1] if line - 1 < len(lines.starts) else 0
+    from_column = body.start - line_start if body_line == 1 else 0
+    line_text = text[line_start:].split("\n", 1)[0]
+    near = near_text(message)
+    found = line_text.find(near, from_column) if near else -1
+    if found < 0:
+        written = line_text[from_column:]
+        found = from_column + len(written) - len(written.lstrip()) if written.strip() else from_column
+    return FileRefused(where, line, found + 1,
+                       f"PL/pgSQL error in {body.describe()} that starts on line {body.line}: {bounded(message)}",
+                       "fix the PL/pgSQL", "plpgsql-syntax-error")
 
 
 FIRST_IN_TRANSACTION = {"transaction", "transaction snapshot", "transaction_isolation", "transaction_read_only",
@@ -269,8 +313,8 @@ def refuse_leaving_meta_commands(psql: PsqlText, text: str, where: str) -> None:
         if refused is not None:
             line, column = locate(text, meta.offset)
             what, remedy = refused
-            raise FileRefused(f"{where}:{line}:{column}: psql meta-command \\{meta.name} {what}; {remedy} "
-                              "(nothing was applied)", line, column, "psql-meta-command-refused")
+            raise FileRefused(where, line, column, f"psql meta-command \\{meta.name} {what}", remedy,
+                              "psql-meta-command-refused")
 
 
 ALLOW_SCHEMA_MARKER = re.compile(r"^\s*--\s*migrate:allow-schema\b(.*)$", re.IGNORECASE | re.MULTILINE)
@@ -339,8 +383,6 @@ def _no_transaction_reason(node: Any) -> str | None:
         if options.get("connect") in _FALSE or options.get("create_slot") in _FALSE:
             return None  # no replication slot is created: PostgreSQL allows it in a transaction
         return "CREATE SUBSCRIPTION (creates a replication slot)"
-    if kind == "DoStmt":
-        return _do_block_reason(node)
     simple = {
         "CreatedbStmt": "CREATE DATABASE",
         "DropdbStmt": "DROP DATABASE",
@@ -364,27 +406,12 @@ def _option_text(option: Any) -> str:
     return str(text).lower() if text is not None else "true"
 
 
-def _do_block_reason(node: Any) -> str | None:
-    """A PL/pgSQL DO block that COMMITs or ROLLBACKs cannot run inside a transaction block."""
-    options = {getattr(o, "defname", ""): getattr(getattr(o, "arg", None), "sval", None)
-               for o in (getattr(node, "args", None) or ())}
-    body = options.get("as")
-    language = (options.get("language") or "plpgsql").lower()
-    if body is None or language != "plpgsql":
-        return None
-    import json
+def _do_block_reason(tree: Any) -> str | None:
+    """A PL/pgSQL DO block that COMMITs or ROLLBACKs cannot run inside a transaction block.
 
-    from pglast import parser
-
-    tag = "$migrate_do$"
-    while tag in body:
-        tag = tag[:-1] + "x$"
-    wrapper = f"CREATE FUNCTION pg_temp.migrate_do() RETURNS void LANGUAGE plpgsql AS {tag}{body}{tag}"
-    try:
-        tree = json.loads(parser.parse_plpgsql_json(wrapper))
-    except Exception:  # PL/pgSQL that pglast cannot parse: the server will judge it
-        return None
-    found = _find_keys(tree, {"PLpgSQL_stmt_commit", "PLpgSQL_stmt_rollback"})
+    `tree`: its body as pglast's PL/pgSQL parser read it (None: another language, or a body pglast
+    cannot judge; the server will)."""
+    found = _find_keys(tree, {"PLpgSQL_stmt_commit", "PLpgSQL_stmt_rollback"}) if tree is not None else None
     if found:
         verb = "COMMIT" if found == "PLpgSQL_stmt_commit" else "ROLLBACK"
         return f"DO block with {verb}"
