@@ -14,7 +14,7 @@ import pytest
 from migrate.checks.lint import lint_file, read_any_file
 from migrate.files.psqlscan import scan_psql
 from migrate.files.sqlfiles import BOM, MigrationFile, checksum_of, find_migration_versions
-from migrate.files.statements import FileRefused, parse_file, sql_for_pglast
+from migrate.files.statements import FileRefused, Statement, context_location, parse_file, sql_for_pglast
 from migrate.settings import Settings
 from migrate.tracks import build_tracks
 
@@ -257,3 +257,69 @@ def test_an_unterminated_quote_or_comment_is_reported_on_one_bounded_line(openin
 def test_a_long_excerpt_is_cut_at_sixty_characters() -> None:
     refused = _refusal("SELECT 1;\nSELECT '" + "x" * 200 + "\n")
     assert refused.problem == "unterminated quoted string at or near \"'" + "x" * 59 + '..."'
+
+
+# --- case 10, second half: PostgreSQL's CONTEXT mapped back to the file ----------------------------------------
+
+DO_FILE = ("SET search_path = langconnect, public;\n"
+           "DO $$\n"
+           "BEGIN\n"
+           "  PERFORM 1;\n"
+           "    INSERT INTO public.nowhere VALUES (1);\n"  # body line 4, file line 5
+           "END\n"
+           "$$;\n")
+
+
+def _statements(text: str) -> list[Statement]:
+    return list(parse_file(_file(text), ROOT).statements)
+
+
+def test_a_do_blocks_context_line_is_its_line_in_the_file() -> None:
+    do = _statements(DO_FILE)[1]
+    assert (do.body_line, do.body_of) == (2, "inline_code_block")
+    assert context_location(do, "PL/pgSQL function inline_code_block line 4 at SQL statement") == (5, 5)
+
+
+def test_the_outermost_do_frame_wins_over_a_called_functions_frame() -> None:
+    do = _statements(DO_FILE)[1]
+    context = ('PL/pgSQL function langconnect.helper(integer) line 3 at RAISE\nSQL statement "SELECT helper(3)"\n'
+               "PL/pgSQL function inline_code_block line 3 at PERFORM")
+    assert context_location(do, context) == (4, 3)
+
+
+def test_a_do_block_whose_quote_opens_on_a_later_line() -> None:
+    do = _statements("DO\n  $body$\n  BEGIN\n    RAISE EXCEPTION 'x';\n  END $body$;\n")[0]
+    assert do.body_line == 2
+    assert context_location(do, "PL/pgSQL function inline_code_block line 3 at RAISE") == (4, 5)
+
+
+def test_a_crlf_do_block_maps_to_its_line() -> None:
+    do = _statements(DO_FILE.replace("\n", "\r\n"))[1]
+    assert context_location(do, "PL/pgSQL function inline_code_block line 4 at SQL statement") == (5, 5)
+
+
+def test_a_functions_context_lines_map_into_its_body() -> None:
+    text = ("SET check_function_bodies = off;\n"
+            "CREATE OR REPLACE FUNCTION langconnect.f(n integer) RETURNS int LANGUAGE plpgsql\n"
+            "AS $fn$\n"
+            "DECLARE\n"
+            "  x nosuchtype;\n"  # body line 3
+            "BEGIN\n"
+            "  RETURN n;\n"
+            "END $fn$;\n")
+    function = _statements(text)[1]
+    assert (function.body_line, function.body_of) == (3, "f")
+    assert context_location(function, 'compilation of PL/pgSQL function "f" near line 3') == (5, 3)
+    assert context_location(function, "PL/pgSQL function langconnect.f(integer) line 5 at RETURN") == (7, 3)
+    assert context_location(function, "PL/pgSQL function langconnect.other(integer) line 5 at RETURN") is None
+
+
+@pytest.mark.parametrize("context", [None, "", "SQL statement \"SELECT 1\"", "PL/pgSQL function f() line 2 at RAISE"])
+def test_no_location_without_a_frame_of_this_statements_body(context: str | None) -> None:
+    assert context_location(_statements(DO_FILE)[1], context) is None
+
+
+def test_a_statement_without_a_body_has_no_context_location() -> None:
+    select = _statements(DO_FILE)[0]
+    assert select.body_line is None
+    assert context_location(select, "PL/pgSQL function inline_code_block line 4 at SQL statement") is None

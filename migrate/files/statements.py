@@ -237,6 +237,45 @@ def _plpgsql_problem(body: Body, message: str, text: str, lines: _Lines, where: 
                        "fix the PL/pgSQL", "plpgsql-syntax-error")
 
 
+# A frame of PostgreSQL's CONTEXT that numbers a PL/pgSQL body's lines, at run time or at compile time
+CONTEXT_FRAME = re.compile(r"PL/pgSQL function (?P<name>.+?) line (?P<line>\d+)(?: at |$)"
+                           r"|compilation of PL/pgSQL function \"(?P<compiled>[^\"]+)\" near line (?P<near>\d+)",
+                           re.MULTILINE)
+
+
+def context_location(statement: Statement, context: str | None) -> tuple[int, int] | None:
+    """The file line (and the column of its first word) that PostgreSQL's CONTEXT names inside this
+    statement's DO block or function body; None when it names none.
+
+    PostgreSQL reports an error inside PL/pgSQL at the body's line (`PL/pgSQL function
+    inline_code_block line 5 at RAISE`, `PL/pgSQL function langconnect.f(integer) line 3 at SQL
+    statement`, `compilation of PL/pgSQL function "f" near line 3`), counting the line that holds
+    the body's opening quote as line 1. CONTEXT lists the innermost frame first: the outermost
+    frame of this statement's own body (a DO block may call functions) is the line in this file.
+    """
+    if not context or statement.body_line is None or statement.file is None:
+        return None
+    number = None
+    for frame in CONTEXT_FRAME.finditer(context):
+        name = frame.group("compiled") or _routine_name(frame.group("name"))
+        if name == statement.body_of:
+            number = int(frame.group("line") or frame.group("near"))
+    if number is None:
+        return None
+    line = statement.body_line + number - 1
+    lines = statement.file.text.split("\n")
+    if not 1 <= line <= len(lines):
+        return None
+    written = lines[line - 1]
+    return line, (len(written) - len(written.lstrip()) + 1) if written.strip() else 1
+
+
+def _routine_name(shown: str) -> str:
+    """`langconnect.f(integer)` -> `f`: how CONTEXT shows a function, reduced to the name CREATE gave it."""
+    name = shown.split("(", 1)[0].rsplit(".", 1)[-1]
+    return name[1:-1].replace('""', '"') if name.startswith('"') and name.endswith('"') else name
+
+
 FIRST_IN_TRANSACTION = {"transaction", "transaction snapshot", "transaction_isolation", "transaction_read_only",
                         "transaction_deferrable"}
 
