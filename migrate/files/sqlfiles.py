@@ -3,7 +3,8 @@
 A migration file is `<digits>[_-]<description>.sql`. Its version is the digit prefix as
 written (`004`), ordered by numeric value (`0002` before `00010`). Files of one track that
 share a number form one version, applied in file-name order and recorded once; their
-checksum covers every file, so a file added later under an applied number shows as changed.
+checksum covers every file, so a file added later under an applied number is never silently
+skipped (plan.py calls it `added`).
 """
 
 from __future__ import annotations
