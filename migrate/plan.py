@@ -14,8 +14,9 @@ which checksums a run adopts. Nothing in this module reads a file or a database.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import NamedTuple
+from typing import Mapping, NamedTuple
 
 from migrate.errors import ConfigError, ValidationError
 from migrate.files.sqlfiles import MigrationFile, MigrationVersion
@@ -40,6 +41,13 @@ class MigrationInfo(NamedTuple):
     # the files the engine runs: None for all of the version's, else only these (the files of an
     # `added` version that never ran, with migrate --run-added)
     to_run: tuple[MigrationFile, ...] | None = None
+    # when a file of this version that runs outside one transaction started and never reported back
+    # (its latest attempt is `started`, its history row not applied): some of it may have committed
+    interrupted_at: datetime | None = None
+
+    @property
+    def interrupted(self) -> bool:
+        return self.interrupted_at is not None
 
     @property
     def needs_apply(self) -> bool:
@@ -168,6 +176,17 @@ def include_added(plan: Plan) -> Plan:
     in file-name order); the engine then records the version with all its files and their checksum."""
     return plan._replace(items=tuple(item._replace(to_run=item.added_files) if item.state == ADDED else item
                                      for item in plan.items))
+
+
+def mark_interrupted(plan: Plan, interrupted: Mapping[tuple[str, str], datetime]) -> Plan:
+    """The versions interrupted mid-file, from the attempt log's latest `started` attempts (history/
+    tables.read_interrupted): only those not applied (pending, failed, or with added files) are."""
+    if not interrupted:
+        return plan
+    return plan._replace(items=tuple(
+        item._replace(interrupted_at=interrupted[(item.track.name, item.version)])
+        if (item.track.name, item.version) in interrupted and item.state in (PENDING, FAILED, ADDED) else item
+        for item in plan.items))
 
 
 def validate_plan(plan: Plan, root: Path) -> None:

@@ -7,7 +7,7 @@ import json
 from conftest import Database, Project
 
 ITEM_KEYS = {"track", "version", "state", "out_of_order", "files", "checksum", "recorded_checksum", "applied_at",
-             "execution_ms", "error", "added_files"}
+             "execution_ms", "error", "added_files", "interrupted", "interrupted_at"}
 
 
 def _files(project: Project) -> None:

@@ -6,6 +6,7 @@ layers above them can move without a database in the loop.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,7 @@ from migrate.plan import (
     build_repair_actions,
     build_repair_skips,
     include_added,
+    mark_interrupted,
     validate_plan,
 )
 from migrate.tracks import build_tracks
@@ -207,3 +209,17 @@ def test_repair_leaves_an_added_version_alone_and_says_why() -> None:
     [skip] = build_repair_skips(plan)
     assert (skip.version, skip.files) == ("001", "001_b.sql")
     assert "rename it to a new version number, or run it with `migrate --run-added`" in skip.reason
+
+
+# --- status of versions interrupted mid-file (the attempt log's latest attempt is `started`) -------------------
+
+def test_only_versions_not_applied_are_interrupted() -> None:
+    v1, v2, v3 = (_version("lanconnect", f"00{n}_v{n}.sql") for n in range(1, 4))
+    history = {"lanconnect": [_row("lanconnect", "001", checksum=v1.checksum), _row("lanconnect", "002", FAILED)]}
+    started = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    plan = mark_interrupted(build_plan(TRACKS, {"lanconnect": [v1, v2, v3]}, history, ROOT),
+                            {("lanconnect", "001"): started, ("lanconnect", "002"): started,
+                             ("lanconnect", "003"): started, ("client_specific", "003"): started})
+    assert [(item.version, item.state, item.interrupted) for item in plan.items] == [
+        ("001", APPLIED, False), ("002", FAILED, True), ("003", PENDING, True)]
+    assert plan.items[2].interrupted_at == started and plan.items[2].needs_apply

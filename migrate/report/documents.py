@@ -30,6 +30,8 @@ def item_json(item: MigrationInfo, root: Path) -> dict[str, Any]:
         "applied_at": row.applied_at.isoformat() if row and row.applied_at else None,
         "execution_ms": row.execution_ms if row else None,
         "error": row.error_message if row and item.state == "failed" else None,
+        "interrupted": item.interrupted,
+        "interrupted_at": item.interrupted_at.isoformat() if item.interrupted_at else None,
     }
 
 

@@ -39,6 +39,8 @@ def _state_text(item: MigrationInfo) -> str:
     if item.state == "added":
         state += ": " + ", ".join(f.name for f in item.added_files) + (" never ran" if item.to_run is None
                                                                          else " to run now")
+    if item.interrupted:
+        state += f" (interrupted mid-file: {_when(item.interrupted_at)})"
     if item.state == "failed" and item.row is not None and item.row.error_message:
         state += ": " + item.row.error_message.strip().splitlines()[0]
     return state
@@ -113,6 +115,7 @@ def print_dry_run(plan: Plan, modes: dict[tuple[str, str], str], environment: st
             assert item.migration is not None
             note = "retry of failed" if item.state == "failed" else ("out-of-order" if item.out_of_order else "")
             note = "added to an applied version (--run-added)" if item.state == "added" else note
+            note = "interrupted mid-file: runs again from its start" if item.interrupted else note
             for migration_file in item.files_to_run:
                 rows.append([item.version, display_path(migration_file.path, root),
                              modes[(track_name, item.version)], note])
