@@ -1,9 +1,12 @@
 """Understanding a migration file with pglast, PostgreSQL's own parser.
 
-Splits a file into statements with their line and column, refuses syntax errors before
-anything runs, and decides whether the file can run inside one transaction: PostgreSQL
-refuses some statements in a transaction block, a file may manage its own transactions,
-and a file may opt out with a marker comment (ours or another tool's).
+Splits a file into statements with their line and column, refuses before anything runs what
+PostgreSQL or psql would refuse (SQL and PL/pgSQL syntax errors, psql meta-commands that leave
+the target: FileRefused, exit 4), and decides whether the file can run inside one transaction:
+PostgreSQL refuses some statements in a transaction block, a file may manage its own
+transactions, and a file may opt out with a marker comment (ours or another tool's). Whether a
+file needs psql is psqlscan's call (psql's own lexing rules); PL/pgSQL bodies are plpgsql's.
+context_location maps PostgreSQL's CONTEXT back to a line of the file.
 """
 
 from __future__ import annotations
