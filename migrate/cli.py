@@ -167,15 +167,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch", action=argparse.BooleanOptionalAction, default=None,
                         help="migrate: pending transactional migrations in one transaction, a savepoint each "
                         "(default: MIGRATE_BATCH, off)")
-    parser.add_argument("--run-added", dest="run_added", action="store_true",
-                        help="migrate, dry-run: also run the files added under already-applied versions (only "
-                        "those), then record each such version with all its files")
     parser.add_argument("--limit", type=int, default=20, help="history: how many attempts to show (default 20)")
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logs on stderr")
     parser.add_argument("--version", dest="baseline_version", default=None,
                         help="baseline: mark every version up to this one as applied")
     parser.add_argument("--track", default=None,
                         help="new, baseline: lanconnect (default) or client_specific")
+    parser.add_argument("--run-added", dest="run_added", action="store_true",
+                        help="migrate, dry-run: also run the files added under already-applied versions (only "
+                        "those), then record each such version with all its files")
     legacy = parser.add_argument_group("earlier script's flags")
     legacy.add_argument("--status", action="store_true", help="same as the status command")
     legacy.add_argument("--dry-run", dest="dry_run", action="store_true", help="same as the dry-run command")

@@ -94,8 +94,6 @@ def migrate(settings: Settings, as_json: bool = False, yes: bool = False, ask: A
     Files are read and the run lock taken first; the plan is read under the lock, then every pending
     file is parsed and linted and, on a confirm-guarded environment, the run confirmed, all before
     anything is written: bad input leaves the database exactly as it was.
-    run_added: also run the files added under applied versions (only those), recording each such
-    version with all its files (plan.include_added).
     """
     from migrate.checks.preflight import modes_of, parse_pending, require_psql
     from migrate.database.connection import this_host
@@ -111,7 +109,7 @@ def migrate(settings: Settings, as_json: bool = False, yes: bool = False, ask: A
     connection, label = session.connection, settings.target.label()
     try:
         plan = build_plan(tracks, versions, history, settings.root)
-        plan = include_added(plan) if run_added else plan
+        plan = include_added(plan) if run_added else plan  # --run-added: only the added files run, all recorded
         validate_plan(plan, settings.root)
         scripts = parse_pending(plan, settings, lint=True)
         if plan.to_apply() or settings.safety.reset_schema:  # asked before anything is written

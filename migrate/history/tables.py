@@ -29,10 +29,9 @@ CREATE TABLE IF NOT EXISTS {table} (
 )
 """
 ATTEMPTS_TABLE = "migration_attempts"
-APPLIED, FAILED, RETRYING = "applied", "failed", "retrying"
-# written before the first statement of a file that runs outside one transaction: when it is a
-# version's latest attempt and the version is not applied, that file was interrupted mid-way
-STARTED = "started"
+# attempt outcomes; `started` is written before the first statement of a file that runs outside one
+# transaction, so a run killed mid-file leaves a trace (status shows the version as interrupted)
+APPLIED, FAILED, RETRYING, STARTED = "applied", "failed", "retrying", "started"
 
 ATTEMPTS_DDL = """
 CREATE TABLE IF NOT EXISTS {table} (
