@@ -42,6 +42,7 @@ class Flags(NamedTuple):
     database: str | None = None
     user: str | None = None
     password: str | None = None
+    run_added: bool = False
 
 
 def _table() -> dict[str, Callable[[Settings, Flags], Any]]:
@@ -49,9 +50,9 @@ def _table() -> dict[str, Callable[[Settings, Flags], Any]]:
     from migrate import commands
 
     return {
-        "migrate": lambda s, f: commands.migrate(s, as_json=f.json, yes=f.yes),
+        "migrate": lambda s, f: commands.migrate(s, as_json=f.json, yes=f.yes, run_added=f.run_added),
         "status": lambda s, f: commands.status(s, as_json=f.json),
-        "dry-run": lambda s, f: commands.dry_run(s, as_json=f.json),
+        "dry-run": lambda s, f: commands.dry_run(s, as_json=f.json, run_added=f.run_added),
         "wait": lambda s, f: commands.wait(s, f.timeout),
         "db-stop": lambda s, f: commands.db_stop(s),
         "verify": lambda s, f: commands.verify(s, as_json=f.json),
@@ -167,6 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="baseline: mark every version up to this one as applied")
     parser.add_argument("--track", default=None,
                         help="new, baseline: lanconnect (default) or client_specific")
+    parser.add_argument("--run-added", dest="run_added", action="store_true",
+                        help="migrate, dry-run: also run the files added under already-applied versions (only "
+                        "those), then record each such version with all its files")
     legacy = parser.add_argument_group("earlier script's flags")
     legacy.add_argument("--status", action="store_true", help="same as the status command")
     legacy.add_argument("--dry-run", dest="dry_run", action="store_true", help="same as the dry-run command")
@@ -195,7 +199,7 @@ def main(argv: Sequence[str] | None = None, *, root: Path | None = None,
     flags = Flags(env=args.env, json=args.json, yes=args.yes, timeout=args.timeout,
                   limit=args.limit, verbose=args.verbose, baseline_version=args.baseline_version,
                   track=args.track, words=tuple(args.words), dry_run=args.dry_run, host=args.host, port=args.port,
-                  database=args.database, user=args.user, password=args.password)
+                  database=args.database, user=args.user, password=args.password, run_added=args.run_added)
     return run_command(command, flags, root=root, environ=environ)
 
 

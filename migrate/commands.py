@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from migrate.errors import ConfigError, MigrateError, ValidationError
-from migrate.plan import Plan, build_plan, validate_plan
+from migrate.plan import Plan, build_plan, include_added, validate_plan
 from migrate.report import documents, text
 from migrate.settings import Settings
 from migrate.snapshot import read_plan_snapshot
@@ -58,11 +58,14 @@ def status(settings: Settings, as_json: bool = False) -> Plan:
     return plan
 
 
-def dry_run(settings: Settings, as_json: bool = False) -> Plan:
-    """Exactly what migrate would apply, in order, and how; read-only. A missing psql only warns."""
+def dry_run(settings: Settings, as_json: bool = False, run_added: bool = False) -> Plan:
+    """Exactly what migrate would apply, in order, and how; read-only. A missing psql only warns.
+
+    run_added: as `migrate --run-added` would, with the added files of added versions."""
     from migrate.checks.preflight import modes_of, parse_pending, require_psql
 
     plan = read_plan_snapshot(settings)
+    plan = include_added(plan) if run_added else plan
     validate_plan(plan, settings.root)
     scripts = parse_pending(plan, settings, lint=True)
     modes = modes_of(scripts)
@@ -84,7 +87,8 @@ def dry_run(settings: Settings, as_json: bool = False) -> Plan:
     return plan
 
 
-def migrate(settings: Settings, as_json: bool = False, yes: bool = False, ask: Ask | None = None) -> MigrateResult:
+def migrate(settings: Settings, as_json: bool = False, yes: bool = False, ask: Ask | None = None,
+            run_added: bool = False) -> MigrateResult:
     """Apply every pending version, lanconnect first; stop at the first failure.
 
     Files are read and the run lock taken first (on a session of its own); the plan is read under
@@ -107,6 +111,7 @@ def migrate(settings: Settings, as_json: bool = False, yes: bool = False, ask: A
     files = None
     try:
         plan = build_plan(tracks, versions, history, settings.root)
+        plan = include_added(plan) if run_added else plan  # --run-added: only the added files run, all recorded
         validate_plan(plan, settings.root)
         scripts = parse_pending(plan, settings, lint=True)
         if plan.to_apply() or settings.safety.reset_schema:  # asked before anything is written
@@ -133,8 +138,7 @@ def migrate(settings: Settings, as_json: bool = False, yes: bool = False, ask: A
             result.applied.append(done)
             if not as_json:
                 text.print_applied(len(result.applied), len(todo), done.info.track.name,
-                                   done.info.migration.filenames if done.info.migration else done.info.version,
-                                   done.execution_ms)
+                                   ", ".join(f.name for f in done.info.files_to_run), done.execution_ms)
 
         try:
             if todo:
@@ -209,7 +213,7 @@ def repair(settings: Settings, dry_run: bool = False, yes: bool = False, ask: As
     from migrate.database.connection import this_host, wait_until_ready
     from migrate.guards import confirm
     from migrate.history.recorder import Recorder
-    from migrate.plan import RepairResult, build_repair_actions
+    from migrate.plan import RepairResult, build_repair_actions, build_repair_skips
     from migrate.snapshot import find_all_versions, open_locked_plan, read_plan
     from migrate.tracks import build_tracks
 
@@ -225,7 +229,7 @@ def repair(settings: Settings, dry_run: bool = False, yes: bool = False, ask: As
     try:
         for warning in plan.warnings:
             log.warning("warning: %s", warning)
-        result = RepairResult(build_repair_actions(plan), dry_run)
+        result = RepairResult(build_repair_actions(plan), dry_run, build_repair_skips(plan))
         if result.actions and not dry_run:
             preview = RepairResult(result.actions, dry_run=True)
             confirm(settings, f"Change {len(result.actions)} history row(s) on {settings.env_name}?",

@@ -13,14 +13,21 @@ writing commands (migrate, repair, baseline) read the history only once the run 
 from __future__ import annotations
 
 import threading
-from typing import Callable, Generic, TypeVar
+from typing import Any, Callable, Generic, TypeVar
 
 from migrate.database.connection import Session, wait_until_ready
 from migrate.database.run_lock import RunLock, open_locked_session, open_run_lock
 from migrate.errors import ConfigError
 from migrate.files.sqlfiles import MigrationVersion, find_migration_versions
-from migrate.history.tables import HistoryRow, ensure_history_tables, read_all_columns, read_history
-from migrate.plan import Plan, build_plan
+from migrate.history.tables import (
+    ATTEMPTS_TABLE,
+    HistoryRow,
+    ensure_history_tables,
+    read_all_columns,
+    read_history,
+    read_interrupted,
+)
+from migrate.plan import Plan, build_plan, mark_interrupted
 from migrate.settings import Settings
 from migrate.tracks import Track, build_tracks
 
@@ -61,18 +68,22 @@ def files_while_connecting(settings: Settings, tracks: list[Track], open_session
 
 
 def read_plan_snapshot(settings: Settings, timeout: float | None = None) -> Plan:
-    """Files + history as they are now, without the lock and without writing anything."""
+    """Files + history as they are now, without the lock and without writing anything; versions
+    interrupted mid-file are marked from the attempt log (when it exists)."""
     tracks = build_tracks(settings.migrations_dir)
 
-    def open_session() -> tuple[Session, dict[str, list[HistoryRow]]]:
+    def open_session() -> tuple[Session, dict[str, list[HistoryRow]], dict[tuple[str, str], Any]]:
         session = wait_until_ready(settings.target, timeout)
         try:
-            return session, read_history(session.connection, settings.schema, tracks)
+            connection, schema = session.connection, settings.schema
+            existing = read_all_columns(connection, schema, tracks)
+            interrupted = read_interrupted(connection, schema) if ATTEMPTS_TABLE in existing else {}
+            return session, read_history(connection, schema, tracks, existing), interrupted
         finally:
             session.close()  # the history is read: nothing else is asked of this server
 
-    versions, (_, history) = files_while_connecting(settings, tracks, open_session)
-    return build_plan(tracks, versions, history, settings.root)
+    versions, (_, history, interrupted) = files_while_connecting(settings, tracks, open_session)
+    return mark_interrupted(build_plan(tracks, versions, history, settings.root), interrupted)
 
 
 def open_locked_snapshot(settings: Settings) -> tuple[RunLock, list[Track], dict[str, list[MigrationVersion]],

@@ -89,7 +89,8 @@ def kill(process: subprocess.Popen[str]) -> None:
 def sleepers(db: Database, marker: str = "pg_sleep") -> list[int]:
     """Backends of this database (not ours) whose current query mentions `marker` and is running."""
     rows = db.query("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND state = 'active' AND query LIKE %s AND pid <> pg_backend_pid()", (f"%{marker}%",))
+                    "AND backend_type = 'client backend' AND state = 'active' AND query LIKE %s "
+                    "AND pid <> pg_backend_pid()", (f"%{marker}%",))
     return [row[0] for row in rows]
 
 
@@ -106,7 +107,8 @@ def second_runner_in_place(db: Database, second: subprocess.Popen[str], first_fi
     running = set(sleepers(db))
     running_twice = len(running) >= 2 or bool(first_file is not None and running - first_file)
     blocked = db.query("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                       "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()")[0][0] >= 1
+                       "AND backend_type = 'client backend' AND wait_event_type = 'Lock' "
+                       "AND pid <> pg_backend_pid()")[0][0] >= 1
     holders = {row[0] for row in db.query("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted")}
     pollers = db.query("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
                        "AND query LIKE '%%advisory%%' AND pid <> pg_backend_pid() "

@@ -54,7 +54,8 @@ def test_kill_storm_then_a_completing_run(tmp_path: Path) -> None:
         assert kills >= KILLS, f"seed {seed}: only {kills} kills in {STORM_SECONDS} s"
         # the killed runners' sessions end (dead-client check); then the set completes quickly
         until(lambda: not db.query("SELECT 1 FROM pg_stat_activity WHERE datname = current_database() "
-                                   "AND state = 'active' AND pid <> pg_backend_pid()"),
+                                   "AND backend_type = 'client backend' AND state = 'active' "
+                                   "AND pid <> pg_backend_pid()"),
               timeout=15, what="the killed runners' statements to end")
         db.execute("UPDATE public.knob SET seconds = 0")
         final = project.run("migrate", timeout=120)

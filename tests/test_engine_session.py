@@ -15,6 +15,7 @@ import pytest
 from conftest import Database, Project, Server
 from engine_support import (
     ATTEMPTS,
+    Stream,
     attempts,
     make_project,
     psql_or_skip,
@@ -133,7 +134,7 @@ def test_case02_two_files_may_create_the_same_temp_table(project: Project, db: D
 def test_case02_an_advisory_lock_taken_by_a_file_ends_with_the_file(project: Project, db: Database) -> None:
     project.write("lanconnect", "001_lock.sql", "SELECT pg_advisory_lock(424242);")
     project.write("lanconnect", "002_look.sql", """
-        CREATE TABLE public.seen AS
+        CREATE TABLE IF NOT EXISTS public.seen AS
         SELECT count(*) AS held FROM pg_locks
          WHERE locktype = 'advisory' AND classid = 0 AND objid = 424242 AND granted;
     """)
@@ -154,7 +155,7 @@ def test_case02_each_file_starts_in_a_fresh_session(project: Project, db: Databa
         SET ROLE "{app_role}";
     """)
     project.write("lanconnect", "002_look.sql", """
-        CREATE TABLE public.session_seen AS SELECT
+        CREATE TABLE IF NOT EXISTS public.session_seen AS SELECT
             current_user = session_user AS own_role,
             current_setting('statement_timeout') AS statement_timeout,
             coalesce(current_setting('myapp.flag', true), '') AS flag,
@@ -182,7 +183,8 @@ def test_case03_database_defaults_changed_by_an_earlier_file_apply_to_later_file
         END
         $$;
     """)
-    project.write("lanconnect", "002_settings.sql", "CREATE TABLE settings (key text PRIMARY KEY, value text);")
+    project.write("lanconnect", "002_settings.sql",
+                  "CREATE TABLE IF NOT EXISTS settings (key text PRIMARY KEY, value text);")
     result = project.run("migrate")
     assert result.code == 0, result.err
     assert db.query("SELECT to_regclass('langconnect.settings') IS NOT NULL, "
@@ -196,7 +198,7 @@ def test_case04_a_lock_timeout_retry_reruns_the_whole_file(project: Project, db:
     db.execute("CREATE TABLE public.busy (id int)")
     project.write("lanconnect", "001_own_transaction.sql", """
         BEGIN;
-        CREATE TABLE public.audit (id int);
+        CREATE TABLE IF NOT EXISTS public.audit (id int);
         INSERT INTO public.audit VALUES (1);
         ALTER TABLE public.busy ADD COLUMN IF NOT EXISTS note text;
         COMMIT;
@@ -205,19 +207,24 @@ def test_case04_a_lock_timeout_retry_reruns_the_whole_file(project: Project, db:
     try:
         with blocker.cursor() as cursor:
             cursor.execute("BEGIN; SELECT * FROM public.busy")  # ACCESS SHARE: the ALTER waits, then times out
-        runner = spawn(project, "migrate", env={"MIGRATE_SQL_LOCK_TIMEOUT": "300ms", "MIGRATE_LOCK_RETRIES": "5",
-                                                "MIGRATE_LOCK_RETRY_DELAY": "0.5"})
+        runner = Stream(spawn(project, "migrate", env={"MIGRATE_SQL_LOCK_TIMEOUT": "300ms",
+                                                       "MIGRATE_LOCK_RETRIES": "5",
+                                                       "MIGRATE_LOCK_RETRY_DELAY": "0.5"}))
 
         def retried() -> bool:
-            return any(outcome == "retrying" for _v, outcome in attempts(db, "001")) or runner.poll() is not None
+            return (any(outcome == "retrying" for _v, outcome in attempts(db, "001"))
+                    or any("retry" in line for line in runner.err) or runner.process.poll() is not None)
 
-        until(retried, timeout=30, what="a lock-timeout retry")
+        try:
+            until(retried, timeout=20, what="a lock-timeout retry")
+        except AssertionError:
+            pass  # release the lock anyway; what the run did is checked below
     finally:
         with blocker.cursor() as cursor:
             cursor.execute("ROLLBACK")
         blocker.close()
-    out, err = runner.communicate(timeout=60)
-    assert runner.returncode == 0, err
+    code = runner.wait(timeout=60)
+    assert code == 0, "\n".join(runner.err)
     assert db.history() == [("001", "applied")]
     assert "audit" in db.tables("public"), (
         "recorded applied, but the retry resumed at the ALTER: the table the ROLLBACK undid was never made again")
@@ -257,7 +264,7 @@ def test_case06_a_failure_inside_a_files_own_transaction_is_not_called_committed
         project: Project, db: Database) -> None:
     project.write("lanconnect", "001_own.sql", """
         BEGIN;
-        CREATE TABLE public.own_t (id int);
+        CREATE TABLE IF NOT EXISTS public.own_t (id int);
         INSERT INTO public.own_t VALUES (1);
         INSERT INTO public.nowhere VALUES (1);
         COMMIT;
@@ -278,8 +285,8 @@ def test_case06_a_failure_inside_a_files_own_transaction_is_not_called_committed
                          ids=["comment-line", "comment-without-newline", "block-and-line-comments"])
 def test_case07_a_last_statement_without_semicolon_before_a_comment_runs(
         project: Project, db: Database, ending: str) -> None:
-    write_bytes(project, "lanconnect", "001_trailing.sql",
-                ("CREATE TABLE public.trailing (id int);\nINSERT INTO public.trailing VALUES (1)" + ending).encode())
+    text = "CREATE TABLE IF NOT EXISTS public.trailing (id int);\nINSERT INTO public.trailing VALUES (1)" + ending
+    write_bytes(project, "lanconnect", "001_trailing.sql", text.encode())
     result = project.run("migrate")
     assert result.code == 0, result.err
     assert "syntax error" not in result.err
@@ -290,9 +297,9 @@ def test_case07_a_last_statement_without_semicolon_before_a_comment_runs(
 # --- case 12 -----------------------------------------------------------------------------------------------------
 
 def test_case12_a_crlf_file_runs_with_its_own_line_endings(project: Project, db: Database) -> None:
-    text = ("CREATE TABLE public.crlf (body text);\r\n"
+    text = ("CREATE TABLE IF NOT EXISTS public.crlf (body text);\r\n"
             "INSERT INTO public.crlf VALUES ('first\r\nsecond');\r\n"
-            "CREATE FUNCTION public.crlf_fn() RETURNS text LANGUAGE sql AS $$SELECT 'a\r\nb'$$;\r\n")
+            "CREATE OR REPLACE FUNCTION public.crlf_fn() RETURNS text LANGUAGE sql AS $$SELECT 'a\r\nb'$$;\r\n")
     write_bytes(project, "lanconnect", "001_crlf.sql", text.encode())
     result = project.run("migrate")
     assert result.code == 0, result.err
@@ -302,9 +309,9 @@ def test_case12_a_crlf_file_runs_with_its_own_line_endings(project: Project, db:
 
 def test_case12_the_checksum_still_ignores_line_endings(project: Project, db: Database) -> None:
     """Only the checksum normalises: re-saving an applied file with CRLF is not a change."""
-    write_bytes(project, "lanconnect", "001_crlf.sql", b"CREATE TABLE public.crlf (body text);\n")
+    write_bytes(project, "lanconnect", "001_crlf.sql", b"CREATE TABLE IF NOT EXISTS public.crlf (body text);\n")
     assert project.run("migrate").code == 0
-    write_bytes(project, "lanconnect", "001_crlf.sql", b"CREATE TABLE public.crlf (body text);\r\n")
+    write_bytes(project, "lanconnect", "001_crlf.sql", b"CREATE TABLE IF NOT EXISTS public.crlf (body text);\r\n")
     assert status_states(project) == {"001": "applied"}
 
 
@@ -332,7 +339,7 @@ def test_case13_non_ascii_notice_on_a_sql_ascii_database(sql_ascii_db: Database,
     project = make_project(tmp_path / "project", sql_ascii_db.url)
     project.write("lanconnect", "001_check.sql", """
         DO $$ BEGIN RAISE NOTICE '✅ operator check passed'; END $$;
-        CREATE TABLE public.after_notice (label text);
+        CREATE TABLE IF NOT EXISTS public.after_notice (label text);
         INSERT INTO public.after_notice VALUES ('naïve ✅');
     """)
     result = project.run("migrate")
@@ -352,7 +359,7 @@ def test_case14_notices_and_warnings_are_shown_and_kept(project: Project, db: Da
     if executor == "psql":
         env = {"MIGRATE_EXECUTOR": "psql", "MIGRATE_PSQL": psql_or_skip()}
     project.write("lanconnect", "001_checks.sql", """
-        CREATE TABLE public.checked (id int);
+        CREATE TABLE IF NOT EXISTS public.checked (id int);
         DO $$ BEGIN RAISE NOTICE 'operator check: % rows', 42; END $$;
         DO $$ BEGIN RAISE WARNING 'heads up: slow backfill ahead'; END $$;
     """)

@@ -230,7 +230,7 @@ def _run_in_one_transaction(context: Context, statements: list[Statement], beat:
     info, recorder = context.info, context.recorder
     assert info.migration is not None
     connection = context.files.connection
-    opening = "BEGIN;\n" + recorder.fence_sql(info.track, info.version, transaction=True) + ";\n"
+    opening = "BEGIN;\n" + _fence(context, transaction=True) + ";\n"
     last = len(statements) - 1
     durable = True
     with connection.cursor() as cursor:
@@ -254,6 +254,14 @@ def _run_in_one_transaction(context: Context, statements: list[Statement], beat:
     return None if durable else lsn_number(row[1])
 
 
+def _fence(context: Context, *, transaction: bool) -> str:
+    """The version's fence; for files added to an applied version (`--run-added`), against its new checksum."""
+    info = context.info
+    assert info.migration is not None
+    added = info.migration.checksum if info.to_run is not None else None
+    return context.recorder.fence_sql(info.track, info.version, transaction=transaction, checksum=added)
+
+
 def _fence_and_start(context: Context, info: MigrationInfo) -> None:
     """Outside a transaction: the fence as a session lock (the closing reset releases it, after the history
     row committed) and a `started` attempt, in one message, before the first statement."""
@@ -261,7 +269,7 @@ def _fence_and_start(context: Context, info: MigrationInfo) -> None:
 
     assert info.migration is not None
     recorder = context.recorder
-    query = (recorder.fence_sql(info.track, info.version, transaction=False) + ";\n"
+    query = (_fence(context, transaction=False) + ";\n"
              + recorder.attempt_sql(info.track, info.migration, STARTED, duration_ms=0))
     try:
         with context.files.connection.cursor() as cursor:
@@ -417,8 +425,7 @@ def _apply_with_psql(context: Context, scripts: list[Script], psql: str | None) 
             if transactional:
                 record_sql = (recorder.applied_sql(info.track, info.migration) + ";\n"
                               + recorder.attempt_sql(info.track, info.migration, APPLIED))
-                first = ";\n".join(filter(None, [session_sql, recorder.fence_sql(info.track, info.version,
-                                                                                  transaction=True)]))
+                first = ";\n".join(filter(None, [session_sql, _fence(context, transaction=True)]))
                 run_files(psql, files.session.params, scripts, single_transaction=True,
                           final_sql=RESET_SESSION + ";\n" + record_sql, first_sql=first, on_notice=context.note)
                 files.finished(None)  # nothing ran on the file session: psql had its own
@@ -488,7 +495,7 @@ def where_failed(context: Context, failure: StatementFailed) -> tuple[int | None
     statement, error = failure.statement, failure.error
     if statement is None:
         assert context.info.migration is not None
-        path = failure.path or context.info.migration.files[0].path
+        path = failure.path or context.info.files_to_run[0].path
         shown = display_path(path, context.root)
         if failure.line is None:
             return None, None, shown

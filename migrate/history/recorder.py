@@ -149,27 +149,29 @@ class Recorder:
                     track, migration.version, f"Baseline {migration.filenames} (not run)", "applied", None,
                     migration.checksum, migration.filenames, GIVEN, (None,), applied_by=f"baseline@{self.host}"))
 
-    def fence_sql(self, track: Track, version: str, *, transaction: bool) -> str:
+    def fence_sql(self, track: Track, version: str, *, transaction: bool, checksum: str | None = None) -> str:
         """Exactly once, even if the run lock was lost: take the version's own advisory lock, then fail
         (SQLSTATE 22P02, message with FENCE_MARK) if another runner recorded the version applied.
 
         transaction: inside the version's transaction (the lock ends with it); else a session lock, which
-        the DISCARD ALL before the next file releases. Two runners applying one version queue on this
-        lock, and the second finds the first's row once it committed.
+        the reset after the file releases. Two runners applying one version queue on this lock, and the
+        second finds the first's row once it committed. checksum: the version is applied already, and this
+        run adds files to it (`migrate --run-added`): it is done when its row has this, the new, checksum.
         """
         lock = "pg_advisory_xact_lock" if transaction else "pg_advisory_lock"
-        key = ("fence", track.history_table, lock)
+        key = ("fence", track.history_table, lock, str(checksum is not None))
         template = self._templates.get(key)
         if template is None:
             from psycopg2 import sql
 
             template = sql.SQL("SELECT {lock}(%s); SELECT (%s || h.version)::integer FROM {table} AS h "
-                               "WHERE h.version = %s AND h.status = 'applied'").format(
+                               "WHERE h.version = %s AND h.status = 'applied'"
+                               + (" AND h.checksum = %s" if checksum is not None else "")).format(
                 lock=sql.Identifier(lock), table=param_identifier(self.connection, self.schema, track.history_table)
             ).as_string(self.connection)
             self._templates[key] = template
-        return fill(self.connection, template, (version_lock_key(self.schema, track.name, version),
-                                                f"{FENCE_MARK}{track.name} version ", version))
+        values = (version_lock_key(self.schema, track.name, version), f"{FENCE_MARK}{track.name} version ", version)
+        return fill(self.connection, template, values + ((checksum,) if checksum is not None else ()))
 
     # ---- the attempt log --------------------------------------------------------------------------
 

@@ -230,6 +230,22 @@ def read_history(connection: Any, schema: str, tracks: list[Track],
     return rows
 
 
+def read_interrupted(connection: Any, schema: str) -> dict[tuple[str, str], datetime]:
+    """(track, version) -> started_at of every version whose latest attempt is `started`: a file that runs
+    outside one transaction began and never reported back (killed, crashed). The caller knows the attempt
+    log exists (read_all_columns); one query, nothing created."""
+    from psycopg2 import sql
+
+    table = param_identifier(connection, schema, ATTEMPTS_TABLE)
+    query = sql.SQL(
+        "SELECT a.track, a.version, a.started_at FROM {table} a WHERE a.outcome = %s AND NOT EXISTS "
+        "(SELECT 1 FROM {table} b WHERE b.track = a.track AND b.version = a.version AND b.id > a.id)"
+    ).format(table=table)
+    with connection.cursor() as cursor:
+        cursor.execute(query, (STARTED,))
+        return {(track, version): started_at for track, version, started_at in cursor.fetchall()}
+
+
 def read_attempts(connection: Any, schema: str, limit: int) -> list[Attempt] | None:
     """The latest `limit` attempts, newest first; None when the table does not exist yet."""
     from psycopg2 import sql

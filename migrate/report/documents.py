@@ -24,11 +24,14 @@ def item_json(item: MigrationInfo, root: Path) -> dict[str, Any]:
         "state": item.state,
         "out_of_order": item.out_of_order,
         "files": [display_path(f.path, root) for f in item.migration.files] if item.migration else [],
+        "added_files": [display_path(f.path, root) for f in item.added_files],
         "checksum": item.migration.checksum if item.migration else None,
         "recorded_checksum": row.checksum if row else None,
         "applied_at": row.applied_at.isoformat() if row and row.applied_at else None,
         "execution_ms": row.execution_ms if row else None,
         "error": row.error_message if row and item.state == "failed" else None,
+        "interrupted": item.interrupted,
+        "interrupted_at": item.interrupted_at.isoformat() if item.interrupted_at else None,
     }
 
 
