@@ -13,7 +13,6 @@ which checksums a run adopts. Nothing in this module reads a file or a database.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Mapping, NamedTuple
@@ -234,8 +233,7 @@ def checksums_to_adopt(plan: Plan) -> dict[str, tuple[Track, dict[str, str]]]:
 
 # ---- repair and baseline: what they would write, decided without writing -------------------------
 
-@dataclass(frozen=True)
-class RepairAction:
+class RepairAction(NamedTuple):
     """One change repair makes (or would make, with --dry-run) to one history row."""
 
     track: str
@@ -246,8 +244,7 @@ class RepairAction:
     new: str | None = None
 
 
-@dataclass(frozen=True)
-class RepairSkip:
+class RepairSkip(NamedTuple):
     """A version repair leaves alone, and why: an `added` version's new files never ran."""
 
     track: str
@@ -256,15 +253,18 @@ class RepairSkip:
     reason: str
 
 
-@dataclass
-class RepairResult:
-    actions: list[RepairAction] = field(default_factory=list)
+class RepairResult(NamedTuple):
+    """What repair changes (or would, with --dry-run), and what it leaves alone.
+
+    NamedTuples like every record on the start-up path: plan is imported by every run, and
+    the dataclasses module costs a no-op run ~5 ms (bench/RESULTS.md)."""
+
+    actions: list[RepairAction] = []  # never mutated: a new result is built instead
     dry_run: bool = False
-    skipped: list[RepairSkip] = field(default_factory=list)
+    skipped: list[RepairSkip] = []
 
 
-@dataclass(frozen=True)
-class BaselineEntry:
+class BaselineEntry(NamedTuple):
     track: str
     version: str
     files: str
@@ -272,11 +272,10 @@ class BaselineEntry:
     recorded: bool  # False: already recorded as applied with the same checksum, left alone
 
 
-@dataclass
-class BaselineResult:
+class BaselineResult(NamedTuple):
     track: str
     up_to: str
-    entries: list[BaselineEntry] = field(default_factory=list)
+    entries: list[BaselineEntry] = []  # never mutated
 
 
 def build_repair_actions(plan: Plan) -> list[RepairAction]:
@@ -336,10 +335,9 @@ def select_baseline(plan: Plan, track: Track, version: str) -> BaselineResult:
             f"({_describe_row(first)}); baseline only marks unrecorded versions: run `inv repair` "
             f"or fix the history first ({len(conflicts)} conflicting version(s)); nothing was recorded"
         )
-    result = BaselineResult(track.name, version)
-    result.entries = [BaselineEntry(track.name, i.version, i.migration.filenames, i.migration, i.row is None)
-                      for i in with_files if i.migration is not None]
-    return result
+    return BaselineResult(track.name, version, [
+        BaselineEntry(track.name, i.version, i.migration.filenames, i.migration, i.row is None)
+        for i in with_files if i.migration is not None])
 
 
 def _recorded_differently(item: MigrationInfo) -> bool:
