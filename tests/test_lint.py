@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from conftest import REPO, Database, Project
 
-from migrate.checks.lint import RULES, Finding, find_files_to_lint, lint_file, lint_files, read_any_file
+from migrate.checks.lint import find_files_to_lint, lint_file, lint_files, read_any_file
+from migrate.checks.lint_rules import RULES, Finding
 from migrate.settings import LintOptions, Settings
 
 SEARCH_PATH = "SET search_path = langconnect, public;\n"
