@@ -453,3 +453,251 @@ def test_dry_run_shows_what_strict_migrate_would_refuse(project: Project, db: Da
     assert strict.code == 4
     assert "MIGRATE_LINT=strict: 1 lint error(s) in pending migration files" in strict.err
     assert db.query("SELECT count(*) FROM pg_namespace WHERE nspname = 'langconnect'") == [(0,)]
+
+
+# --- issue 14: the misses and the false positive --------------------------------------------
+
+def do_block(body: str) -> str:
+    """A DO block around `body` (indented by the caller), in a file that sets search_path."""
+    return SEARCH_PATH + "DO $$\nBEGIN\n" + textwrap.dedent(body) + "END\n$$;\n"
+
+
+@pytest.mark.parametrize(("constraint", "raised", "condition"), [
+    ("UNIQUE (v)", "42P07", "duplicate_table"),
+    ("EXCLUDE USING btree (v WITH =)", "42P07", "duplicate_table"),
+    ("PRIMARY KEY (id)", "42P16", "invalid_table_definition"),
+])
+def test_an_index_backed_constraint_guarded_by_duplicate_object_is_still_an_error(
+        tmp_path: Path, constraint: str, raised: str, condition: str) -> None:
+    findings = lint_text(tmp_path, do_block(f"""\
+        BEGIN
+            ALTER TABLE t ADD CONSTRAINT t_key {constraint};
+        EXCEPTION WHEN duplicate_object THEN
+            NULL;
+        END;
+        """))
+    assert [(f.rule, f.line) for f in findings] == [("idempotent-add-constraint", 5)]
+    assert findings[0].message == (
+        f"ALTER TABLE t ADD CONSTRAINT t_key fails when it already exists: its EXCEPTION handler catches "
+        f"duplicate_object, but a second run raises {condition} ({raised})")
+    assert f"EXCEPTION WHEN duplicate_object OR {condition}" in findings[0].fix
+    assert "or check pg_constraint first" in findings[0].fix
+    fixed = lint_text(tmp_path, do_block(f"""\
+        BEGIN
+            ALTER TABLE t ADD CONSTRAINT t_key {constraint};
+        EXCEPTION WHEN duplicate_object OR {condition} THEN
+            NULL;
+        END;
+        """))
+    assert fixed == []
+
+
+def test_a_handler_for_others_or_the_sqlstate_or_its_class_is_a_guard(tmp_path: Path) -> None:
+    for handler in ("others", "SQLSTATE '42P07'", "syntax_error_or_access_rule_violation", "SQLSTATE '42000'"):
+        findings = lint_text(tmp_path, do_block(f"""\
+            BEGIN
+                ALTER TABLE t ADD CONSTRAINT t_key UNIQUE (v);
+            EXCEPTION WHEN {handler} THEN
+                NULL;
+            END;
+            """))
+        assert findings == [], handler
+
+
+def test_a_handler_for_the_wrong_condition_guards_no_statement_kind(tmp_path: Path) -> None:
+    findings = lint_text(tmp_path, do_block("""\
+        CREATE TABLE t (id int);
+        CREATE TYPE mood AS ENUM ('a');
+        CREATE SCHEMA app;
+        ALTER TABLE t ADD COLUMN n int;
+        EXCEPTION WHEN undefined_table THEN
+            NULL;
+        """))
+    assert [(f.rule, f.line) for f in findings] == [
+        ("idempotent-create-table", 4), ("idempotent-create-type", 5), ("idempotent-create-schema", 6),
+        ("idempotent-add-column", 7)]
+    assert all("its EXCEPTION handler catches undefined_table" in f.message for f in findings)
+
+
+@pytest.mark.parametrize("guard", [
+    "IF EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 't_positive') THEN",
+    "IF to_regclass('langconnect.t') IS NOT NULL THEN",
+    "IF (SELECT count(*) FROM pg_constraint WHERE conname = 't_positive') > 0 THEN",
+    "PERFORM 1 FROM pg_constraint WHERE conname = 't_positive';\nIF FOUND THEN",
+])
+def test_an_inverted_guard_is_not_a_guard(tmp_path: Path, guard: str) -> None:
+    body = guard + "\n    ALTER TABLE t ADD CONSTRAINT t_positive CHECK (id > 0);\nEND IF;\n"
+    findings = lint_text(tmp_path, do_block(body))
+    assert [f.rule for f in findings] == ["idempotent-add-constraint"]
+    assert findings[0].message.endswith(
+        "fails when it already exists: the IF around it runs it when what it checks exists")
+    assert "IF NOT EXISTS" in findings[0].fix
+
+
+@pytest.mark.parametrize("guard", [
+    "IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 't_positive') THEN",
+    "IF to_regclass('langconnect.t_positive_idx') IS NULL THEN",
+    "IF (SELECT count(*) FROM pg_constraint WHERE conname = 't_positive') = 0 THEN",
+    "PERFORM 1 FROM pg_constraint WHERE conname = 't_positive';\nIF NOT FOUND THEN",
+    "IF EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 't_positive') THEN\n    NULL;\nELSE",
+    "IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 't_positive') AND current_user = 'postgres' THEN",
+])
+def test_a_guard_that_runs_the_statement_when_the_object_is_absent_is_a_guard(tmp_path: Path, guard: str) -> None:
+    body = guard + "\n    ALTER TABLE t ADD CONSTRAINT t_positive CHECK (id > 0);\nEND IF;\n"
+    assert lint_text(tmp_path, do_block(body)) == []
+
+
+def test_a_drop_is_guarded_by_if_exists_and_not_by_if_not_exists(tmp_path: Path) -> None:
+    findings = lint_text(tmp_path, do_block("""\
+        IF EXISTS (SELECT 1 FROM pg_type WHERE typname = 'old') THEN
+            DROP TYPE old;
+        END IF;
+        IF NOT EXISTS (SELECT 1 FROM pg_type WHERE typname = 'older') THEN
+            DROP TYPE older;
+        END IF;
+        """))
+    assert [(f.rule, f.line) for f in findings] == [("idempotent-drop", 8)]
+
+
+@pytest.mark.parametrize(("drop", "guards"), [
+    ("DROP FUNCTION IF EXISTS langconnect.score(int);", False),
+    ("DROP FUNCTION IF EXISTS langconnect.score();", False),
+    ("DROP FUNCTION IF EXISTS langconnect.score(text);", True),
+    ("DROP FUNCTION IF EXISTS langconnect.score(pg_catalog.text, integer);", False),
+    ("DROP FUNCTION IF EXISTS langconnect.score;", True),  # no argument list: the only function of that name
+    ("DROP FUNCTION IF EXISTS score(text);", True),
+    ("DROP FUNCTION IF EXISTS other.score(text);", False),
+    ("DROP PROCEDURE IF EXISTS langconnect.score(text);", True),
+])
+def test_drop_function_if_exists_guards_only_the_same_signature(tmp_path: Path, drop: str, guards: bool) -> None:
+    findings = lint_text(tmp_path, SEARCH_PATH + drop + "\n"
+                         "CREATE FUNCTION langconnect.score(label text, OUT total int) LANGUAGE sql AS 'SELECT 1';\n")
+    assert rules(findings) == ([] if guards else ["idempotent-create-function"]), [f.format() for f in findings]
+
+
+def test_out_and_table_parameters_are_not_part_of_the_signature(tmp_path: Path) -> None:
+    findings = lint_text(tmp_path, SEARCH_PATH + "DROP FUNCTION IF EXISTS f(int, text[]);\n"
+                         "CREATE FUNCTION f(a integer, VARIADIC b text[]) RETURNS TABLE (x int) LANGUAGE sql "
+                         "AS 'SELECT 1';\n")
+    assert findings == []
+
+
+@pytest.mark.parametrize("create", [
+    "CREATE TEMP TABLE scratch (id int);",
+    "CREATE TEMPORARY TABLE scratch (id int);",
+    "CREATE TEMP TABLE scratch ON COMMIT DROP AS SELECT 1 AS id;",
+    "CREATE LOCAL TEMP TABLE scratch (id int);",
+])
+def test_a_temporary_table_is_not_an_idempotency_error(tmp_path: Path, create: str) -> None:
+    """Every file runs in a fresh session, so its temp tables are gone before any second run;
+    what the file does to its own temp table (index, column, drop) is not an error either."""
+    findings = lint_text(tmp_path, "SET search_path = storage, public;\n" + create + "\n"
+                         "CREATE INDEX scratch_id_idx ON scratch (id);\n"
+                         "ALTER TABLE scratch ADD COLUMN note text;\n"
+                         "CREATE TEMP VIEW scratch_view AS SELECT id FROM scratch;\n"
+                         "CREATE TEMP SEQUENCE scratch_seq;\n"
+                         "DROP TABLE scratch;\n")
+    assert findings == [], [f.format() for f in findings]
+
+
+def test_a_permanent_table_of_the_same_name_is_still_checked(tmp_path: Path) -> None:
+    findings = lint_text(tmp_path, SEARCH_PATH + "CREATE TEMP TABLE scratch (id int);\nCREATE TABLE kept (id int);\n"
+                         "DROP TABLE kept;\n")
+    assert [(f.rule, f.line) for f in findings] == [
+        ("idempotent-create-table", 3), ("idempotent-drop", 4), ("safety-drop-table", 4)]
+
+
+# (statement, its RERUN_SQLSTATE kind, whether it may run inside a DO block); each runs in a schema
+# holding `t (id int, v int)` and `f(int)`; a CREATE twice, a DROP of something that is not there once.
+RERUN_CASES: list[tuple[str, str, bool]] = [
+    ("CREATE TABLE t2 (id int)", "table", True),
+    ("CREATE TABLE t3 AS SELECT 1 AS one", "table", True),
+    ("CREATE MATERIALIZED VIEW mv AS SELECT 1 AS one", "materialized view", True),
+    ("CREATE INDEX t_v_idx ON t (v)", "index", True),
+    ("CREATE VIEW v AS SELECT 1 AS one", "view", True),
+    ("CREATE SEQUENCE s", "sequence", True),
+    ("CREATE SCHEMA probe_inner", "schema", True),
+    ("CREATE EXTENSION plpgsql SCHEMA pg_catalog", "extension", True),
+    ("CREATE FUNCTION g(x int) RETURNS int LANGUAGE sql AS 'SELECT x'", "function", True),
+    ("CREATE TRIGGER t_touch BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger()",
+     "trigger", True),
+    ("CREATE POLICY t_read ON t USING (true)", "policy", True),
+    ("CREATE TYPE mood AS ENUM ('a')", "type", True),
+    ("CREATE DOMAIN positive AS int CHECK (VALUE > 0)", "type", True),
+    ("ALTER TABLE t ADD COLUMN n int", "column", True),
+    ("ALTER TABLE t ADD CONSTRAINT t_check CHECK (v > 0)", "constraint", True),
+    ("ALTER TABLE t ADD CONSTRAINT t_fk FOREIGN KEY (v) REFERENCES t2 (id)", "constraint", True),
+    ("ALTER TABLE t ADD CONSTRAINT t_unique UNIQUE (v)", "constraint UNIQUE", True),
+    ("ALTER TABLE t ADD CONSTRAINT t_exclude EXCLUDE USING btree (v WITH =)", "constraint EXCLUDE", True),
+    ("ALTER TABLE t ADD CONSTRAINT t_pkey PRIMARY KEY (id)", "constraint PRIMARY KEY", True),
+    ("DROP TABLE gone", "drop table", True),
+    ("DROP VIEW gone", "drop view", True),
+    ("DROP MATERIALIZED VIEW gone", "drop materialized view", True),
+    ("DROP SEQUENCE gone", "drop sequence", True),
+    ("DROP INDEX gone", "drop index", True),
+    ("DROP FUNCTION gone(int)", "drop function", True),
+    ("DROP SCHEMA gone", "drop schema", True),
+    ("DROP TYPE gone", "drop type", True),
+    ("DROP TRIGGER gone ON t", "drop trigger", True),
+    ("DROP POLICY gone ON t", "drop policy", True),
+    ("DROP RULE gone ON t", "drop rule", True),
+    ("DROP EXTENSION gone", "drop extension", True),
+    ("DROP AGGREGATE gone(int)", "drop aggregate", True),
+    ("ALTER TABLE t DROP COLUMN gone", "drop column", True),
+    ("ALTER TABLE t DROP CONSTRAINT gone", "drop constraint", True),
+    ("DROP ROLE migrate_lint_gone_role", "drop role", True),
+    ("DROP DATABASE migrate_lint_gone_db", "drop database", False),
+    ("DROP TABLESPACE migrate_lint_gone_space", "drop tablespace", False),
+    ("DROP SUBSCRIPTION migrate_lint_gone_subscription", "drop subscription", False),
+]
+
+
+def _sqlstate(connection: object, statement: str, times: int) -> str | None:
+    import psycopg2
+
+    with connection.cursor() as cursor:  # type: ignore[attr-defined]
+        for _ in range(times):
+            try:
+                cursor.execute(statement)
+            except psycopg2.Error as error:
+                return error.pgcode
+    return None
+
+
+def test_the_rerun_sqlstates_are_the_servers(tmp_path: Path, db: Database) -> None:
+    """The SQLSTATE each kind of statement raises on a second run (a DROP: once its object is gone) is
+    what PostgreSQL raises; a DO block catching exactly that condition lints clean and runs twice on the
+    server, and one catching another condition is still an error. This is where the issue's
+    "PRIMARY KEY re-runs fail with 42P07" turned out to be 42P16 (multiple primary keys)."""
+    from migrate.checks.lint_rules import CONDITION_NAMES, RERUN_SQLSTATE
+
+    setup = ("CREATE TABLE t (id int, v int); CREATE TABLE t2 (id int PRIMARY KEY); "
+             "CREATE FUNCTION f(x int) RETURNS int LANGUAGE sql AS 'SELECT x';")
+    wrong: list[str] = []
+    connection = db.connect()
+    try:
+        for number, (statement, kind, in_do) in enumerate(RERUN_CASES):
+            code = RERUN_SQLSTATE[kind]
+            with connection.cursor() as cursor:
+                cursor.execute(f"CREATE SCHEMA probe_{number}; SET search_path = probe_{number}; {setup}")
+            raised = _sqlstate(connection, statement, 1 if kind.startswith("drop ") else 2)
+            if raised != code:
+                wrong.append(f"{statement}: the server raised {raised}, the lint expects {code}")
+            condition = CONDITION_NAMES[code]
+            guarded = f"DO $$\nBEGIN\n    {statement};\nEXCEPTION WHEN {condition} THEN\n    NULL;\nEND\n$$;\n"
+            found = [f.rule for f in lint_text(tmp_path, SEARCH_PATH + guarded) if f.rule.startswith("idempotent-")]
+            if found:
+                wrong.append(f"{statement} inside EXCEPTION WHEN {condition}: {found}")
+            unguarded = guarded.replace(condition, "division_by_zero")
+            if not [f for f in lint_text(tmp_path, SEARCH_PATH + unguarded) if f.rule.startswith("idempotent-")]:
+                wrong.append(f"{statement} inside EXCEPTION WHEN division_by_zero: no finding")
+            if in_do:
+                with connection.cursor() as cursor:
+                    cursor.execute(f"CREATE SCHEMA probe_do_{number}; SET search_path = probe_do_{number}; {setup}")
+                raised = _sqlstate(connection, guarded, 2)
+                if raised is not None:
+                    wrong.append(f"{statement} inside EXCEPTION WHEN {condition}: the server raised {raised}")
+    finally:
+        connection.close()
+    assert wrong == []
+    assert {kind for _, kind, _ in RERUN_CASES} == set(RERUN_SQLSTATE)

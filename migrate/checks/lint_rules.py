@@ -50,7 +50,7 @@ RULES: dict[str, Rule] = {rule.id: rule for rule in (
     Rule("idempotent-add-column", ERROR, "ALTER TABLE ... ADD COLUMN without IF NOT EXISTS",
          "write ADD COLUMN IF NOT EXISTS"),
     Rule("idempotent-create-function", ERROR, "CREATE FUNCTION/PROCEDURE without OR REPLACE",
-         "write CREATE OR REPLACE FUNCTION, or DROP FUNCTION IF EXISTS it earlier in the file"),
+         "write CREATE OR REPLACE FUNCTION, or DROP FUNCTION IF EXISTS it (same argument types) earlier in the file"),
     Rule("idempotent-create-view", ERROR, "CREATE VIEW without OR REPLACE",
          "write CREATE OR REPLACE VIEW, or DROP VIEW IF EXISTS it earlier in the file"),
     Rule("idempotent-create-trigger", ERROR, "CREATE TRIGGER without OR REPLACE or an earlier DROP TRIGGER IF EXISTS",
@@ -103,6 +103,65 @@ DROP_KINDS = {
     "OBJECT_DOMAIN": "type",
 }
 ON_TABLE_KINDS = {"trigger", "policy", "rule"}
+
+# The SQLSTATE a second run of each kind of statement raises (a CREATE or ADD: the object is already
+# there), or a run of a DROP without IF EXISTS once the object is gone. Measured on PostgreSQL 15
+# and 18 (tests/test_lint.py::test_the_rerun_sqlstates_are_the_servers). An EXCEPTION handler
+# guards a statement only if it catches this code.
+RERUN_SQLSTATE: dict[str, str] = {
+    "table": "42P07", "index": "42P07", "view": "42P07", "materialized view": "42P07", "sequence": "42P07",
+    "schema": "42P06", "extension": "42710", "function": "42723", "trigger": "42710", "policy": "42710",
+    "type": "42710", "column": "42701", "constraint": "42710", "constraint UNIQUE": "42P07",
+    "constraint EXCLUDE": "42P07", "constraint PRIMARY KEY": "42P16",
+    "drop table": "42P01", "drop view": "42P01", "drop materialized view": "42P01", "drop sequence": "42P01",
+    "drop index": "42704", "drop function": "42883", "drop schema": "3F000", "drop type": "42704",
+    "drop trigger": "42704", "drop policy": "42704", "drop rule": "42704", "drop extension": "42704",
+    "drop aggregate": "42883", "drop column": "42703", "drop constraint": "42704", "drop role": "42704",
+    "drop database": "3D000", "drop tablespace": "42704", "drop subscription": "42704",
+}
+# PL/pgSQL condition names of those codes (a name ending in 000 names a whole class).
+CONDITIONS: dict[str, str] = {
+    "duplicate_table": "42P07", "duplicate_object": "42710", "duplicate_schema": "42P06",
+    "duplicate_function": "42723", "duplicate_column": "42701", "invalid_table_definition": "42P16",
+    "undefined_table": "42P01", "undefined_object": "42704", "undefined_function": "42883",
+    "undefined_column": "42703", "invalid_schema_name": "3F000", "invalid_catalog_name": "3D000",
+    "syntax_error_or_access_rule_violation": "42000",
+}
+CONDITION_NAMES = {code: name for name, code in CONDITIONS.items()}
+
+
+@dataclass(frozen=True)
+class Guard:
+    """What keeps a statement inside a DO block from failing when the block runs again.
+
+    A CREATE or ADD fails on a second run because the object is there; a DROP without IF EXISTS
+    because it is gone. An IF whose condition checks the catalog guards a create only when it
+    runs it while the object is absent (IF NOT EXISTS, NOT FOUND, ... IS NULL, count = 0, or the
+    ELSE of the opposite), and a drop only while it is present: `if_absent` / `if_present`. A
+    condition whose sense the lint cannot read sets both, as a guard for either. An EXCEPTION
+    handler guards only against the conditions it names (`caught`: names or SQLSTATEs, or OTHERS).
+    """
+
+    if_absent: bool = False
+    if_present: bool = False
+    caught: tuple[str, ...] = ()
+
+    def __or__(self, other: Guard) -> Guard:
+        return Guard(self.if_absent or other.if_absent, self.if_present or other.if_present,
+                     self.caught + tuple(c for c in other.caught if c not in self.caught))
+
+    def catches(self, sqlstate: str) -> bool:
+        for condition in self.caught:
+            code = CONDITIONS.get(condition, condition.upper())
+            if condition == "others" or code == sqlstate or (code.endswith("000") and code[:2] == sqlstate[:2]):
+                return True
+        return False
+
+    def covers(self, sqlstate: str, drop: bool = False) -> bool:
+        return (self.if_present if drop else self.if_absent) or self.catches(sqlstate)
+
+
+NO_GUARD = Guard()
 
 
 @dataclass(frozen=True)
@@ -168,18 +227,53 @@ def _label(schema: str | None, name: str) -> str:
     return f"{schema}.{name}" if schema else name
 
 
+TypeKey = tuple[str | None, str, int]  # (schema or None, name, array dimensions) of an argument type
+
+
+def _same_schema(one: str | None, other: str | None) -> bool:
+    """Unqualified names match any schema: the lint does not resolve them."""
+    return one is None or other is None or one == other
+
+
+def _type_key(type_name: Any) -> TypeKey:
+    """An argument type as PostgreSQL identifies it: `integer`, `int` and `pg_catalog.int4` are one type."""
+    schema, name = _qualified(type_name)
+    return (None if schema == "pg_catalog" else schema), name, len(type_name.arrayBounds or ())
+
+
+def _same_signature(one: tuple[TypeKey, ...], other: tuple[TypeKey, ...]) -> bool:
+    return len(one) == len(other) and all(
+        a[1:] == b[1:] and _same_schema(a[0], b[0]) for a, b in zip(one, other, strict=True))
+
+
+INPUT_MODES = {"FUNC_PARAM_IN", "FUNC_PARAM_INOUT", "FUNC_PARAM_VARIADIC", "FUNC_PARAM_DEFAULT"}
+
+
+def _signature(parameters: Any) -> tuple[TypeKey, ...]:
+    """The input argument types of CREATE FUNCTION's parameters (OUT and TABLE ones are not part of it)."""
+    return tuple(_type_key(p.argType) for p in parameters or () if _enum(p.mode) in INPUT_MODES)
+
+
 @dataclass(frozen=True)
 class _Key:
-    """An object a DROP ... IF EXISTS removed, to recognise a guarded CREATE of the same object."""
+    """An object a DROP ... IF EXISTS removed, to recognise a guarded CREATE of the same object.
+
+    `signature`: a function's input argument types; None when the DROP named none (`DROP FUNCTION f`
+    drops the one function of that name, whatever its arguments).
+    """
 
     kind: str
     schema: str | None
     name: str
     table: str = ""
+    signature: tuple[TypeKey, ...] | None = None
 
     def matches(self, other: _Key) -> bool:
-        same_schema = self.schema is None or other.schema is None or self.schema == other.schema
-        return self.kind == other.kind and self.name == other.name and self.table == other.table and same_schema
+        same = (self.kind == other.kind and self.name == other.name and self.table == other.table
+                and _same_schema(self.schema, other.schema))
+        if same and self.signature is not None and other.signature is not None:
+            return _same_signature(self.signature, other.signature)
+        return same
 
 
 # --- checking one file ------------------------------------------------------------------------
@@ -200,6 +294,7 @@ class FileLinter:
         self.findings: list[tuple[int, Finding]] = []  # (statement index, finding)
         self.dropped: list[_Key] = []
         self.created_tables: set[tuple[str | None, str]] = set()
+        self.temp_tables: set[str] = set()
         self.current_schema: str | None = None
         self.sets_search_path = False
         self.statement_index = 0
@@ -226,44 +321,82 @@ class FileLinter:
                      f"keep to the app schema {self.app_schema}, or add `-- migrate:allow-schema {resolved}` "
                      "to this file if the change is intended")
 
+    def rerun(self, rule: str, at: tuple[int, int], message: str, guard: Guard, kind: str,
+              fix: str | None = None, catalog: str = "the catalog") -> None:
+        """Report `rule` unless `guard` keeps the statement from failing when it runs again.
+
+        `kind` names the statement in RERUN_SQLSTATE (a `drop ...` kind fails once the object is
+        gone, any other once it is there). When a guard is there but the wrong one, the message
+        says why it does not hold and the fix says what would.
+        """
+        drop = kind.startswith("drop ")
+        sqlstate = RERUN_SQLSTATE[kind]
+        if guard.covers(sqlstate, drop):
+            return
+        needed = CONDITION_NAMES.get(sqlstate, f"SQLSTATE '{sqlstate}'")
+        if guard.caught:
+            message += (f": its EXCEPTION handler catches {' or '.join(guard.caught)}, but a "
+                        f"{'run without the object' if drop else 'second run'} raises {needed} ({sqlstate})")
+            fix = (f"write EXCEPTION WHEN {' OR '.join(guard.caught + (needed,))}, or check {catalog} first")
+        elif guard.if_present or guard.if_absent:
+            verb, turned = ("does not exist", "IF EXISTS (...)") if drop else ("exists", "IF NOT EXISTS (...) or "
+                                                                                "IF NOT FOUND")
+            message += f": the IF around it runs it when what it checks {verb}"
+            fix = f"turn the condition around: {turned} THEN"
+        self.add(rule, at, message, fix)
+
+    def is_temp(self, relation: Any) -> bool:
+        """A temporary table this file created: gone before any second run (each file has a fresh session)."""
+        schema, name = _qualified(relation)
+        return schema in (None, "pg_temp") and name in self.temp_tables
+
     # statements
-    def check(self, node: Any, where: Where, guarded: bool = False) -> None:
+    def check(self, node: Any, where: Where, guard: Guard = NO_GUARD) -> None:
         kind = type(node).__name__
         handler = getattr(self, f"_check_{kind}", None)
         if handler is not None:
-            handler(node, where, guarded)
+            handler(node, where, guard)
 
-    def _check_CreateStmt(self, node: Any, where: Where, guarded: bool) -> None:
+    def _check_CreateStmt(self, node: Any, where: Where, guard: Guard) -> None:
         schema, name = _qualified(node.relation)
         at = where(node.relation.location)
-        if not node.if_not_exists and not guarded and not self.was_dropped(_Key("table", schema, name)):
-            self.add("idempotent-create-table", at, f"CREATE TABLE {_label(schema, name)} has no IF NOT EXISTS")
         self.created_tables.add((schema, name))
+        if node.relation.relpersistence == "t":  # lives in pg_temp, and only until the session ends
+            self.temp_tables.add(name)
+            return
+        if not node.if_not_exists and not self.was_dropped(_Key("table", schema, name)):
+            self.rerun("idempotent-create-table", at, f"CREATE TABLE {_label(schema, name)} has no IF NOT EXISTS",
+                       guard, "table")
         self.touch(schema, f"CREATE TABLE {_label(schema, name)}", at)
 
-    def _check_CreateTableAsStmt(self, node: Any, where: Where, guarded: bool) -> None:
+    def _check_CreateTableAsStmt(self, node: Any, where: Where, guard: Guard) -> None:
         relation = node.into.rel
         schema, name = _qualified(relation)
         matview = _enum(node.objtype) == "OBJECT_MATVIEW"
         kind = "MATERIALIZED VIEW" if matview else "TABLE"
         what = f"CREATE {kind} {_label(schema, name)}"
         at = where(relation.location)
-        key = _Key("materialized view" if matview else "table", schema, name)
-        if not node.if_not_exists and not guarded and not self.was_dropped(key):
-            self.add("idempotent-create-table", at, f"{what} has no IF NOT EXISTS",
-                     f"write CREATE {kind} IF NOT EXISTS")
         if not matview:
             self.created_tables.add((schema, name))
+        if relation.relpersistence == "t":
+            self.temp_tables.add(name)
+            return
+        key = _Key(kind.lower(), schema, name)
+        if not node.if_not_exists and not self.was_dropped(key):
+            self.rerun("idempotent-create-table", at, f"{what} has no IF NOT EXISTS", guard, kind.lower(),
+                       f"write CREATE {kind} IF NOT EXISTS")
         self.touch(schema, what, at)
 
-    def _check_IndexStmt(self, node: Any, where: Where, guarded: bool) -> None:
+    def _check_IndexStmt(self, node: Any, where: Where, guard: Guard) -> None:
         schema, table = _qualified(node.relation)
         at = where(None)
         name = node.idxname
-        if not guarded and not node.if_not_exists and not (name and self.was_dropped(_Key("index", schema, name))):
+        if self.is_temp(node.relation):  # an index of a temp table is temporary too
+            return
+        if not node.if_not_exists and not (name and self.was_dropped(_Key("index", schema, name))):
             if name:
-                self.add("idempotent-create-index", at, f"CREATE INDEX {name} has no IF NOT EXISTS")
-            else:
+                self.rerun("idempotent-create-index", at, f"CREATE INDEX {name} has no IF NOT EXISTS", guard, "index")
+            else:  # no guard helps: the name is new every time
                 self.add("idempotent-create-index", at,
                          f"CREATE INDEX on {_label(schema, table)} has no name, so every run adds another index")
         if not node.concurrent and not self.table_is_new(node.relation):
@@ -272,33 +405,40 @@ class FileLinter:
                      "blocks writes to the table while the index builds")
         self.touch(schema, f"CREATE INDEX on {_label(schema, table)}", at)
 
-    def _check_CreateSchemaStmt(self, node: Any, where: Where, guarded: bool) -> None:
+    def _check_CreateSchemaStmt(self, node: Any, where: Where, guard: Guard) -> None:
         at = where(None)
         name = node.schemaname or ""
-        if name and not node.if_not_exists and not guarded and not self.was_dropped(_Key("schema", None, name)):
-            self.add("idempotent-create-schema", at, f"CREATE SCHEMA {name} has no IF NOT EXISTS")
+        if name and not node.if_not_exists and not self.was_dropped(_Key("schema", None, name)):
+            self.rerun("idempotent-create-schema", at, f"CREATE SCHEMA {name} has no IF NOT EXISTS", guard, "schema",
+                       catalog="pg_namespace")
         if name:
             self.touch(name, f"CREATE SCHEMA {name}", at)
 
-    def _check_CreateExtensionStmt(self, node: Any, where: Where, guarded: bool) -> None:
+    def _check_CreateExtensionStmt(self, node: Any, where: Where, guard: Guard) -> None:
         at = where(None)
         name = node.extname
-        if not node.if_not_exists and not guarded and not self.was_dropped(_Key("extension", None, name)):
-            self.add("idempotent-create-extension", at, f"CREATE EXTENSION {name} has no IF NOT EXISTS")
+        if not node.if_not_exists and not self.was_dropped(_Key("extension", None, name)):
+            self.rerun("idempotent-create-extension", at, f"CREATE EXTENSION {name} has no IF NOT EXISTS", guard,
+                       "extension", catalog="pg_extension")
         for option in node.options or ():
             if option.defname == "schema":
                 self.touch(_strings(option.arg)[0], f"CREATE EXTENSION {name}", at)
 
-    def _check_CreateSeqStmt(self, node: Any, where: Where, guarded: bool) -> None:
+    def _check_CreateSeqStmt(self, node: Any, where: Where, guard: Guard) -> None:
         schema, name = _qualified(node.sequence)
         at = where(node.sequence.location)
-        if not node.if_not_exists and not guarded and not self.was_dropped(_Key("sequence", schema, name)):
-            self.add("idempotent-create-sequence", at, f"CREATE SEQUENCE {_label(schema, name)} has no IF NOT EXISTS")
+        if node.sequence.relpersistence == "t":
+            return
+        if not node.if_not_exists and not self.was_dropped(_Key("sequence", schema, name)):
+            self.rerun("idempotent-create-sequence", at, f"CREATE SEQUENCE {_label(schema, name)} has no IF NOT EXISTS",
+                       guard, "sequence")
         self.touch(schema, f"CREATE SEQUENCE {_label(schema, name)}", at)
 
-    def _check_AlterTableStmt(self, node: Any, where: Where, guarded: bool) -> None:
+    def _check_AlterTableStmt(self, node: Any, where: Where, guard: Guard) -> None:
         schema, table = _qualified(node.relation)
         label = _label(schema, table)
+        if self.is_temp(node.relation):
+            return
         new_table = self.table_is_new(node.relation)
         for command in node.cmds or ():
             subtype = _enum(command.subtype)
@@ -306,9 +446,9 @@ class FileLinter:
             at = where(getattr(definition, "location", None))
             if subtype == "AT_AddColumn":
                 column = definition.colname
-                if not command.missing_ok and not guarded:
-                    self.add("idempotent-add-column", at,
-                             f"ALTER TABLE {label} ADD COLUMN {column} has no IF NOT EXISTS")
+                if not command.missing_ok:
+                    self.rerun("idempotent-add-column", at, f"ALTER TABLE {label} ADD COLUMN {column} has no IF NOT "
+                               "EXISTS", guard, "column", catalog="information_schema.columns")
                 constraints = {_enum(c.contype) for c in definition.constraints or ()}
                 not_null = bool(constraints & {"CONSTR_NOTNULL", "CONSTR_PRIMARY"}) or definition.is_not_null
                 filled = constraints & {"CONSTR_DEFAULT", "CONSTR_IDENTITY", "CONSTR_GENERATED"}
@@ -318,91 +458,102 @@ class FileLinter:
             elif subtype == "AT_AddConstraint":
                 name = getattr(definition, "conname", None)
                 key = _Key("constraint", schema, name or "", table)
-                if not guarded and not (name and self.was_dropped(key)):
-                    self.add("idempotent-add-constraint", at,
-                             f"ALTER TABLE {label} ADD CONSTRAINT {name or '(unnamed)'} fails when it already exists")
+                kind = {"CONSTR_UNIQUE": "constraint UNIQUE", "CONSTR_EXCLUSION": "constraint EXCLUDE",
+                        "CONSTR_PRIMARY": "constraint PRIMARY KEY"}.get(_enum(definition.contype), "constraint")
+                if not (name and self.was_dropped(key)):
+                    self.rerun("idempotent-add-constraint", at,
+                               f"ALTER TABLE {label} ADD CONSTRAINT {name or '(unnamed)'} fails when it already exists",
+                               guard, kind, catalog="pg_constraint")
             elif subtype == "AT_AlterColumnType":
                 self.add("safety-alter-column-type", at,
                          f"ALTER TABLE {label} ALTER COLUMN {command.name} TYPE may rewrite the table under an "
                          "exclusive lock")
             elif subtype == "AT_DropColumn":
-                if not command.missing_ok and not guarded:
-                    self.add("idempotent-drop", at, f"ALTER TABLE {label} DROP COLUMN {command.name} has no IF EXISTS",
-                             "write DROP COLUMN IF EXISTS")
+                if not command.missing_ok:
+                    self.rerun("idempotent-drop", at, f"ALTER TABLE {label} DROP COLUMN {command.name} has no IF "
+                               "EXISTS", guard, "drop column", "write DROP COLUMN IF EXISTS")
                 self.add("safety-drop-column", at, f"ALTER TABLE {label} DROP COLUMN {command.name} loses its data")
             elif subtype == "AT_DropConstraint":
                 if command.missing_ok:
                     self.dropped.append(_Key("constraint", schema, command.name, table))
-                elif not guarded:
-                    self.add("idempotent-drop", at,
-                             f"ALTER TABLE {label} DROP CONSTRAINT {command.name} has no IF EXISTS",
-                             "write DROP CONSTRAINT IF EXISTS")
+                else:
+                    self.rerun("idempotent-drop", at, f"ALTER TABLE {label} DROP CONSTRAINT {command.name} has no IF "
+                               "EXISTS", guard, "drop constraint", "write DROP CONSTRAINT IF EXISTS")
         self.touch(schema, f"ALTER TABLE {label}", where(node.relation.location))
 
-    def _check_CreateFunctionStmt(self, node: Any, where: Where, guarded: bool) -> None:
+    def _check_CreateFunctionStmt(self, node: Any, where: Where, guard: Guard) -> None:
         schema, name = _qualified(node.funcname)
         what = f"CREATE {'PROCEDURE' if node.is_procedure else 'FUNCTION'} {_label(schema, name)}"
         at = where(None)
-        if not node.replace and not guarded and not self.was_dropped(_Key("function", schema, name)):
-            self.add("idempotent-create-function", at, f"{what} has no OR REPLACE")
+        key = _Key("function", schema, name, signature=_signature(node.parameters))
+        if not node.replace and not self.was_dropped(key):
+            self.rerun("idempotent-create-function", at, f"{what} has no OR REPLACE", guard, "function",
+                       catalog="pg_proc")
         self.touch(schema, what, at)
 
-    def _check_ViewStmt(self, node: Any, where: Where, guarded: bool) -> None:
+    def _check_ViewStmt(self, node: Any, where: Where, guard: Guard) -> None:
         schema, name = _qualified(node.view)
         at = where(node.view.location)
-        if not node.replace and not guarded and not self.was_dropped(_Key("view", schema, name)):
-            self.add("idempotent-create-view", at, f"CREATE VIEW {_label(schema, name)} has no OR REPLACE")
+        if node.view.relpersistence == "t":
+            return
+        if not node.replace and not self.was_dropped(_Key("view", schema, name)):
+            self.rerun("idempotent-create-view", at, f"CREATE VIEW {_label(schema, name)} has no OR REPLACE", guard,
+                       "view")
         self.touch(schema, f"CREATE VIEW {_label(schema, name)}", at)
 
-    def _check_CreateTrigStmt(self, node: Any, where: Where, guarded: bool) -> None:
+    def _check_CreateTrigStmt(self, node: Any, where: Where, guard: Guard) -> None:
         schema, table = _qualified(node.relation)
         at = where(None)
         key = _Key("trigger", schema, node.trigname, table)
-        if not node.replace and not guarded and not self.was_dropped(key):
-            self.add("idempotent-create-trigger", at,
-                     f"CREATE TRIGGER {node.trigname} ON {_label(schema, table)} fails when it already exists",
-                     f"put DROP TRIGGER IF EXISTS {node.trigname} ON {_label(schema, table)}; before it")
+        if not node.replace and not self.was_dropped(key):
+            self.rerun("idempotent-create-trigger", at,
+                       f"CREATE TRIGGER {node.trigname} ON {_label(schema, table)} fails when it already exists",
+                       guard, "trigger",
+                       f"put DROP TRIGGER IF EXISTS {node.trigname} ON {_label(schema, table)}; before it",
+                       catalog="pg_trigger")
         self.touch(schema, f"CREATE TRIGGER {node.trigname} ON {_label(schema, table)}", at)
 
-    def _check_CreatePolicyStmt(self, node: Any, where: Where, guarded: bool) -> None:
+    def _check_CreatePolicyStmt(self, node: Any, where: Where, guard: Guard) -> None:
         schema, table = _qualified(node.table)
         at = where(None)
         key = _Key("policy", schema, node.policy_name, table)
-        if not guarded and not self.was_dropped(key):
-            self.add("idempotent-create-policy", at,
-                     f"CREATE POLICY {node.policy_name} ON {_label(schema, table)} fails when it already exists",
-                     f"put DROP POLICY IF EXISTS {node.policy_name} ON {_label(schema, table)}; before it")
+        if not self.was_dropped(key):
+            self.rerun("idempotent-create-policy", at,
+                       f"CREATE POLICY {node.policy_name} ON {_label(schema, table)} fails when it already exists",
+                       guard, "policy",
+                       f"put DROP POLICY IF EXISTS {node.policy_name} ON {_label(schema, table)}; before it",
+                       catalog="pg_policies")
         self.touch(schema, f"CREATE POLICY {node.policy_name} ON {_label(schema, table)}", at)
 
-    def _create_type(self, names: Any, where: Where, guarded: bool, what: str = "TYPE") -> None:
+    def _create_type(self, names: Any, where: Where, guard: Guard, what: str = "TYPE") -> None:
         schema, name = _qualified(names)
         at = where(None)
-        if not guarded and not self.was_dropped(_Key("type", schema, name)):
-            self.add("idempotent-create-type", at, f"CREATE {what} {_label(schema, name)} fails when it already exists",
-                     f"wrap it in a DO block that checks pg_type first, or put DROP {what} IF EXISTS "
-                     f"{_label(schema, name)} before it")
+        if not self.was_dropped(_Key("type", schema, name)):
+            self.rerun("idempotent-create-type", at, f"CREATE {what} {_label(schema, name)} fails when it already "
+                       "exists", guard, "type", f"wrap it in a DO block that checks pg_type first, or put DROP {what} "
+                       f"IF EXISTS {_label(schema, name)} before it", catalog="pg_type")
         self.touch(schema, f"CREATE {what} {_label(schema, name)}", at)
 
-    def _check_CompositeTypeStmt(self, node: Any, where: Where, guarded: bool) -> None:
-        self._create_type(node.typevar, where, guarded)
+    def _check_CompositeTypeStmt(self, node: Any, where: Where, guard: Guard) -> None:
+        self._create_type(node.typevar, where, guard)
 
-    def _check_CreateEnumStmt(self, node: Any, where: Where, guarded: bool) -> None:
-        self._create_type(node.typeName, where, guarded)
+    def _check_CreateEnumStmt(self, node: Any, where: Where, guard: Guard) -> None:
+        self._create_type(node.typeName, where, guard)
 
-    def _check_CreateRangeStmt(self, node: Any, where: Where, guarded: bool) -> None:
-        self._create_type(node.typeName, where, guarded)
+    def _check_CreateRangeStmt(self, node: Any, where: Where, guard: Guard) -> None:
+        self._create_type(node.typeName, where, guard)
 
-    def _check_CreateDomainStmt(self, node: Any, where: Where, guarded: bool) -> None:
-        self._create_type(node.domainname, where, guarded, "DOMAIN")
+    def _check_CreateDomainStmt(self, node: Any, where: Where, guard: Guard) -> None:
+        self._create_type(node.domainname, where, guard, "DOMAIN")
 
-    def _check_DefineStmt(self, node: Any, where: Where, guarded: bool) -> None:
+    def _check_DefineStmt(self, node: Any, where: Where, guard: Guard) -> None:
         if _enum(node.kind) == "OBJECT_TYPE":
-            self._create_type(node.defnames, where, guarded)
+            self._create_type(node.defnames, where, guard)
         else:
             schema, name = _qualified(node.defnames)
             self.touch(schema, f"CREATE {_enum(node.kind)[7:]} {_label(schema, name)}", where(None))
 
-    def _check_DropStmt(self, node: Any, where: Where, guarded: bool) -> None:
+    def _check_DropStmt(self, node: Any, where: Where, guard: Guard) -> None:
         at = where(None)
         remove = _enum(node.removeType)
         kind = DROP_KINDS.get(remove, remove[7:].lower().replace("_", " "))
@@ -418,11 +569,19 @@ class FileLinter:
                 label = name
             else:
                 schema, name = _qualified(target)
-                key = _Key(kind, schema, name)
+                signature = None
+                if kind == "function" and not getattr(target, "args_unspecified", True):
+                    signature = tuple(_type_key(t) for t in target.objargs or ())
+                key = _Key(kind, schema, name, signature=signature)
                 label = _label(schema, name)
+            if kind == "table" and key.schema in (None, "pg_temp") and key.name in self.temp_tables:
+                continue  # this file's own temporary table
             if node.missing_ok:
                 self.dropped.append(key)
-            elif not guarded:
+            elif f"drop {kind}" in RERUN_SQLSTATE:
+                self.rerun("idempotent-drop", at, f"DROP {kind.upper()} {label} has no IF EXISTS", guard,
+                           f"drop {kind}", f"write DROP {kind.upper()} IF EXISTS")
+            elif guard == NO_GUARD:
                 self.add("idempotent-drop", at, f"DROP {kind.upper()} {label} has no IF EXISTS",
                          f"write DROP {kind.upper()} IF EXISTS")
             if kind == "table":
@@ -430,43 +589,44 @@ class FileLinter:
             if kind != "extension":
                 self.touch(key.schema, f"DROP {kind.upper()} {label}", at)
 
-    def _check_generic_drop(self, node: Any, where: Where, guarded: bool, what: str) -> None:
-        if not getattr(node, "missing_ok", True) and not guarded:
-            self.add("idempotent-drop", where(None), f"{what} has no IF EXISTS", "write DROP ... IF EXISTS")
+    def _check_generic_drop(self, node: Any, where: Where, guard: Guard, what: str, kind: str) -> None:
+        if not getattr(node, "missing_ok", True):
+            self.rerun("idempotent-drop", where(None), f"{what} has no IF EXISTS", guard, kind,
+                       "write DROP ... IF EXISTS")
 
-    def _check_DropRoleStmt(self, node: Any, where: Where, guarded: bool) -> None:
-        self._check_generic_drop(node, where, guarded, "DROP ROLE")
+    def _check_DropRoleStmt(self, node: Any, where: Where, guard: Guard) -> None:
+        self._check_generic_drop(node, where, guard, "DROP ROLE", "drop role")
 
-    def _check_DropdbStmt(self, node: Any, where: Where, guarded: bool) -> None:
-        self._check_generic_drop(node, where, guarded, f"DROP DATABASE {node.dbname}")
+    def _check_DropdbStmt(self, node: Any, where: Where, guard: Guard) -> None:
+        self._check_generic_drop(node, where, guard, f"DROP DATABASE {node.dbname}", "drop database")
 
-    def _check_DropTableSpaceStmt(self, node: Any, where: Where, guarded: bool) -> None:
-        self._check_generic_drop(node, where, guarded, f"DROP TABLESPACE {node.tablespacename}")
+    def _check_DropTableSpaceStmt(self, node: Any, where: Where, guard: Guard) -> None:
+        self._check_generic_drop(node, where, guard, f"DROP TABLESPACE {node.tablespacename}", "drop tablespace")
 
-    def _check_DropSubscriptionStmt(self, node: Any, where: Where, guarded: bool) -> None:
-        self._check_generic_drop(node, where, guarded, f"DROP SUBSCRIPTION {node.subname}")
+    def _check_DropSubscriptionStmt(self, node: Any, where: Where, guard: Guard) -> None:
+        self._check_generic_drop(node, where, guard, f"DROP SUBSCRIPTION {node.subname}", "drop subscription")
 
     # statements that only alter: schema isolation
     def _touch_node(self, target: Any, what: str, where: Where) -> None:
         schema, name = _qualified(target)
         self.touch(schema, f"{what} {_label(schema, name)}", where(getattr(target, "location", None)))
 
-    def _check_AlterSeqStmt(self, node: Any, where: Where, guarded: bool) -> None:
+    def _check_AlterSeqStmt(self, node: Any, where: Where, guard: Guard) -> None:
         self._touch_node(node.sequence, "ALTER SEQUENCE", where)
 
-    def _check_AlterPolicyStmt(self, node: Any, where: Where, guarded: bool) -> None:
+    def _check_AlterPolicyStmt(self, node: Any, where: Where, guard: Guard) -> None:
         self._touch_node(node.table, f"ALTER POLICY {node.policy_name} ON", where)
 
-    def _check_RuleStmt(self, node: Any, where: Where, guarded: bool) -> None:
+    def _check_RuleStmt(self, node: Any, where: Where, guard: Guard) -> None:
         self._touch_node(node.relation, f"CREATE RULE {node.rulename} ON", where)
 
-    def _check_AlterFunctionStmt(self, node: Any, where: Where, guarded: bool) -> None:
+    def _check_AlterFunctionStmt(self, node: Any, where: Where, guard: Guard) -> None:
         self._touch_node(node.func, "ALTER FUNCTION", where)
 
-    def _check_AlterEnumStmt(self, node: Any, where: Where, guarded: bool) -> None:
+    def _check_AlterEnumStmt(self, node: Any, where: Where, guard: Guard) -> None:
         self._touch_node(node.typeName, "ALTER TYPE", where)
 
-    def _check_AlterDomainStmt(self, node: Any, where: Where, guarded: bool) -> None:
+    def _check_AlterDomainStmt(self, node: Any, where: Where, guard: Guard) -> None:
         self._touch_node(node.typeName, "ALTER DOMAIN", where)
 
     def _object_schema(self, object_type: str, target: Any) -> tuple[str | None, str]:
@@ -474,7 +634,7 @@ class FileLinter:
             return (_strings(target) or [None])[0], ""
         return _qualified(target)
 
-    def _check_RenameStmt(self, node: Any, where: Where, guarded: bool) -> None:
+    def _check_RenameStmt(self, node: Any, where: Where, guard: Guard) -> None:
         object_type = _enum(node.renameType)
         if object_type == "OBJECT_SCHEMA":
             self.touch(node.subname, f"ALTER SCHEMA {node.subname} RENAME", where(None))
@@ -484,17 +644,17 @@ class FileLinter:
             schema, name = _qualified(_strings(node.object)[:-1])
         self.touch(schema, f"RENAME {_label(schema, name)}", where(None))
 
-    def _check_AlterObjectSchemaStmt(self, node: Any, where: Where, guarded: bool) -> None:
+    def _check_AlterObjectSchemaStmt(self, node: Any, where: Where, guard: Guard) -> None:
         object_type = _enum(node.objectType)
         schema, name = self._object_schema(object_type, node.relation or node.object)
         self.touch(schema, f"ALTER ... SET SCHEMA of {_label(schema, name)}", where(None))
         self.touch(node.newschema, f"ALTER {_label(schema, name)} SET SCHEMA {node.newschema}", where(None))
 
-    def _check_AlterOwnerStmt(self, node: Any, where: Where, guarded: bool) -> None:
+    def _check_AlterOwnerStmt(self, node: Any, where: Where, guard: Guard) -> None:
         schema, name = self._object_schema(_enum(node.objectType), node.relation or node.object)
         self.touch(schema, f"ALTER ... OWNER of {_label(schema, name)}", where(None))
 
-    def _check_CommentStmt(self, node: Any, where: Where, guarded: bool) -> None:
+    def _check_CommentStmt(self, node: Any, where: Where, guard: Guard) -> None:
         object_type = _enum(node.objtype)
         target = node.object
         if object_type in ("OBJECT_TRIGGER", "OBJECT_POLICY", "OBJECT_RULE", "OBJECT_TABCONSTRAINT"):
@@ -504,7 +664,7 @@ class FileLinter:
         schema, name = self._object_schema(object_type, target)
         self.touch(schema, f"COMMENT ON {_label(schema, name)}", where(None))
 
-    def _check_GrantStmt(self, node: Any, where: Where, guarded: bool) -> None:
+    def _check_GrantStmt(self, node: Any, where: Where, guard: Guard) -> None:
         verb = "GRANT" if node.is_grant else "REVOKE"
         target_type = _enum(node.targtype)
         object_type = _enum(node.objtype)
@@ -516,13 +676,13 @@ class FileLinter:
                 schema, name = _qualified(target)
                 self.touch(schema, f"{verb} ON {_label(schema, name)}", where(None))
 
-    def _check_AlterDefaultPrivilegesStmt(self, node: Any, where: Where, guarded: bool) -> None:
+    def _check_AlterDefaultPrivilegesStmt(self, node: Any, where: Where, guard: Guard) -> None:
         for option in node.options or ():
             if option.defname == "schemas":
                 for name in _strings(option.arg):
                     self.touch(name, f"ALTER DEFAULT PRIVILEGES IN SCHEMA {name}", where(None))
 
-    def _check_VariableSetStmt(self, node: Any, where: Where, guarded: bool) -> None:
+    def _check_VariableSetStmt(self, node: Any, where: Where, guard: Guard) -> None:
         if (node.name or "").lower() != "search_path":
             return
         self.sets_search_path = True
@@ -535,7 +695,7 @@ class FileLinter:
                 break
         self.current_schema = first if _enum(node.kind) == "VAR_SET_VALUE" else None
 
-    def _check_DoStmt(self, node: Any, where: Where, guarded: bool) -> None:
+    def _check_DoStmt(self, node: Any, where: Where, guard: Guard) -> None:
         language, body, body_at = "plpgsql", None, None
         for option in node.args or ():
             if option.defname == "language":
@@ -546,10 +706,10 @@ class FileLinter:
         if language != "plpgsql" or body is None:
             return
         body_line, _ = where(body_at)
-        for lineno, query, inner_guarded in _do_body_statements(body):
-            self._check_inner(query, body_line + max(lineno, 1) - 1, guarded or inner_guarded)
+        for lineno, query, inner_guard in _do_body_statements(body):
+            self._check_inner(query, body_line + max(lineno, 1) - 1, guard | inner_guard)
 
-    def _check_inner(self, query: str, line: int, guarded: bool) -> None:
+    def _check_inner(self, query: str, line: int, guard: Guard) -> None:
         from pglast import parser
 
         try:
@@ -560,15 +720,15 @@ class FileLinter:
         words = query.split()
         column = source_line.find(words[0]) + 1 if words and words[0] in source_line else 1
         for raw in raws:
-            self.check(raw.stmt, lambda _offset: (line, column), guarded)
+            self.check(raw.stmt, lambda _offset: (line, column), guard)
 
 
-def _do_body_statements(body: str) -> list[tuple[int, str, bool]]:
-    """(line in the body, SQL, guarded?) of each plain SQL statement of a PL/pgSQL DO body.
+def _do_body_statements(body: str) -> list[tuple[int, str, Guard]]:
+    """(line in the body, SQL, its Guard) of each plain SQL statement of a PL/pgSQL DO body.
 
-    Guarded means inside an IF whose condition checks the catalog (EXISTS, FOUND, to_regclass,
-    pg_*, information_schema) or inside a block with an EXCEPTION handler: the statement cannot fail
-    on a second run the way a bare one does.
+    A statement is guarded by the IFs around it whose condition checks the catalog (EXISTS, FOUND,
+    to_regclass, pg_*, information_schema), in the sense that condition reads (see Guard), and by
+    the EXCEPTION handlers of the blocks around it, for the conditions they name.
     """
     from pglast import parser
 
@@ -580,33 +740,103 @@ def _do_body_statements(body: str) -> list[tuple[int, str, bool]]:
         tree = json.loads(parser.parse_plpgsql_json(source))
     except Exception:  # noqa: BLE001 - any PL/pgSQL parse failure: leave it to PostgreSQL
         return []
-    found: list[tuple[int, str, bool]] = []
+    found: list[tuple[int, str, Guard]] = []
 
-    def walk(value: Any, guarded: bool) -> None:
+    def expression(node: dict[str, Any]) -> str:
+        return node.get("PLpgSQL_expr", {}).get("query", "")
+
+    def walk(value: Any, guard: Guard) -> None:
         if isinstance(value, list):
             for item in value:
-                walk(item, guarded)
+                walk(item, guard)
             return
         if not isinstance(value, dict):
             return
         for key, inner in value.items():
             if key == "PLpgSQL_stmt_execsql":
-                query = inner.get("sqlstmt", {}).get("PLpgSQL_expr", {}).get("query", "")
-                found.append((int(inner.get("lineno", 1)), query, guarded))
+                found.append((int(inner.get("lineno", 1)), expression(inner.get("sqlstmt", {})), guard))
             elif key == "PLpgSQL_stmt_if":
-                condition = inner.get("cond", {}).get("PLpgSQL_expr", {}).get("query", "")
-                checks = bool(GUARD_CONDITION.search(condition))
-                walk(inner.get("then_body", []), guarded or checks)
+                then_guard, else_guard = _condition_guards(expression(inner.get("cond", {})))
+                walk(inner.get("then_body", []), guard | then_guard)
                 for branch in inner.get("elsif_list", []):
                     elsif = branch.get("PLpgSQL_if_elsif", {})
-                    cond = elsif.get("cond", {}).get("PLpgSQL_expr", {}).get("query", "")
-                    walk(elsif.get("stmts", []), guarded or bool(GUARD_CONDITION.search(cond)))
-                walk(inner.get("else_body", []), guarded or checks)
+                    branch_then, branch_else = _condition_guards(expression(elsif.get("cond", {})))
+                    walk(elsif.get("stmts", []), guard | branch_then)
+                    else_guard = else_guard | branch_else
+                walk(inner.get("else_body", []), guard | else_guard)
             elif key == "PLpgSQL_stmt_block":
-                walk(inner.get("body", []), guarded or "exceptions" in inner)
-                walk(inner.get("exceptions", {}), guarded)
+                handlers = inner.get("exceptions", {}).get("PLpgSQL_exception_block", {}).get("exc_list", [])
+                caught = tuple(condition.get("PLpgSQL_condition", {}).get("condname", "").lower()
+                               for handler in handlers
+                               for condition in handler.get("PLpgSQL_exception", {}).get("conditions", []))
+                walk(inner.get("body", []), guard | Guard(caught=caught))
+                walk(inner.get("exceptions", {}), guard)
             else:
-                walk(inner, guarded)
+                walk(inner, guard)
 
-    walk(tree, False)
+    walk(tree, NO_GUARD)
     return found
+
+
+def _condition_guards(condition: str) -> tuple[Guard, Guard]:
+    """The Guard an IF condition gives its THEN branch, and the one it gives its ELSE branch."""
+    if not GUARD_CONDITION.search(condition):
+        return NO_GUARD, NO_GUARD
+    from pglast import parser
+
+    try:
+        sense = _sense(parser.parse_sql(f"SELECT ({condition})")[0].stmt.targetList[0].val)
+    except Exception:  # noqa: BLE001 - a condition pglast cannot read: a guard either way, as before
+        sense = None
+    if sense == ABSENT:
+        return Guard(if_absent=True), Guard(if_present=True)
+    if sense == PRESENT:
+        return Guard(if_present=True), Guard(if_absent=True)
+    either = Guard(if_absent=True, if_present=True)  # checks the catalog, in a sense the lint cannot read
+    return either, either
+
+
+ABSENT, PRESENT, MIXED = "absent", "present", "mixed"
+FLIPPED = {ABSENT: PRESENT, PRESENT: ABSENT, MIXED: MIXED, None: None}
+
+
+def _sense(node: Any) -> str | None:
+    """When a condition holds: ABSENT (only while the checked object is missing: NOT EXISTS, NOT FOUND,
+    IS NULL, count = 0), PRESENT (EXISTS, FOUND, IS NOT NULL, count > 0), MIXED, or None (says nothing)."""
+    kind = type(node).__name__
+    if kind == "BoolExpr":
+        operator = _enum(node.boolop)
+        parts = [_sense(arg) for arg in node.args]
+        if operator == "NOT_EXPR":
+            return FLIPPED[parts[0]]
+        senses = set(parts) - ({None} if operator == "AND_EXPR" else set())  # OR: a plain part may run it anyway
+        return senses.pop() if len(senses) == 1 else (MIXED if senses else None)
+    if kind == "SubLink" and _enum(node.subLinkType) == "EXISTS_SUBLINK":
+        return PRESENT
+    if kind == "ColumnRef" and [s.lower() for s in _strings(node.fields)] == ["found"]:
+        return PRESENT
+    if kind == "NullTest":
+        return ABSENT if _enum(node.nulltesttype) == "IS_NULL" else PRESENT
+    if kind == "BooleanTest":
+        test = _enum(node.booltesttype)
+        return _sense(node.arg) if test in ("IS_TRUE", "IS_NOT_FALSE") else FLIPPED[_sense(node.arg)]
+    if kind == "A_Expr" and _enum(node.kind) == "AEXPR_OP":
+        return _count_sense(_strings(node.name)[-1], node.lexpr, node.rexpr)
+    return None
+
+
+def _count_sense(operator: str, left: Any, right: Any) -> str | None:
+    """`(SELECT count(*) ...) = 0` holds while the object is absent, `> 0` (`<> 0`, `>= 1`) while present."""
+    def constant(node: Any) -> int | None:
+        value = getattr(node, "val", None) if type(node).__name__ == "A_Const" else None
+        return getattr(value, "ival", None) if type(value).__name__ == "Integer" else None
+
+    mirror = {"<": ">", ">": "<", "<=": ">=", ">=": "<="}
+    number = constant(right)
+    if number is None:
+        number, operator = constant(left), mirror.get(operator, operator)
+    if number == 0:
+        return {"=": ABSENT, "<=": ABSENT, ">": PRESENT, "<>": PRESENT, "!=": PRESENT}.get(operator)
+    if number == 1:
+        return {"<": ABSENT, ">=": PRESENT, "=": PRESENT}.get(operator)
+    return None
