@@ -81,11 +81,16 @@ RULE_CASES: dict[str, tuple[str, str]] = {
 }
 
 
-def settings_for(root: Path, protected_schemas: tuple[str, ...] | None = None, **changes: object) -> Settings:
+def settings_for(root: Path, protected_schemas: tuple[str, ...] | None = None,
+                 allow: tuple[str, ...] | None = None, **changes: object) -> Settings:
     values: dict[str, object] = {"env_name": "test", "root": root, "env_file": root / "envs" / "test.env",
                                  "migrations_dir": root / "migrations"}
+    options = LintOptions()
     if protected_schemas is not None:
-        values["lint"] = LintOptions(protected_schemas=protected_schemas)
+        options = options._replace(protected_schemas=protected_schemas)
+    if allow is not None:
+        options = options._replace(allow=allow)
+    values["lint"] = options
     values.update(changes)
     return Settings(**values)  # type: ignore[arg-type]
 
@@ -701,3 +706,34 @@ def test_the_rerun_sqlstates_are_the_servers(tmp_path: Path, db: Database) -> No
         connection.close()
     assert wrong == []
     assert {kind for _, kind, _ in RERUN_CASES} == set(RERUN_SQLSTATE)
+
+
+# --- issue 14: the project's lint allowlist (MIGRATE_LINT_ALLOW) ----------------------------
+
+def test_lint_allow_setting_extends_and_narrows_the_allowlist(files_project: Project) -> None:
+    from migrate.settings import DEFAULT_LINT_ALLOW
+
+    cases = {
+        "": DEFAULT_LINT_ALLOW,
+        "rows:auth.users, policy:auth.*": DEFAULT_LINT_ALLOW + ("rows:auth.users", "policy:auth.*"),
+        "none": (),
+        "none policy:storage.objects": ("policy:storage.objects",),
+        "-trigger:auth.users,-rows:storage.buckets": tuple(e for e in DEFAULT_LINT_ALLOW
+                                                          if e not in ("trigger:auth.users", "rows:storage.buckets")),
+    }
+    for value, expected in cases.items():
+        files_project.env_file("local", f"MIGRATE_LINT_ALLOW={value}\n")
+        assert files_project.settings().lint.allow == expected, value
+
+
+@pytest.mark.parametrize("value", ["policy:objects", "index:storage.objects", "policy:storage.objects;drop",
+                                   "rows:storage."])
+def test_a_bad_lint_allow_entry_is_a_configuration_error(files_project: Project, value: str) -> None:
+    files_project.env_file("local", f"MIGRATE_LINT_ALLOW={value}\n")
+    result = files_project.run("lint")
+    assert result.code == 2
+    entry = value.split(",")[0]
+    assert result.err == (
+        f"migrate: error: envs/local.env: MIGRATE_LINT_ALLOW holds {entry!r}, which is not an allowlist entry; "
+        "write KIND:SCHEMA.TABLE with KIND policy, trigger or rows (e.g. policy:storage.objects, rows:auth.*), "
+        "-KIND:SCHEMA.TABLE to remove a default, or none\n")
