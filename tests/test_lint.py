@@ -61,6 +61,12 @@ RULE_CASES: dict[str, tuple[str, str]] = {
     "idempotent-drop": ("DROP VIEW v;", "DROP VIEW IF EXISTS v;"),
     "schema-protected": ("CREATE TABLE IF NOT EXISTS auth.profiles (id int);",
                          "-- migrate:allow-schema auth\nCREATE TABLE IF NOT EXISTS auth.profiles (id int);"),
+    "schema-protected-function": (
+        "CREATE OR REPLACE FUNCTION storage.owns(name text) RETURNS bool LANGUAGE sql AS 'SELECT true';",
+        "CREATE OR REPLACE FUNCTION langconnect.owns(name text) RETURNS bool LANGUAGE sql AS 'SELECT true';"),
+    "schema-protected-rows": ("INSERT INTO auth.users (id) VALUES ('00000000-0000-0000-0000-000000000000');",
+                              "INSERT INTO storage.buckets (id, name) VALUES ('avatars', 'avatars') "
+                              "ON CONFLICT (id) DO NOTHING;"),
     "safety-create-index-concurrently": ("CREATE INDEX IF NOT EXISTS t_id_idx ON t (id);",
                                          "CREATE INDEX CONCURRENTLY IF NOT EXISTS t_id_idx ON t (id);"),
     "safety-add-column-not-null": ("ALTER TABLE t ADD COLUMN IF NOT EXISTS n int NOT NULL;",
@@ -168,18 +174,27 @@ def test_unqualified_names_follow_the_files_search_path(tmp_path: Path) -> None:
     assert "-- migrate:allow-schema storage" in findings[0].fix
 
 
+PLATFORM_CHANGES = SEARCH_PATH + textwrap.dedent("""\
+    ALTER TABLE auth.users ADD COLUMN IF NOT EXISTS nickname text;
+    DROP FUNCTION IF EXISTS storage.search(text);
+    DROP TRIGGER IF EXISTS on_signup ON auth.users;
+    CREATE TRIGGER on_signup AFTER INSERT ON auth.users FOR EACH ROW EXECUTE FUNCTION langconnect.f();
+    DROP POLICY IF EXISTS read_own ON storage.objects;
+    CREATE POLICY read_own ON storage.objects FOR SELECT USING (true);
+    GRANT SELECT ON auth.users TO authenticated;
+    CREATE EXTENSION IF NOT EXISTS vector WITH SCHEMA extensions;
+    """)
+
+
 def test_protected_schema_rule_covers_alter_drop_trigger_policy_and_grant(tmp_path: Path) -> None:
-    findings = lint_text(tmp_path, SEARCH_PATH + textwrap.dedent("""\
-        ALTER TABLE auth.users ADD COLUMN IF NOT EXISTS nickname text;
-        DROP FUNCTION IF EXISTS storage.search(text);
-        DROP TRIGGER IF EXISTS on_signup ON auth.users;
-        CREATE TRIGGER on_signup AFTER INSERT ON auth.users FOR EACH ROW EXECUTE FUNCTION langconnect.f();
-        DROP POLICY IF EXISTS read_own ON storage.objects;
-        CREATE POLICY read_own ON storage.objects FOR SELECT USING (true);
-        GRANT SELECT ON auth.users TO authenticated;
-        CREATE EXTENSION IF NOT EXISTS vector WITH SCHEMA extensions;
-        """))
+    """With the allowlist emptied (MIGRATE_LINT_ALLOW=none) every change to a platform schema is an error."""
+    findings = lint_text(tmp_path, PLATFORM_CHANGES, allow=())
     assert [(f.rule, f.line) for f in findings] == [("schema-protected", line) for line in range(2, 10)]
+
+
+def test_by_default_the_app_may_attach_its_policies_and_triggers_to_platform_tables(tmp_path: Path) -> None:
+    findings = lint_text(tmp_path, PLATFORM_CHANGES)
+    assert [(f.rule, f.line) for f in findings] == [("schema-protected", line) for line in (2, 3, 8, 9)]
 
 
 def test_reading_a_protected_schema_is_allowed(tmp_path: Path) -> None:
@@ -193,10 +208,11 @@ def test_reading_a_protected_schema_is_allowed(tmp_path: Path) -> None:
 
 def test_allow_schema_marker_allows_only_the_named_schemas(tmp_path: Path) -> None:
     findings = lint_text(tmp_path, "-- migrate:allow-schema storage\n" + SEARCH_PATH + textwrap.dedent("""\
-        DROP POLICY IF EXISTS read_own ON storage.objects;
-        CREATE POLICY read_own ON storage.objects FOR SELECT USING (true);
+        ALTER TABLE storage.objects ADD COLUMN IF NOT EXISTS note text;
+        CREATE INDEX IF NOT EXISTS objects_note_idx ON storage.objects (note);
         CREATE TABLE IF NOT EXISTS auth.extra (id int);
         """))
+    findings = [f for f in findings if f.rule != "safety-create-index-concurrently"]
     assert [(f.rule, f.line) for f in findings] == [("schema-protected", 5)]
 
 
@@ -398,7 +414,7 @@ def test_migrate_lint_off_skips_the_check(project: Project, db: Database) -> Non
 @pytest.mark.parametrize("statement", [
     "ALTER TABLE auth.users RENAME COLUMN email TO mail;",
     "ALTER SCHEMA auth RENAME TO auth_old;",
-    "ALTER TRIGGER on_signup ON auth.users RENAME TO on_signup2;",
+    "ALTER TRIGGER on_signup ON auth.sessions RENAME TO on_signup2;",
     "ALTER TABLE langconnect.x SET SCHEMA auth;",
     "ALTER FUNCTION auth.uid() SET SCHEMA langconnect;",
     "ALTER SCHEMA storage OWNER TO someone;",
@@ -708,7 +724,102 @@ def test_the_rerun_sqlstates_are_the_servers(tmp_path: Path, db: Database) -> No
     assert {kind for _, kind, _ in RERUN_CASES} == set(RERUN_SQLSTATE)
 
 
-# --- issue 14: the project's lint allowlist (MIGRATE_LINT_ALLOW) ----------------------------
+# --- issue 14: lint that knows the platform -------------------------------------------------
+
+SUPABASE_PATTERNS = SEARCH_PATH + textwrap.dedent("""\
+    CREATE OR REPLACE FUNCTION langconnect.owns_object(object_name text) RETURNS boolean
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = '' AS $$
+        SELECT (storage.foldername(object_name))[1] = auth.uid()::text
+    $$;
+    DROP POLICY IF EXISTS "avatars: owner reads" ON storage.objects;
+    CREATE POLICY "avatars: owner reads" ON storage.objects FOR SELECT TO authenticated
+        USING (bucket_id = 'avatars' AND langconnect.owns_object(name));
+    ALTER POLICY "avatars: owner reads" ON storage.objects USING (bucket_id = 'avatars');
+    COMMENT ON POLICY "avatars: owner reads" ON storage.objects IS 'each user reads their own folder';
+    DROP POLICY IF EXISTS "buckets: read" ON storage.buckets;
+    CREATE POLICY "buckets: read" ON storage.buckets FOR SELECT USING (true);
+    DROP POLICY IF EXISTS "room members listen" ON realtime.messages;
+    CREATE POLICY "room members listen" ON realtime.messages FOR SELECT TO authenticated USING (true);
+    DROP TRIGGER IF EXISTS on_auth_user_created ON auth.users;
+    CREATE TRIGGER on_auth_user_created AFTER INSERT ON auth.users
+        FOR EACH ROW EXECUTE FUNCTION langconnect.handle_new_user();
+    ALTER TRIGGER on_auth_user_created ON auth.users RENAME TO on_auth_user_created_v2;
+    INSERT INTO storage.buckets (id, name, public) VALUES ('avatars', 'avatars', false) ON CONFLICT (id) DO NOTHING;
+    UPDATE storage.buckets SET public = true WHERE id = 'avatars';
+    """)
+
+
+def test_the_documented_platform_patterns_lint_clean_by_default(tmp_path: Path) -> None:
+    findings = lint_text(tmp_path, SUPABASE_PATTERNS)
+    assert [f.format() for f in findings] == []
+
+
+def test_without_the_allowlist_each_platform_pattern_is_reported(tmp_path: Path) -> None:
+    findings = lint_text(tmp_path, SUPABASE_PATTERNS, allow=())
+    assert [(f.rule, f.line) for f in findings] == [
+        ("schema-protected", line) for line in (6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 18)] + [
+        ("schema-protected-rows", 19), ("schema-protected-rows", 20)]
+
+
+@pytest.mark.parametrize(("statement", "message"), [
+    ("ALTER TABLE storage.objects ADD COLUMN IF NOT EXISTS note text;",
+     "ALTER TABLE storage.objects changes the protected schema storage"),
+    ("ALTER TABLE storage.objects ENABLE ROW LEVEL SECURITY;",
+     "ALTER TABLE storage.objects changes the protected schema storage"),
+    ("ALTER TABLE auth.users DROP COLUMN IF EXISTS phone;", "ALTER TABLE auth.users changes the protected schema auth"),
+    ("CREATE TABLE IF NOT EXISTS storage.extra (id int);",
+     "CREATE TABLE storage.extra changes the protected schema storage"),
+    ("DROP TYPE IF EXISTS auth.factor_type;", "DROP TYPE auth.factor_type changes the protected schema auth"),
+    ("GRANT SELECT ON storage.objects TO anon;", "GRANT ON storage.objects changes the protected schema storage"),
+    ("REVOKE ALL ON storage.buckets FROM anon;", "REVOKE ON storage.buckets changes the protected schema storage"),
+    ("DROP POLICY IF EXISTS p ON auth.users;", "DROP POLICY p ON auth.users changes the protected schema auth"),
+    ("DROP TRIGGER IF EXISTS t ON storage.objects;",
+     "DROP TRIGGER t ON storage.objects changes the protected schema storage"),
+    ("CREATE TRIGGER t AFTER INSERT ON auth.users FOR EACH ROW EXECUTE FUNCTION auth.on_signup();",
+     "CREATE TRIGGER t ON auth.users calls auth.on_signup(), a function of the protected schema auth"),
+])
+def test_changing_the_platforms_structure_stays_an_error(tmp_path: Path, statement: str, message: str) -> None:
+    findings = [f for f in lint_text(tmp_path, SEARCH_PATH + statement + "\n") if f.rule.startswith("schema-")]
+    assert [(f.rule, f.severity, f.message) for f in findings] == [("schema-protected", "error", message)]
+
+
+def test_a_platform_pattern_outside_the_allowlist_names_the_setting_that_allows_it(tmp_path: Path) -> None:
+    [finding] = lint_text(tmp_path, SEARCH_PATH + "DROP POLICY IF EXISTS p ON auth.users;\n")
+    assert finding.fix == ("keep to the app schema langconnect, allow it for the project with "
+                           "MIGRATE_LINT_ALLOW=policy:auth.users, or add `-- migrate:allow-schema auth` to this file "
+                           "if the change is intended")
+
+
+def test_a_new_function_in_a_platform_schema_is_a_warning_and_replacing_the_platforms_is_an_error(
+        tmp_path: Path) -> None:
+    findings = lint_text(tmp_path, SEARCH_PATH + textwrap.dedent("""\
+        CREATE OR REPLACE FUNCTION storage.owns(name text) RETURNS bool LANGUAGE sql AS 'SELECT true';
+        CREATE OR REPLACE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql AS 'SELECT NULL::uuid';
+        """))
+    assert [(f.rule, f.severity, f.line, f.message) for f in findings] == [
+        ("schema-protected-function", "warning", 2,
+         "CREATE FUNCTION storage.owns creates a function in the protected schema storage"),
+        ("schema-protected", "error", 3,
+         "CREATE FUNCTION auth.uid replaces the platform's function auth.uid()"),
+    ]
+    assert findings[0].fix == ("create it in the app schema langconnect (policies can call langconnect.owns()), "
+                               "or add `-- migrate:allow-schema storage` to this file")
+
+
+def test_rows_of_platform_tables_outside_the_allowlist_are_a_warning(tmp_path: Path) -> None:
+    findings = lint_text(tmp_path, "SET search_path = auth, public;\n" + textwrap.dedent("""\
+        INSERT INTO users (id) VALUES ('00000000-0000-0000-0000-000000000000') ON CONFLICT DO NOTHING;
+        UPDATE auth.users SET email = lower(email);
+        DELETE FROM storage.objects WHERE bucket_id = 'tmp';
+        TRUNCATE auth.audit_log_entries;
+        WITH gone AS (DELETE FROM auth.sessions RETURNING id) SELECT count(*) FROM gone;
+        INSERT INTO storage.buckets (id, name) VALUES ('avatars', 'avatars') ON CONFLICT (id) DO NOTHING;
+        """))
+    assert [(f.rule, f.line) for f in findings] == [("schema-protected-rows", line) for line in range(2, 7)]
+    assert findings[0].message == "INSERT INTO auth.users writes rows of the platform's table auth.users"
+    assert findings[0].fix == ("leave the platform's rows to the platform, or allow it for the project with "
+                               "MIGRATE_LINT_ALLOW=rows:auth.users")
+
 
 def test_lint_allow_setting_extends_and_narrows_the_allowlist(files_project: Project) -> None:
     from migrate.settings import DEFAULT_LINT_ALLOW
@@ -724,6 +835,23 @@ def test_lint_allow_setting_extends_and_narrows_the_allowlist(files_project: Pro
     for value, expected in cases.items():
         files_project.env_file("local", f"MIGRATE_LINT_ALLOW={value}\n")
         assert files_project.settings().lint.allow == expected, value
+
+
+def test_lint_allow_applies_to_every_file_without_a_marker(files_project: Project) -> None:
+    files_project.write("lanconnect", "001_policies.sql", SEARCH_PATH + textwrap.dedent("""\
+        DROP POLICY IF EXISTS own ON auth.users;
+        CREATE POLICY own ON auth.users FOR SELECT USING (id = auth.uid());
+        INSERT INTO auth.users (id) VALUES ('00000000-0000-0000-0000-000000000000') ON CONFLICT DO NOTHING;
+        """))
+    assert files_project.run("lint").code == 4
+    files_project.env_file("local", "MIGRATE_LINT_ALLOW=policy:auth.users rows:auth.*\n")
+    result = files_project.run("lint")
+    assert (result.code, result.out) == (0, "Lint: 1 file(s) clean.\n"), result.err
+    files_project.env_file("local", "MIGRATE_LINT_ALLOW=none\n")
+    narrowed = files_project.write("lanconnect", "002_bucket.sql", SEARCH_PATH + "INSERT INTO storage.buckets "
+                                   "(id, name) VALUES ('a', 'a') ON CONFLICT (id) DO NOTHING;\n")
+    result = files_project.run("lint", str(narrowed))
+    assert result.code == 0 and "schema-protected-rows warning" in result.out
 
 
 @pytest.mark.parametrize("value", ["policy:objects", "index:storage.objects", "policy:storage.objects;drop",

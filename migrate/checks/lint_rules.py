@@ -65,6 +65,10 @@ RULES: dict[str, Rule] = {rule.id: rule for rule in (
     Rule("idempotent-drop", ERROR, "DROP without IF EXISTS", "write DROP ... IF EXISTS"),
     Rule("schema-protected", ERROR, "creates, alters or drops an object in a protected schema",
          "keep to the app schema, or add `-- migrate:allow-schema NAME` to the file if the change is intended"),
+    Rule("schema-protected-function", WARNING, "creates a function in a protected schema",
+         "create it in the app schema (policies can call it there), or add `-- migrate:allow-schema NAME` to the file"),
+    Rule("schema-protected-rows", WARNING, "writes rows of a platform table the lint allowlist does not name",
+         "leave the platform's rows to the platform, or allow them with MIGRATE_LINT_ALLOW=rows:SCHEMA.TABLE"),
     Rule("safety-create-index-concurrently", WARNING,
          "CREATE INDEX without CONCURRENTLY on a table this file did not create (blocks writes while it builds)",
          "write CREATE INDEX CONCURRENTLY IF NOT EXISTS, in a file of its own since it runs outside a transaction"),
@@ -103,6 +107,17 @@ DROP_KINDS = {
     "OBJECT_DOMAIN": "type",
 }
 ON_TABLE_KINDS = {"trigger", "policy", "rule"}
+# Functions the platform (Supabase) ships in its schemas: replacing one is a change to the platform,
+# an error, where creating a new function there is a warning.
+PLATFORM_FUNCTIONS: dict[str, frozenset[str]] = {
+    "auth": frozenset({"uid", "role", "email", "jwt"}),
+    "storage": frozenset({"foldername", "filename", "extension", "search", "get_size_by_bucket", "can_insert_object",
+                          "list_objects_with_delimiter", "list_multipart_uploads_with_delimiter", "operation",
+                          "update_updated_at_column"}),
+    "realtime": frozenset({"send", "topic", "broadcast_changes", "apply_rls", "subscription_check_filters",
+                           "list_changes", "quote_wal2json", "cast", "to_regrole", "build_prepared_statement_sql",
+                           "check_equality_op", "is_visible_through_filters"}),
+}
 
 # The SQLSTATE a second run of each kind of statement raises (a CREATE or ADD: the object is already
 # there), or a run of a DROP without IF EXISTS once the object is gone. Measured on PostgreSQL 15
@@ -291,6 +306,7 @@ class FileLinter:
         self.path = path
         self.text = text
         self.protected = set(options.protected_schemas) - allowed
+        self.allow = set(options.allow)  # `policy:storage.objects`, `rows:auth.*`: see settings.DEFAULT_LINT_ALLOW
         self.findings: list[tuple[int, Finding]] = []  # (statement index, finding)
         self.dropped: list[_Key] = []
         self.created_tables: set[tuple[str | None, str]] = set()
@@ -312,14 +328,39 @@ class FileLinter:
         schema, name = _qualified(relation)
         return any(n == name and (s is None or schema is None or s == schema) for s, n in self.created_tables)
 
-    def touch(self, schema: str | None, what: str, where: tuple[int, int]) -> None:
-        """Report a change to an object in a protected schema (unqualified: the search_path's first)."""
+    def touch(self, schema: str | None, what: str, where: tuple[int, int], entry: str | None = None) -> None:
+        """Report a change to an object in a protected schema (unqualified: the search_path's first).
+
+        `entry`: the MIGRATE_LINT_ALLOW entry that would allow it, named in the fix.
+        """
         resolved = schema or self.current_schema
         if resolved and resolved in self.protected:
+            setting = f" allow it for the project with MIGRATE_LINT_ALLOW={entry}," if entry else ""
             self.add("schema-protected", where,
                      f"{what} changes the protected schema {resolved}",
-                     f"keep to the app schema {self.app_schema}, or add `-- migrate:allow-schema {resolved}` "
+                     f"keep to the app schema {self.app_schema},{setting} or add `-- migrate:allow-schema {resolved}` "
                      "to this file if the change is intended")
+
+    def allows(self, kind: str, schema: str | None, table: str) -> bool:
+        """Whether the allowlist lets the app attach `kind` (policy, trigger, rows) to this platform table."""
+        resolved = schema or self.current_schema
+        return resolved is not None and bool({f"{kind}:{resolved}.{table}", f"{kind}:{resolved}.*"} & self.allow)
+
+    def attach(self, kind: str, schema: str | None, table: str, what: str, where: tuple[int, int]) -> None:
+        """The app's own policy or trigger on a table: fine on the allowlist's platform tables, else touch()."""
+        if not self.allows(kind, schema, table):
+            self.touch(schema, what, where, f"{kind}:{schema or self.current_schema}.{table}")
+
+    def write_rows(self, verb: str, relation: Any, where: Where) -> None:
+        """INSERT/UPDATE/DELETE/MERGE/TRUNCATE of a platform table's rows: a warning unless the allowlist names it."""
+        schema, table = _qualified(relation)
+        resolved = schema or self.current_schema
+        if resolved in self.protected and not self.allows("rows", schema, table):
+            label = f"{resolved}.{table}"
+            self.add("schema-protected-rows", where(getattr(relation, "location", None)),
+                     f"{verb} {label} writes rows of the platform's table {label}",
+                     f"leave the platform's rows to the platform, or allow it for the project with "
+                     f"MIGRATE_LINT_ALLOW=rows:{label}")
 
     def rerun(self, rule: str, at: tuple[int, int], message: str, guard: Guard, kind: str,
               fix: str | None = None, catalog: str = "the catalog") -> None:
@@ -489,7 +530,17 @@ class FileLinter:
         if not node.replace and not self.was_dropped(key):
             self.rerun("idempotent-create-function", at, f"{what} has no OR REPLACE", guard, "function",
                        catalog="pg_proc")
-        self.touch(schema, what, at)
+        resolved = schema or self.current_schema
+        if resolved not in self.protected:
+            return
+        if name in PLATFORM_FUNCTIONS.get(resolved, ()):
+            self.add("schema-protected", at, f"{what} replaces the platform's function {resolved}.{name}()",
+                     f"leave {resolved}.{name}() to the platform; give the app's function a name in the app schema "
+                     f"{self.app_schema}")
+        else:
+            self.add("schema-protected-function", at, f"{what} creates a function in the protected schema {resolved}",
+                     f"create it in the app schema {self.app_schema} (policies can call {self.app_schema}.{name}()), "
+                     f"or add `-- migrate:allow-schema {resolved}` to this file")
 
     def _check_ViewStmt(self, node: Any, where: Where, guard: Guard) -> None:
         schema, name = _qualified(node.view)
@@ -511,7 +562,16 @@ class FileLinter:
                        guard, "trigger",
                        f"put DROP TRIGGER IF EXISTS {node.trigname} ON {_label(schema, table)}; before it",
                        catalog="pg_trigger")
-        self.touch(schema, f"CREATE TRIGGER {node.trigname} ON {_label(schema, table)}", at)
+        what = f"CREATE TRIGGER {node.trigname} ON {_label(schema, table)}"
+        if not self.allows("trigger", schema, table):
+            self.attach("trigger", schema, table, what, at)
+            return
+        function_schema, function = _qualified(node.funcname)
+        resolved = function_schema or self.current_schema
+        if resolved in self.protected:  # the allowlist lets the app's functions run there, not the platform's
+            self.add("schema-protected", at,
+                     f"{what} calls {resolved}.{function}(), a function of the protected schema {resolved}",
+                     f"call a function of the app schema {self.app_schema}")
 
     def _check_CreatePolicyStmt(self, node: Any, where: Where, guard: Guard) -> None:
         schema, table = _qualified(node.table)
@@ -523,7 +583,7 @@ class FileLinter:
                        guard, "policy",
                        f"put DROP POLICY IF EXISTS {node.policy_name} ON {_label(schema, table)}; before it",
                        catalog="pg_policies")
-        self.touch(schema, f"CREATE POLICY {node.policy_name} ON {_label(schema, table)}", at)
+        self.attach("policy", schema, table, f"CREATE POLICY {node.policy_name} ON {_label(schema, table)}", at)
 
     def _create_type(self, names: Any, where: Where, guard: Guard, what: str = "TYPE") -> None:
         schema, name = _qualified(names)
@@ -586,7 +646,9 @@ class FileLinter:
                          f"write DROP {kind.upper()} IF EXISTS")
             if kind == "table":
                 self.add("safety-drop-table", at, f"DROP TABLE {label} loses its data")
-            if kind != "extension":
+            if kind in ("policy", "trigger"):
+                self.attach(kind, key.schema, key.table, f"DROP {kind.upper()} {label}", at)
+            elif kind != "extension":
                 self.touch(key.schema, f"DROP {kind.upper()} {label}", at)
 
     def _check_generic_drop(self, node: Any, where: Where, guard: Guard, what: str, kind: str) -> None:
@@ -615,7 +677,9 @@ class FileLinter:
         self._touch_node(node.sequence, "ALTER SEQUENCE", where)
 
     def _check_AlterPolicyStmt(self, node: Any, where: Where, guard: Guard) -> None:
-        self._touch_node(node.table, f"ALTER POLICY {node.policy_name} ON", where)
+        schema, table = _qualified(node.table)
+        self.attach("policy", schema, table, f"ALTER POLICY {node.policy_name} ON {_label(schema, table)}",
+                    where(node.table.location))
 
     def _check_RuleStmt(self, node: Any, where: Where, guard: Guard) -> None:
         self._touch_node(node.relation, f"CREATE RULE {node.rulename} ON", where)
@@ -642,6 +706,9 @@ class FileLinter:
         schema, name = self._object_schema(object_type, node.relation or node.object)
         if object_type in ("OBJECT_TRIGGER", "OBJECT_POLICY", "OBJECT_RULE") and node.relation is None:
             schema, name = _qualified(_strings(node.object)[:-1])
+        if object_type in ("OBJECT_TRIGGER", "OBJECT_POLICY"):  # the app's own trigger or policy, by its table
+            self.attach(object_type[7:].lower(), schema, name, f"RENAME {_label(schema, name)}", where(None))
+            return
         self.touch(schema, f"RENAME {_label(schema, name)}", where(None))
 
     def _check_AlterObjectSchemaStmt(self, node: Any, where: Where, guard: Guard) -> None:
@@ -662,6 +729,9 @@ class FileLinter:
         elif object_type == "OBJECT_COLUMN":
             target = _strings(target)[:-1]
         schema, name = self._object_schema(object_type, target)
+        if object_type in ("OBJECT_TRIGGER", "OBJECT_POLICY"):
+            self.attach(object_type[7:].lower(), schema, name, f"COMMENT ON {_label(schema, name)}", where(None))
+            return
         self.touch(schema, f"COMMENT ON {_label(schema, name)}", where(None))
 
     def _check_GrantStmt(self, node: Any, where: Where, guard: Guard) -> None:
@@ -681,6 +751,36 @@ class FileLinter:
             if option.defname == "schemas":
                 for name in _strings(option.arg):
                     self.touch(name, f"ALTER DEFAULT PRIVILEGES IN SCHEMA {name}", where(None))
+
+    # rows of the platform's tables
+    def _with(self, node: Any, where: Where, guard: Guard) -> None:
+        """The data-modifying statements of a WITH clause (`WITH gone AS (DELETE FROM ...) SELECT ...`)."""
+        clause = getattr(node, "withClause", None)
+        for cte in (clause.ctes or ()) if clause is not None else ():
+            self.check(cte.ctequery, where, guard)
+
+    def _check_InsertStmt(self, node: Any, where: Where, guard: Guard) -> None:
+        self._with(node, where, guard)
+        self.write_rows("INSERT INTO", node.relation, where)
+
+    def _check_UpdateStmt(self, node: Any, where: Where, guard: Guard) -> None:
+        self._with(node, where, guard)
+        self.write_rows("UPDATE", node.relation, where)
+
+    def _check_DeleteStmt(self, node: Any, where: Where, guard: Guard) -> None:
+        self._with(node, where, guard)
+        self.write_rows("DELETE FROM", node.relation, where)
+
+    def _check_MergeStmt(self, node: Any, where: Where, guard: Guard) -> None:
+        self._with(node, where, guard)
+        self.write_rows("MERGE INTO", node.relation, where)
+
+    def _check_SelectStmt(self, node: Any, where: Where, guard: Guard) -> None:
+        self._with(node, where, guard)
+
+    def _check_TruncateStmt(self, node: Any, where: Where, guard: Guard) -> None:
+        for relation in node.relations or ():
+            self.write_rows("TRUNCATE", relation, where)
 
     def _check_VariableSetStmt(self, node: Any, where: Where, guard: Guard) -> None:
         if (node.name or "").lower() != "search_path":
