@@ -365,9 +365,9 @@ def new(settings: Settings, description: str, track: str = "lanconnect") -> Any:
 
 def lint(settings: Settings, paths: list[str] | None = None, as_json: bool = False) -> Any:
     """Lint the named files (default: every migration file); exit 4 when any error is found."""
-    from migrate.checks.lint import find_files_to_lint, lint_files
+    from migrate.checks.lint import lint_paths
 
-    result = lint_files(settings, find_files_to_lint(settings, paths or []))
+    result = lint_paths(settings, paths or [])
     if as_json:
         documents.print_json(documents.lint_json(result.findings, result.files))
     else:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO, Database, Project
 
-from migrate.checks.lint import find_files_to_lint, lint_file, lint_files, read_any_file
+from migrate.checks.lint import lint_paths
 from migrate.checks.lint_rules import RULES, Finding
 from migrate.settings import LintOptions, Settings
 
@@ -85,6 +85,11 @@ RULE_CASES: dict[str, tuple[str, str]] = {
                              "DO $$\nBEGIN\n  IF true THEN\n    NULL;\n  END IF;\nEND\n$$;"),
     "psql-meta-command-refused": ("\\set label 'x'\n\\connect other\nSELECT 1;", "\\set label 'x'\nSELECT 1;"),
 }
+# rules about the file itself: (file name, content) of the bad and the fixed file
+RULE_FILE_CASES: dict[str, tuple[tuple[str, str | bytes], tuple[str, str | bytes]]] = {
+    "file-name": (("change.sql", "SELECT 1;"), ("004_change.sql", "SELECT 1;")),
+    "file-unreadable": (("004_change.sql", b"SELECT 1;\n-- caf\xe9\n"), ("004_change.sql", "SELECT 1;\n-- caf\xe9\n")),
+}
 
 
 def settings_for(root: Path, protected_schemas: tuple[str, ...] | None = None,
@@ -101,11 +106,15 @@ def settings_for(root: Path, protected_schemas: tuple[str, ...] | None = None,
     return Settings(**values)  # type: ignore[arg-type]
 
 
-def lint_text(root: Path, text: str, name: str = "004_change.sql", **changes: object) -> list[Finding]:
+def lint_text(root: Path, text: str | bytes, name: str = "004_change.sql", **changes: object) -> list[Finding]:
+    """Lint `text` as migrations/lanconnect/`name`, read and checked the way `inv lint FILE` does."""
     path = root / "migrations" / "lanconnect" / name
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text))
-    return lint_file(settings_for(root, **changes), read_any_file(path, root))
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(textwrap.dedent(text))
+    return lint_paths(settings_for(root, **changes), [str(path)]).findings
 
 
 def rules(findings: list[Finding]) -> list[str]:
@@ -117,21 +126,29 @@ def with_search_path(rule: str, text: str) -> str:
 
 
 def test_every_rule_has_a_case() -> None:
-    assert set(RULE_CASES) == set(RULES)
+    assert set(RULE_CASES) | set(RULE_FILE_CASES) == set(RULES)
 
 
-@pytest.mark.parametrize("rule", sorted(RULE_CASES))
+def lint_case(root: Path, rule: str, fixed: bool) -> tuple[str, list[Finding]]:
+    """The file name and the findings of a rule's bad (or fixed) case."""
+    if rule in RULE_FILE_CASES:
+        name, content = RULE_FILE_CASES[rule][fixed]
+        return name, lint_text(root, content, name=name)
+    return "004_change.sql", lint_text(root, with_search_path(rule, RULE_CASES[rule][fixed]))
+
+
+@pytest.mark.parametrize("rule", sorted(RULES))
 def test_rule_catches_the_bad_file(tmp_path: Path, rule: str) -> None:
-    findings = lint_text(tmp_path, with_search_path(rule, RULE_CASES[rule][0]))
+    name, findings = lint_case(tmp_path, rule, fixed=False)
     assert rule in rules(findings), [f.format() for f in findings]
     found = next(f for f in findings if f.rule == rule)
     assert found.severity == RULES[rule].severity
-    assert found.format().startswith(f"migrations/lanconnect/004_change.sql:{found.line}:{found.column} {rule} ")
+    assert found.format().startswith(f"migrations/lanconnect/{name}:{found.line}:{found.column} {rule} ")
 
 
-@pytest.mark.parametrize("rule", sorted(RULE_CASES))
+@pytest.mark.parametrize("rule", sorted(RULES))
 def test_rule_is_quiet_on_the_fixed_file(tmp_path: Path, rule: str) -> None:
-    findings = lint_text(tmp_path, with_search_path(rule, RULE_CASES[rule][1]))
+    _, findings = lint_case(tmp_path, rule, fixed=True)
     assert rule not in rules(findings), [f.format() for f in findings]
 
 
@@ -145,7 +162,7 @@ def test_finding_line_names_file_line_column_rule_and_fix(tmp_path: Path) -> Non
 
 def test_shipped_example_migrations_lint_clean() -> None:
     settings = settings_for(REPO)
-    result = lint_files(settings, find_files_to_lint(settings))
+    result = lint_paths(settings, [])
     assert len(result.files) >= 4
     assert [f.format() for f in result.findings] == []
 
@@ -865,3 +882,91 @@ def test_a_bad_lint_allow_entry_is_a_configuration_error(files_project: Project,
         f"migrate: error: envs/local.env: MIGRATE_LINT_ALLOW holds {entry!r}, which is not an allowlist entry; "
         "write KIND:SCHEMA.TABLE with KIND policy, trigger or rows (e.g. policy:storage.objects, rows:auth.*), "
         "-KIND:SCHEMA.TABLE to remove a default, or none\n")
+
+
+# --- issue 14: lint on a folder; every bad file and every problem in one run ---------------
+
+CLEAN = SEARCH_PATH + "CREATE TABLE IF NOT EXISTS a (id int);\n"
+
+
+def test_lint_of_the_migrations_folder_walks_its_track_folders(files_project: Project) -> None:
+    files_project.write("lanconnect", "001_ok.sql", CLEAN)
+    files_project.write("lanconnect", "0010_later.sql", CLEAN)
+    files_project.write("lanconnect", "002_ok.sql", CLEAN)
+    files_project.write("client_specific", "001_bad.sql", SEARCH_PATH + "CREATE TABLE b (id int);\n")
+    result = files_project.run("lint", "--json", "migrations")
+    assert result.code == 4
+    assert json.loads(result.out)["files"] == [
+        "migrations/lanconnect/001_ok.sql", "migrations/lanconnect/002_ok.sql", "migrations/lanconnect/0010_later.sql",
+        "migrations/client_specific/001_bad.sql"]
+    text = files_project.run("lint", "migrations")
+    assert text.out.splitlines() == [
+        "migrations/client_specific/001_bad.sql:2:14 idempotent-create-table error: CREATE TABLE b has no IF NOT "
+        "EXISTS (write CREATE TABLE IF NOT EXISTS)",
+        "Lint: 1 error(s), 0 warning(s) in 4 file(s).",
+    ]
+    track = files_project.run("lint", "migrations/lanconnect")
+    assert (track.code, track.out) == (0, "Lint: 3 file(s) clean.\n")
+    trailing = files_project.run("lint", "migrations/", "migrations/client_specific/001_bad.sql")
+    assert trailing.out.endswith("in 4 file(s).\n")  # a file named twice is linted once
+
+
+def test_lint_of_a_folder_walks_its_subfolders(files_project: Project) -> None:
+    files_project.write("lanconnect", "001_ok.sql", CLEAN)
+    nested = files_project.root / "drafts" / "2024" / "q3"
+    nested.mkdir(parents=True)
+    (nested / "001_draft.sql").write_text(CLEAN)
+    (files_project.root / "drafts" / "notes.txt").write_text("not SQL")
+    result = files_project.run("lint", "--json", "drafts")
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["files"] == ["drafts/2024/q3/001_draft.sql"]
+
+
+@pytest.mark.parametrize("layout", ["empty folder", "empty track folders", "only a README and a down file"])
+def test_lint_of_a_folder_without_sql_files_is_an_error(files_project: Project, layout: str) -> None:
+    folder = files_project.root / "migrations"
+    folder.mkdir()
+    if layout != "empty folder":
+        (folder / "lanconnect").mkdir()
+        (folder / "client_specific").mkdir()
+    if layout == "only a README and a down file":
+        (folder / "lanconnect" / "README.md").write_text("# notes\n")
+        (folder / "lanconnect" / "001_x.down.sql").write_text("DROP TABLE IF EXISTS x;\n")
+    result = files_project.run("lint", "migrations")
+    assert (result.code, result.out) == (2, "")
+    assert result.err == ("migrate: error: migrations: no .sql file in this folder or below it; name migration "
+                          "files, a track folder or the migrations folder\n")
+    default = files_project.run("lint")
+    assert (default.code, default.out) == (2, "")
+    assert default.err == ("migrate: error: no migration file in migrations/lanconnect or "
+                           "migrations/client_specific: write one with `inv new`, or point MIGRATIONS_DIR at them\n")
+
+
+def test_every_bad_file_and_every_problem_is_reported_in_one_run(files_project: Project) -> None:
+    files_project.write("lanconnect", "001_broken.sql", SEARCH_PATH + "CREATE TABLE t (id int;\n")
+    files_project.write("lanconnect", "002_two.sql", SEARCH_PATH + "CREATE TABLE u (id int);\nDROP VIEW v;\n")
+    (files_project.root / "migrations" / "lanconnect" / "003_latin1.sql").write_bytes(b"SELECT 1;\n-- caf\xe9\n")
+    files_project.write("lanconnect", "004_empty.sql", "")
+    files_project.write("client_specific", "notes.sql", CLEAN)
+    files_project.write("client_specific", "001_ok.sql", CLEAN)
+    expected = [
+        'migrations/lanconnect/001_broken.sql:2:23 syntax-error error: syntax error at or near ";" (fix the SQL)',
+        "migrations/lanconnect/002_two.sql:2:14 idempotent-create-table error: CREATE TABLE u has no IF NOT EXISTS "
+        "(write CREATE TABLE IF NOT EXISTS)",
+        "migrations/lanconnect/002_two.sql:3:1 idempotent-drop error: DROP VIEW v has no IF EXISTS "
+        "(write DROP VIEW IF EXISTS)",
+        "migrations/lanconnect/003_latin1.sql:2:7 file-unreadable error: the file is not UTF-8 (byte 0xe9) "
+        "(re-save it as UTF-8)",
+        "migrations/lanconnect/004_empty.sql:1:1 syntax-error error: the migration file holds no SQL statement, "
+        "only comments (write its SQL or delete it)",
+        "migrations/client_specific/notes.sql:1:1 file-name error: notes.sql is not a migration file name, so "
+        "migrate refuses the track (rename it to <digits>_<description>.sql such as 004_add_user_preferences.sql, "
+        "or end it in .down.sql to have it ignored)",
+        "Lint: 6 error(s), 0 warning(s) in 6 file(s).",
+    ]
+    for args in ((), ("migrations",)):
+        result = files_project.run("lint", *args)
+        assert result.code == 4
+        assert result.out.splitlines() == expected, args
+        assert result.err == ("migrate: error: lint found 6 error(s) in 6 file(s); fix them, or silence an intended "
+                              "one with -- migrate:lint-ignore RULE\n")

@@ -11,18 +11,17 @@ those rules for it; before the first statement it silences them for the whole fi
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from migrate.checks.lint_rules import ERROR, RULES, WARNING, FileLinter, Finding
-from migrate.errors import ConfigError, ValidationError
+from migrate.errors import ConfigError, MigrateError, ValidationError
 from migrate.files.sqlfiles import (
     NAME_RE,
     MigrationFile,
     checksum_of,
     decode_text,
-    find_migration_versions,
     is_ignored,
 )
 from migrate.files.statements import (
@@ -36,7 +35,7 @@ from migrate.files.statements import (
 )
 from migrate.paths import display_path
 from migrate.settings import Settings
-from migrate.tracks import build_tracks
+from migrate.tracks import build_tracks, track_names
 
 IGNORE_MARKER = re.compile(r"^\s*--\s*migrate:lint-ignore\b(.*)$", re.IGNORECASE)
 COMMENT_LINE = re.compile(r"^\s*--")
@@ -85,12 +84,16 @@ def lint_file(settings: Settings, migration_file: MigrationFile, script: Script 
     `script`: the file as migrate already parsed it (its pglast statements are reused, not parsed again).
     """
     path = display_path(migration_file.path, settings.root)
+    misnamed = []
+    if migration_file.track in track_names() and not NAME_RE.match(migration_file.name):
+        misnamed = [Finding(path, 1, 1, "file-name", f"{migration_file.name} is not a migration file name, so migrate "
+                            "refuses the track", RULES["file-name"].fix)]
     if script is None:
         try:
             script = parse_file(migration_file, settings.root, lenient=True)
         except ValidationError as error:
-            return [_refused(path, error)]
-    refused = [_refused(path, error) for error in script.plpgsql_errors]
+            return misnamed + [_refused(path, error)]
+    refused = misnamed + [_refused(path, error) for error in script.plpgsql_errors]
     if script.raws is None:
         return refused + [Finding(path, 1, 1, "lint-skipped", f"the file needs psql ({script.needs_psql}); "
                                   "it was not linted", RULES["lint-skipped"].fix)]
@@ -113,16 +116,17 @@ def lint_file(settings: Settings, migration_file: MigrationFile, script: Script 
     return sorted(_apply_ignores(findings, text, statements, path) + refused, key=lambda f: (f.line, f.column))
 
 
-def _refused(path: str, error: ValidationError) -> Finding:
-    """The finding for what parse_file refuses: FileRefused names its rule, place, problem and remedy."""
+def _refused(path: str, error: MigrateError, rule: str = "syntax-error") -> Finding:
+    """The finding for what parse_file (or reading the file) refuses: `where: problem; remedy` as a Finding.
+
+    FileRefused names its own rule, place, problem and remedy."""
     if isinstance(error, FileRefused):
         return Finding(path, error.line, error.column, error.rule, error.problem, error.remedy)
     where, _, message = error.message.partition(": ")
     parts = where.rsplit(":", 2)
     line, column = (int(parts[1]), int(parts[2])) if len(parts) == 3 and parts[2].isdigit() else (1, 1)
     text, _, remedy = message.partition("; ")
-    return Finding(path, line, column, "syntax-error", text,
-                   remedy.replace(" (nothing was applied)", "") or RULES["syntax-error"].fix)
+    return Finding(path, line, column, rule, text, remedy.replace(" (nothing was applied)", "") or RULES[rule].fix)
 
 
 def _apply_ignores(findings: list[tuple[int, Finding]], text: str, statements: list[Statement],
@@ -171,32 +175,73 @@ def read_any_file(path: Path, root: Path) -> MigrationFile:
     )
 
 
-def find_files_to_lint(settings: Settings, paths: Iterable[str] = ()) -> list[MigrationFile]:
-    """The named files (folders: their .sql files), or every migration file of every track."""
+def _file_order(path: Path) -> tuple[int, str]:
+    """Migration files by the numeric value of their number (0002 before 00010), then by name."""
+    match = NAME_RE.match(path.name)
+    return (int(match.group(1)) if match else -1, path.name)
+
+
+def _folder_order(path: Path) -> tuple[int, str]:
+    """Track folders in the order they apply (lanconnect, then client_specific), then the others by name."""
+    names = track_names()
+    return (names.index(path.name) if path.name in names else len(names), path.name)
+
+
+def _sql_files_below(folder: Path) -> list[Path]:
+    """The .sql files of `folder` (not *.down.sql), then those of its subfolders, walked the same way."""
+    entries = sorted(folder.iterdir())
+    files = sorted((p for p in entries if p.is_file() and not is_ignored(p)), key=_file_order)
+    folders = sorted((p for p in entries if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")),
+                     key=_folder_order)
+    return files + [f for sub in folders for f in _sql_files_below(sub)]
+
+
+def find_paths_to_lint(settings: Settings, paths: Iterable[str] = ()) -> list[Path]:
+    """The .sql files to lint, each once: the named files and every .sql file below the named folders,
+    or (nothing named) the files of every track folder. Nothing to lint is a usage error (exit 2), never
+    a silent pass: a CI job pointed at the wrong folder must fail."""
     given = list(paths)
+    found: list[Path] = []
     if not given:
-        return [f for track in build_tracks(settings.migrations_dir)
-                for version in find_migration_versions(track, settings.root) for f in version.files]
-    files: list[MigrationFile] = []
+        folders = [track.directory for track in build_tracks(settings.migrations_dir)]
+        for folder in folders:
+            if folder.is_dir():
+                found.extend(sorted((p for p in folder.iterdir() if p.is_file() and not is_ignored(p)),
+                                    key=_file_order))
+        if not found:
+            shown = " or ".join(display_path(folder, settings.root) for folder in folders)
+            raise ConfigError(f"no migration file in {shown}: write one with `inv new`, or point MIGRATIONS_DIR at "
+                              "them")
     for name in given:
         path = Path(name)
         path = path if path.is_absolute() else settings.root / path
         if path.is_dir():
-            files.extend(read_any_file(p, settings.root) for p in sorted(path.iterdir())
-                         if p.is_file() and not is_ignored(p))
+            below = _sql_files_below(path)
+            if not below:
+                raise ConfigError(f"{name.rstrip('/') or name}: no .sql file in this folder or below it; name "
+                                  "migration files, a track folder or the migrations folder")
+            found.extend(below)
         elif path.is_file():
-            files.append(read_any_file(path, settings.root))
+            found.append(path)
         else:
             raise ConfigError(f"{name}: no such file or folder; name migration files (or folders) to lint")
-    return files
+    unique: dict[Path, Path] = {}
+    for path in found:
+        unique.setdefault(path.resolve(), path)
+    return list(unique.values())
 
 
-def lint_files(settings: Settings, files: Iterable[MigrationFile],
-               scripts: Mapping[Path, Script] | None = None) -> LintResult:
-    """Lint `files`; `scripts` (by file path) are files migrate already parsed, reused as they are."""
+def lint_paths(settings: Settings, paths: Iterable[str] = ()) -> LintResult:
+    """`inv lint [PATH ...]`: every file of find_paths_to_lint, each read and linted on its own, so a file
+    that cannot be read (not UTF-8, no permission) is a finding and the others are still linted."""
     result = LintResult()
-    parsed = scripts or {}
-    for migration_file in files:
-        result.files.append(display_path(migration_file.path, settings.root))
-        result.findings.extend(lint_file(settings, migration_file, parsed.get(migration_file.path)))
+    for path in find_paths_to_lint(settings, paths):
+        shown = display_path(path, settings.root)
+        result.files.append(shown)
+        try:
+            migration_file = read_any_file(path, settings.root)
+        except MigrateError as error:
+            result.findings.append(_refused(shown, error, "file-unreadable"))
+            continue
+        result.findings.extend(lint_file(settings, migration_file))
     return result

@@ -88,6 +88,11 @@ RULES: dict[str, Rule] = {rule.id: rule for rule in (
     Rule("lint-skipped", WARNING, "the file runs through psql, so lint cannot parse it",
          "move psql meta-commands out of migrations, or review this file by hand"),
     Rule("syntax-error", ERROR, "the file is not valid SQL", "fix the SQL"),
+    Rule("file-unreadable", ERROR, "the file cannot be read as UTF-8 text (migrate refuses it)",
+         "re-save it as UTF-8, or fix its permissions"),
+    Rule("file-name", ERROR, "a .sql file in a track folder whose name is not <digits>_<description>.sql "
+         "(migrate refuses the track)", "rename it to <digits>_<description>.sql such as "
+         "004_add_user_preferences.sql, or end it in .down.sql to have it ignored"),
     Rule("plpgsql-syntax-error", ERROR, "a DO block or LANGUAGE plpgsql function body PostgreSQL would refuse "
          "(a PL/pgSQL syntax error)", "fix the PL/pgSQL"),
     Rule("psql-meta-command-refused", ERROR,
