@@ -352,15 +352,19 @@ def test_inv_lint_default_and_files_after_double_dash(files_project: Project) ->
 # --- inv migrate: lint errors of pending files warn, or stop everything when strict ----------
 
 BAD_FILE = "CREATE TABLE lint_bad (id int);\n"
+BAD_LINE = ("migrate: lint: migrations/lanconnect/001_bad.sql: 1 error, 1 warning (idempotent-create-table; "
+            "inv lint migrations/lanconnect/001_bad.sql for details)")
+
+
+def lint_lines(err: str) -> list[str]:
+    return [line for line in err.splitlines() if "lint" in line]
 
 
 def test_migrate_warns_about_lint_errors_of_pending_files_and_applies(project: Project, db: Database) -> None:
     project.write("lanconnect", "001_bad.sql", BAD_FILE)
     result = project.run("migrate")
     assert result.code == 0, result.err
-    assert ("migrate: warning: lint: migrations/lanconnect/001_bad.sql:1:14 idempotent-create-table error: "
-            "CREATE TABLE lint_bad has no IF NOT EXISTS") in result.err
-    assert "safety-search-path" not in result.err  # only errors are repeated by migrate
+    assert lint_lines(result.err) == [BAD_LINE]
     assert db.history("lanconnect") == [("001", "applied")]
     assert "lint_bad" in db.tables("public")
 
@@ -373,9 +377,7 @@ def test_migrate_lints_files_it_hands_to_psql_and_skips_only_real_psql_files(pro
     project.write("lanconnect", "002_meta.sql", "\\set n 1\nCREATE TABLE meta_t (id int);\n")
     result = project.run("migrate", env={"MIGRATE_EXECUTOR": "psql"})
     assert result.code == 0, result.err
-    assert ("migrate: warning: lint: migrations/lanconnect/001_bad.sql:1:14 idempotent-create-table error: "
-            "CREATE TABLE lint_bad has no IF NOT EXISTS") in result.err
-    assert [line for line in result.err.splitlines() if "lint" in line and "002_meta.sql" in line] == []
+    assert lint_lines(result.err) == [BAD_LINE]  # 002_meta.sql: only a lint-skipped warning
     listed = project.run("lint", "migrations/lanconnect/002_meta.sql")
     assert "lint-skipped" in listed.out, listed.out + listed.err
     assert db.history("lanconnect") == [("001", "applied"), ("002", "applied")]
@@ -385,9 +387,10 @@ def test_migrate_strict_refuses_before_anything_is_applied(project: Project, db:
     project.write("client_specific", "001_bad.sql", BAD_FILE)
     result = project.inv("migrate", env={"MIGRATE_LINT": "strict"})
     assert result.code == 4
-    assert "migrations/client_specific/001_bad.sql:1:14 idempotent-create-table" in result.err
-    assert ("MIGRATE_LINT=strict: 1 lint error(s) in pending migration files, nothing was applied"
-            in result.err)
+    assert lint_lines(result.err) == [
+        BAD_LINE.replace("lanconnect", "client_specific"),
+        "migrate: error: MIGRATE_LINT=strict: 1 lint error(s) in pending migration files, nothing was applied; fix "
+        "them (see `inv lint`) or silence an intended one with -- migrate:lint-ignore RULE"]
     # bad input leaves the database exactly as it was: not even the history tables are created
     assert db.query("SELECT count(*) FROM pg_namespace WHERE nspname = 'langconnect'") == [(0,)]
     assert db.tables("public") == []
@@ -486,7 +489,7 @@ def test_dry_run_shows_what_strict_migrate_would_refuse(project: Project, db: Da
     project.write("lanconnect", "001_bad.sql", BAD_FILE)
     warned = project.run("dry-run")
     assert warned.code == 0, warned.err
-    assert "migrate: warning: lint: migrations/lanconnect/001_bad.sql:1:14 idempotent-create-table" in warned.err
+    assert lint_lines(warned.err) == [BAD_LINE]
     strict = project.run("dry-run", env={"MIGRATE_LINT": "strict"})
     assert strict.code == 4
     assert "MIGRATE_LINT=strict: 1 lint error(s) in pending migration files" in strict.err
@@ -970,3 +973,107 @@ def test_every_bad_file_and_every_problem_is_reported_in_one_run(files_project: 
         assert result.out.splitlines() == expected, args
         assert result.err == ("migrate: error: lint found 6 error(s) in 6 file(s); fix them, or silence an intended "
                               "one with -- migrate:lint-ignore RULE\n")
+
+
+# --- issue 14: quiet runs; every finding in the --json documents ------------------------------
+
+NOISY = SEARCH_PATH + textwrap.dedent("""\
+    CREATE TABLE noisy (id int);
+    CREATE TYPE noisy_mood AS ENUM ('a');
+    DROP TABLE IF EXISTS gone;
+    """)
+WARNED = "CREATE TABLE IF NOT EXISTS warned (id int);\n"  # no search_path: a warning only
+NOISY_LINE = ("migrate: lint: migrations/lanconnect/001_noisy.sql: 2 errors, 1 warning (idempotent-create-table, "
+              "idempotent-create-type; inv lint migrations/lanconnect/001_noisy.sql for details)")
+
+
+def write_noisy_set(project: Project) -> None:
+    project.write("lanconnect", "001_noisy.sql", NOISY)
+    project.write("lanconnect", "002_warned.sql", WARNED)
+    project.write("client_specific", "001_clean.sql", CLEAN)
+
+
+@pytest.mark.parametrize("command", ["migrate", "dry-run"])
+def test_a_run_prints_one_lint_line_per_file_with_errors(project: Project, db: Database, command: str) -> None:
+    write_noisy_set(project)
+    result = project.run(command)
+    assert result.code == 0, result.err
+    assert lint_lines(result.err) == [NOISY_LINE]
+    assert "warning: lint" not in result.err and "error:" not in result.err
+    strict = project.run(command, env={"MIGRATE_LINT": "strict"})
+    assert strict.code == (0 if command == "migrate" else 4)  # migrate applied everything the first time
+    if command == "dry-run":
+        assert lint_lines(strict.err) == [NOISY_LINE, "migrate: error: MIGRATE_LINT=strict: 2 lint error(s) in "
+                                          "pending migration files, nothing was applied; fix them (see `inv lint`) "
+                                          "or silence an intended one with -- migrate:lint-ignore RULE"]
+
+
+EXPECTED_FINDINGS = [
+    {"file": "migrations/lanconnect/001_noisy.sql", "line": 2, "column": 14, "rule": "idempotent-create-table",
+     "severity": "error", "message": "CREATE TABLE noisy has no IF NOT EXISTS",
+     "fix": "write CREATE TABLE IF NOT EXISTS"},
+    {"file": "migrations/lanconnect/001_noisy.sql", "line": 3, "column": 1, "rule": "idempotent-create-type",
+     "severity": "error", "message": "CREATE TYPE noisy_mood fails when it already exists",
+     "fix": "wrap it in a DO block that checks pg_type first, or put DROP TYPE IF EXISTS noisy_mood before it"},
+    {"file": "migrations/lanconnect/001_noisy.sql", "line": 4, "column": 1, "rule": "safety-drop-table",
+     "severity": "warning", "message": "DROP TABLE gone loses its data",
+     "fix": "make sure the data is no longer needed; keep a backup"},
+    {"file": "migrations/lanconnect/002_warned.sql", "line": 1, "column": 1, "rule": "safety-search-path",
+     "severity": "warning", "message": "the file never sets search_path, so unqualified names depend on the session",
+     "fix": "start the file with SET search_path = langconnect, public;"},
+]
+EXPECTED_LINT = {"files": ["migrations/lanconnect/001_noisy.sql", "migrations/lanconnect/002_warned.sql",
+                           "migrations/client_specific/001_clean.sql"],
+                 "findings": EXPECTED_FINDINGS, "errors": 2, "warnings": 2}
+
+
+def test_the_json_documents_of_migrate_dry_run_and_lint_carry_every_finding(project: Project, db: Database) -> None:
+    write_noisy_set(project)
+    linted = project.run("lint", "--json")
+    assert linted.code == 4
+    assert json.loads(linted.out) == EXPECTED_LINT
+    planned = project.run("dry-run", "--json")
+    assert planned.code == 0, planned.err
+    assert json.loads(planned.out)["lint"] == EXPECTED_LINT
+    refused = project.run("dry-run", "--json", env={"MIGRATE_LINT": "strict"})
+    assert refused.code == 4
+    document = json.loads(refused.out)
+    assert document["error"]["exit_code"] == 4 and document["error"]["message"].startswith("MIGRATE_LINT=strict")
+    assert document["lint"] == EXPECTED_LINT
+    refused = project.run("migrate", "--json", env={"MIGRATE_LINT": "strict"})
+    assert refused.code == 4
+    assert json.loads(refused.out)["lint"] == EXPECTED_LINT
+    assert db.query("SELECT count(*) FROM pg_namespace WHERE nspname = 'langconnect'") == [(0,)]
+    applied = project.run("migrate", "--json")
+    assert applied.code == 0, applied.err
+    document = json.loads(applied.out)
+    assert len(document["applied"]) == 3 and document["lint"] == EXPECTED_LINT
+    assert lint_lines(applied.err) == [NOISY_LINE]  # the line on stderr, the findings in the document
+    nothing = json.loads(project.run("migrate", "--json").out)
+    assert nothing["lint"] == {"files": [], "findings": [], "errors": 0, "warnings": 0}
+    project.write("lanconnect", "003_more.sql", NOISY.replace("noisy", "more"))
+    off = project.run("migrate", "--json", env={"MIGRATE_LINT": "off"})
+    assert off.code == 0 and json.loads(off.out)["lint"] is None and lint_lines(off.err) == []
+
+
+def test_a_failing_run_still_carries_its_lint_findings(project: Project, db: Database) -> None:
+    project.write("lanconnect", "001_fails.sql", SEARCH_PATH + "CREATE TABLE fails (id int);\nSELECT 1 / 0;\n")
+    result = project.run("migrate", "--json")
+    assert result.code == 1
+    document = json.loads(result.out)
+    assert document["error"]["exit_code"] == 1
+    assert [f["rule"] for f in document["lint"]["findings"]] == ["idempotent-create-table"]
+
+
+def test_a_run_with_nothing_pending_never_loads_lint(project: Project, db: Database) -> None:
+    """The no-op start-up path stays light: lint, its rules and pglast load only when a file is pending."""
+    import subprocess
+    import sys
+
+    write_noisy_set(project)
+    assert project.run("migrate").code == 0
+    probe = ("import sys\nfrom migrate.cli import main\ncode = main(['migrate', '--json'])\n"
+             "print(sorted(m for m in sys.modules if m.startswith(('migrate.checks.lint', 'pglast'))), code)")
+    completed = subprocess.run([sys.executable, "-c", probe], cwd=project.root, env=project.environ(),
+                               capture_output=True, text=True, timeout=60)
+    assert completed.stdout.splitlines()[-1] == "[] 0", completed.stdout + completed.stderr
