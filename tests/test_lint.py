@@ -545,6 +545,19 @@ def test_a_handler_for_others_or_the_sqlstate_or_its_class_is_a_guard(tmp_path: 
         assert findings == [], handler
 
 
+def test_a_handler_for_another_sqlstate_is_named_as_plpgsql_writes_it(tmp_path: Path) -> None:
+    [finding] = lint_text(tmp_path, do_block("""\
+        BEGIN
+            ALTER TABLE t ADD CONSTRAINT t_key UNIQUE (v);
+        EXCEPTION WHEN SQLSTATE '42710' THEN
+            NULL;
+        END;
+        """))
+    assert finding.message.endswith("its EXCEPTION handler catches SQLSTATE '42710', but a second run raises "
+                                    "duplicate_table (42P07)")
+    assert finding.fix.startswith("write EXCEPTION WHEN SQLSTATE '42710' OR duplicate_table, ")
+
+
 def test_a_handler_for_the_wrong_condition_guards_no_statement_kind(tmp_path: Path) -> None:
     findings = lint_text(tmp_path, do_block("""\
         CREATE TABLE t (id int);

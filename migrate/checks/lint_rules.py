@@ -3,14 +3,20 @@
 Three families of rules, each with a stable id (README lists them all):
 - `idempotent-*` (errors): a file must be safe to run twice, because a run that dies
   between a statement and its history row, or a hand re-run, runs it again;
-- `schema-protected` (error): a migration keeps to the app schema and never changes the
-  platform's schemas (auth, storage, ...) unless the file says `-- migrate:allow-schema X`;
+- `schema-protected*`: a migration keeps to the app schema and never changes the platform's
+  schemas (auth, storage, ...) unless the file says `-- migrate:allow-schema X`. What the platform
+  documents as the app's to do is allowed, for the whole project, by LintOptions.allow
+  (MIGRATE_LINT_ALLOW): its policies on storage.objects, its triggers on auth.users calling app
+  functions, rows of storage.buckets. A new function in a platform schema, and rows of a platform
+  table the allowlist does not name, are warnings; anything else there is an error;
 - `safety-*` (warnings): statements that lock or rewrite a table, or lose data.
 
 FileLinter walks a file's statements in order, remembering what earlier statements guarantee
-(an object dropped IF EXISTS, a table created here, the search_path). PL/pgSQL DO bodies are
-parsed too, so a DO block that checks for existence first counts as a guard, and an unguarded
-statement inside one does not. Which files, and the ignore markers, are lint.py's.
+(an object dropped IF EXISTS, with a function's signature; a table created here, temporary or
+not; the search_path). PL/pgSQL DO bodies are parsed too: an IF that checks the catalog in the
+right sense, or an EXCEPTION handler for the SQLSTATE a second run raises, is a guard (Guard);
+an unguarded statement inside a DO block is checked like any other. Which files, and the ignore
+markers, are lint.py's.
 """
 
 from __future__ import annotations
@@ -148,6 +154,7 @@ CONDITIONS: dict[str, str] = {
     "syntax_error_or_access_rule_violation": "42000",
 }
 CONDITION_NAMES = {code: name for name, code in CONDITIONS.items()}
+SQLSTATE_CODE = re.compile(r"^[0-9A-Z]{5}$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -172,10 +179,15 @@ class Guard:
 
     def catches(self, sqlstate: str) -> bool:
         for condition in self.caught:
-            code = CONDITIONS.get(condition, condition.upper())
-            if condition == "others" or code == sqlstate or (code.endswith("000") and code[:2] == sqlstate[:2]):
+            code = CONDITIONS.get(condition.lower(), condition.upper())
+            if condition.lower() == "others" or code == sqlstate or (code.endswith("000") and code[:2] == sqlstate[:2]):
                 return True
         return False
+
+    def handler_text(self) -> list[str]:
+        """The caught conditions as PL/pgSQL writes them: a name, or SQLSTATE 'XXXXX' for a code."""
+        return [c.lower() if c.lower() in CONDITIONS or c.lower() == "others" or not SQLSTATE_CODE.match(c)
+                else f"SQLSTATE '{c.upper()}'" for c in self.caught]
 
     def covers(self, sqlstate: str, drop: bool = False) -> bool:
         return (self.if_present if drop else self.if_absent) or self.catches(sqlstate)
@@ -381,9 +393,10 @@ class FileLinter:
             return
         needed = CONDITION_NAMES.get(sqlstate, f"SQLSTATE '{sqlstate}'")
         if guard.caught:
-            message += (f": its EXCEPTION handler catches {' or '.join(guard.caught)}, but a "
+            caught = guard.handler_text()
+            message += (f": its EXCEPTION handler catches {' or '.join(caught)}, but a "
                         f"{'run without the object' if drop else 'second run'} raises {needed} ({sqlstate})")
-            fix = (f"write EXCEPTION WHEN {' OR '.join(guard.caught + (needed,))}, or check {catalog} first")
+            fix = f"write EXCEPTION WHEN {' OR '.join([*caught, needed])}, or check {catalog} first"
         elif guard.if_present or guard.if_absent:
             verb, turned = ("does not exist", "IF EXISTS (...)") if drop else ("exists", "IF NOT EXISTS (...) or "
                                                                                 "IF NOT FOUND")
@@ -871,7 +884,7 @@ def _do_body_statements(body: str) -> list[tuple[int, str, Guard]]:
                 walk(inner.get("else_body", []), guard | else_guard)
             elif key == "PLpgSQL_stmt_block":
                 handlers = inner.get("exceptions", {}).get("PLpgSQL_exception_block", {}).get("exc_list", [])
-                caught = tuple(condition.get("PLpgSQL_condition", {}).get("condname", "").lower()
+                caught = tuple(condition.get("PLpgSQL_condition", {}).get("condname", "")
                                for handler in handlers
                                for condition in handler.get("PLpgSQL_exception", {}).get("conditions", []))
                 walk(inner.get("body", []), guard | Guard(caught=caught))
