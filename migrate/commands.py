@@ -23,6 +23,7 @@ from migrate.snapshot import read_plan_snapshot
 
 if TYPE_CHECKING:  # imported where they are used: a run with nothing pending never loads them
     from migrate.apply.runner import Applied
+    from migrate.checks.preflight import PendingLint, Scripts
     from migrate.compose import Compose
     from migrate.plan import BaselineResult, RepairResult
 
@@ -62,12 +63,13 @@ def dry_run(settings: Settings, as_json: bool = False, run_added: bool = False) 
     """Exactly what migrate would apply, in order, and how; read-only. A missing psql only warns.
 
     run_added: as `migrate --run-added` would, with the added files of added versions."""
-    from migrate.checks.preflight import modes_of, parse_pending, require_psql
+    from migrate.checks.preflight import PendingLint, modes_of, require_psql
 
     plan = read_plan_snapshot(settings)
     plan = include_added(plan) if run_added else plan
     validate_plan(plan, settings.root)
-    scripts = parse_pending(plan, settings, lint=True)
+    linting = PendingLint(settings)
+    scripts = _parse_and_lint(plan, settings, linting, as_json)
     modes = modes_of(scripts)
     for warning in plan.warnings:
         log.warning("warning: %s", warning)
@@ -81,6 +83,7 @@ def dry_run(settings: Settings, as_json: bool = False, run_added: bool = False) 
             dict(documents.item_json(item, settings.root), mode=modes[(item.track.name, item.version)])
             for item in plan.to_apply()
         ]
+        document["lint"] = linting.as_json()
         documents.print_json(document)
     else:
         text.print_dry_run(plan, modes, settings.env_name, settings.target.label(), settings.root)
@@ -96,7 +99,7 @@ def migrate(settings: Settings, as_json: bool = False, yes: bool = False, ask: A
     the run confirmed, all before anything is written: bad input leaves the database exactly as it
     was. Files run on a second session, each as fresh as psql's (apply/file_session.py).
     """
-    from migrate.checks.preflight import modes_of, parse_pending, require_psql
+    from migrate.checks.preflight import PendingLint, modes_of, parse_pending, require_psql
     from migrate.database.connection import this_host
     from migrate.guards import confirm, drop_and_recreate_schema, require_disposable
     from migrate.history.recorder import Recorder
@@ -113,7 +116,8 @@ def migrate(settings: Settings, as_json: bool = False, yes: bool = False, ask: A
         plan = build_plan(tracks, versions, history, settings.root)
         plan = include_added(plan) if run_added else plan  # --run-added: only the added files run, all recorded
         validate_plan(plan, settings.root)
-        scripts = parse_pending(plan, settings, lint=True)
+        linting = PendingLint(settings)
+        scripts = _parse_and_lint(plan, settings, linting, as_json)
         if plan.to_apply() or settings.safety.reset_schema:  # asked before anything is written
             confirm(settings, f"Apply {len(plan.to_apply())} migration(s) to {settings.env_name}?",
                     f"nothing was applied to {settings.env_name!r}", remedy="review `dry-run` and pass --yes",
@@ -152,7 +156,7 @@ def migrate(settings: Settings, as_json: bool = False, yes: bool = False, ask: A
             if as_json:
                 failed = todo[len(result.applied)] if len(result.applied) < len(todo) else None
                 documents.print_json(documents.migrate_json(settings.env_name, label, settings.root, plan,
-                                                            result.applied, 0, error, failed))
+                                                            result.applied, 0, error, failed, linting.as_json()))
                 error.reported_as_json = True  # the edge prints no second document
             raise
         recorder.source = lock.session
@@ -168,10 +172,24 @@ def migrate(settings: Settings, as_json: bool = False, yes: bool = False, ask: A
         lock.close()
     if as_json:
         documents.print_json(documents.migrate_json(settings.env_name, label, settings.root, plan, result.applied,
-                                                    result.adopted_checksums))
+                                                    result.adopted_checksums, lint=linting.as_json()))
     else:
         text.print_migrate_summary(len(result.applied), len(plan.items))
     return result
+
+
+def _parse_and_lint(plan: Plan, settings: Settings, linting: PendingLint, as_json: bool) -> Scripts:
+    """preflight.parse_pending with the pending files' lint; a strict refusal's --json document carries
+    the findings that refused it."""
+    from migrate.checks.preflight import LintRefused, parse_pending
+
+    try:
+        return parse_pending(plan, settings, linting)
+    except LintRefused as error:
+        if as_json:
+            documents.print_json(documents.lint_refused_json(error, linting.as_json()))
+            error.reported_as_json = True
+        raise
 
 
 def status_environments(env: str, root: Path, as_json: bool = False, timeout: float | None = None,
@@ -365,9 +383,9 @@ def new(settings: Settings, description: str, track: str = "lanconnect") -> Any:
 
 def lint(settings: Settings, paths: list[str] | None = None, as_json: bool = False) -> Any:
     """Lint the named files (default: every migration file); exit 4 when any error is found."""
-    from migrate.checks.lint import find_files_to_lint, lint_files
+    from migrate.checks.lint import lint_paths
 
-    result = lint_files(settings, find_files_to_lint(settings, paths or []))
+    result = lint_paths(settings, paths or [])
     if as_json:
         documents.print_json(documents.lint_json(result.findings, result.files))
     else:

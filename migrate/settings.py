@@ -28,6 +28,11 @@ PROCESS_ENVIRONMENT = "the process environment"
 DEFAULT_PROTECTED_SCHEMAS = ("auth", "storage", "realtime", "extensions", "graphql", "supabase_functions",
                              "pgbouncer", "vault")
 LINT_MODES = ("warn", "strict", "off")
+# What lint lets the app attach to the platform's tables (MIGRATE_LINT_ALLOW extends or narrows it):
+# KIND:SCHEMA.TABLE, KIND policy (CREATE/ALTER/DROP POLICY ON it), trigger (CREATE/DROP TRIGGER ON it,
+# calling an app function) or rows (INSERT/UPDATE/DELETE of its rows).
+DEFAULT_LINT_ALLOW = ("policy:storage.objects", "policy:storage.buckets", "policy:realtime.messages",
+                      "trigger:auth.users", "rows:storage.buckets")
 
 # (libpq keyword, earlier script's variable, libpq's variable, earlier script's default)
 CONNECTION_KEYS: tuple[tuple[str, str, str, str | None], ...] = (
@@ -91,6 +96,7 @@ class LintOptions(NamedTuple):
 
     mode: str = "warn"
     protected_schemas: tuple[str, ...] = DEFAULT_PROTECTED_SCHEMAS
+    allow: tuple[str, ...] = DEFAULT_LINT_ALLOW  # MIGRATE_LINT_ALLOW: platform tables the app may attach to
 
 
 class Safety(NamedTuple):
@@ -237,6 +243,7 @@ _KNOWN_KEYS = {
     libpq for _, _, libpq, _ in CONNECTION_KEYS
 }
 _KNOWN_KEYS |= {"MIGRATE_LINT"}
+_KNOWN_KEYS |= {"MIGRATE_LINT_ALLOW"}
 
 
 def _build_settings(env: str, root: Path, env_file: Path, layers: _Layers) -> Settings:
@@ -286,6 +293,7 @@ def _build_settings(env: str, root: Path, env_file: Path, layers: _Layers) -> Se
         lint=LintOptions(
             mode=_choice(layers, "MIGRATE_LINT", LINT_MODES),
             protected_schemas=_schema_list(layers, "MIGRATE_PROTECTED_SCHEMAS", DEFAULT_PROTECTED_SCHEMAS),
+            allow=_lint_allow(layers, "MIGRATE_LINT_ALLOW"),
         ),
         safety=Safety(
             require_tls=require_tls,
@@ -411,3 +419,28 @@ def _choice(layers: _Layers, key: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise ConfigError(f"{layers.where(key)}: {key}={layers.get(key)!r} is not one of {', '.join(choices)}")
     return value
+
+
+LINT_ALLOW_ENTRY = re.compile(r"^-?(policy|trigger|rows):[A-Za-z_][A-Za-z0-9_$]*\.([A-Za-z_][A-Za-z0-9_$]*|\*)$")
+
+
+def _lint_allow(layers: _Layers, key: str) -> tuple[str, ...]:
+    """The lint allowlist: the defaults, plus each `KIND:SCHEMA.TABLE`, minus each `-KIND:SCHEMA.TABLE`;
+    `none` drops the defaults. A project sets it once instead of a marker in every file."""
+    value = layers.get(key)
+    if value is None:
+        return DEFAULT_LINT_ALLOW
+    entries = [entry for entry in re.split(r"[\s,]+", value.strip()) if entry]
+    allow = [] if "none" in entries else list(DEFAULT_LINT_ALLOW)
+    for entry in entries:
+        if entry == "none":
+            continue
+        if not LINT_ALLOW_ENTRY.match(entry):
+            raise ConfigError(f"{layers.where(key)}: {key} holds {entry!r}, which is not an allowlist entry; write "
+                              "KIND:SCHEMA.TABLE with KIND policy, trigger or rows (e.g. policy:storage.objects, "
+                              "rows:auth.*), -KIND:SCHEMA.TABLE to remove a default, or none")
+        if entry.startswith("-"):
+            allow = [kept for kept in allow if kept != entry[1:]]
+        elif entry not in allow:
+            allow.append(entry)
+    return tuple(allow)

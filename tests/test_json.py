@@ -53,7 +53,7 @@ def test_migrate_json_success(project: Project, db: Database) -> None:
     assert result.code == 0, result.err
     document = json.loads(result.out)
     assert set(document) == {"environment", "database", "applied", "pending_before", "failed", "not_attempted",
-                             "adopted_checksums", "error", "warnings"}
+                             "adopted_checksums", "error", "warnings", "lint"}
     assert [(a["track"], a["version"], a["state"], a["mode"]) for a in document["applied"]] == [
         ("lanconnect", "001", "applied", "transaction"), ("lanconnect", "002", "applied", "transaction"),
         ("client_specific", "001", "applied", "transaction")]

@@ -1,8 +1,9 @@
 """Before anything runs: every pending file parsed, linted, and its executor found.
 
-A syntax error anywhere stops the run before it writes anything; lint errors are warnings,
-or fatal with MIGRATE_LINT=strict; a file that needs psql is refused when psql is missing.
-status and dry-run use the same classification to say how each pending version would run.
+A syntax error anywhere stops the run before it writes anything; lint errors are reported,
+one line per file that has any (its findings are in the --json document), or fatal with
+MIGRATE_LINT=strict; a file that needs psql is refused when psql is missing. status and
+dry-run use the same classification to say how each pending version would run.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from migrate.errors import MigrateError, ValidationError
 from migrate.files.sqlfiles import MigrationFile
+from migrate.paths import display_path
 from migrate.plan import Plan
 from migrate.settings import Settings
 
@@ -30,7 +32,7 @@ def parse_file(migration_file: MigrationFile, settings: Settings) -> Script:
     return parse(migration_file, settings.root, settings.run.executor)
 
 
-def parse_pending(plan: Plan, settings: Settings, lint: bool = False) -> Scripts:
+def parse_pending(plan: Plan, settings: Settings, lint: PendingLint | None = None) -> Scripts:
     """Parse every file that would run; a syntax error anywhere stops before anything runs.
 
     lint: also lint each file on its own parse, then report (see PendingLint). A file's pglast
@@ -42,7 +44,7 @@ def parse_pending(plan: Plan, settings: Settings, lint: bool = False) -> Scripts
         return {}
     from migrate.files.statements import without_tree
 
-    linting = PendingLint(settings) if lint and settings.lint.mode != "off" else None
+    linting = lint if lint is not None and lint.enabled else None
     scripts: Scripts = {}
     for item in todo:
         assert item.migration is not None
@@ -88,20 +90,34 @@ def require_psql(settings: Settings, scripts: Scripts) -> str | None:
     return find(settings.run.psql_path, [s for parts in scripts.values() for s in parts], settings.root)
 
 
+class LintRefused(ValidationError):
+    """MIGRATE_LINT=strict and a pending file has lint errors: nothing was applied."""
+
+
 class PendingLint:
-    """Lint errors of the files about to run, file by file: warnings, or fatal with MIGRATE_LINT=strict."""
+    """The lint of the files about to run: one stderr line per file with errors, every finding for --json.
+
+    A run prints at most one lint line per file (its counts, its error rules and the `inv lint` that
+    shows the details), never one per finding: a real project's run must not drown its real findings
+    in 80 lines. Files with warnings only print nothing; `inv lint` and the --json document show them.
+    With MIGRATE_LINT=strict any error refuses the run (LintRefused, exit 4) before anything is written;
+    with `off` nothing is linted and the document's `lint` is null. Nothing here imports lint until a
+    file is checked: a run with nothing pending never loads it.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.enabled = settings.lint.mode != "off"
         self.strict = settings.lint.mode == "strict"
-        self.errors: list[Any] = []
+        self.files: list[str] = []
+        self.findings: list[Any] = []
         self.broken = False
 
     def check(self, migration_file: MigrationFile, script: Script) -> None:
         """Lint one file on the parse migrate made (pglast's tree is the costly part)."""
         if self.broken:
             return
-        from migrate.checks.lint import ERROR, lint_file
+        from migrate.checks.lint import lint_file
 
         try:
             findings = lint_file(self.settings, migration_file, script)
@@ -112,14 +128,30 @@ class PendingLint:
                         type(error).__name__, error)
             self.broken = True
             return
-        self.errors.extend(finding for finding in findings if finding.severity == ERROR)
+        self.files.append(display_path(migration_file.path, self.settings.root))
+        self.findings.extend(findings)
+
+    @property
+    def errors(self) -> list[Any]:
+        return [finding for finding in self.findings if finding.severity == "error"]
 
     def report(self) -> None:
-        """After every file parsed (a syntax error anywhere comes first): log the errors, stop if strict."""
-        for finding in self.errors:
-            log.warning("%s: lint: %s", "error" if self.strict else "warning", finding.format())
+        """After every file parsed (a syntax error anywhere comes first): one line per file with errors,
+        then, if strict, refuse."""
+        from migrate.report.text import lint_file_line
+
+        for path in dict.fromkeys(finding.path for finding in self.errors):
+            log.warning("%s", lint_file_line(path, [f for f in self.findings if f.path == path]))
         if self.errors and self.strict:
-            raise ValidationError(
+            raise LintRefused(
                 f"MIGRATE_LINT=strict: {len(self.errors)} lint error(s) in pending migration files, nothing was "
                 "applied; fix them (see `inv lint`) or silence an intended one with -- migrate:lint-ignore RULE"
             )
+
+    def as_json(self) -> dict[str, Any] | None:
+        """The `lint` key of migrate's and dry-run's documents: the shape `inv lint --json` prints; null when off."""
+        if not self.enabled or self.broken:
+            return None
+        from migrate.report.documents import lint_json
+
+        return lint_json(self.findings, self.files)

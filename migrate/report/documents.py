@@ -51,6 +51,7 @@ def plan_json(plan: Plan, environment: str, database: str, root: Path) -> dict[s
 
 
 def lint_json(findings: list[Any], files: list[str]) -> dict[str, Any]:
+    """`inv lint --json`, and the `lint` key of migrate's and dry-run's documents: every finding."""
     errors = sum(1 for f in findings if f.severity == "error")
     return {
         "files": list(files),
@@ -100,6 +101,11 @@ def error_json(error: Any) -> dict[str, Any]:
     return {"error": {"exit_code": error.exit_code, "message": error.message}}
 
 
+def lint_refused_json(error: Any, lint: dict[str, Any] | None) -> dict[str, Any]:
+    """migrate's and dry-run's document when MIGRATE_LINT=strict refused the run: the error and why."""
+    return dict(error_json(error), lint=lint)
+
+
 def attempts_json(attempts: list[Any]) -> list[dict[str, Any]]:
     return [
         {
@@ -113,8 +119,10 @@ def attempts_json(attempts: list[Any]) -> list[dict[str, Any]]:
 
 
 def migrate_json(environment: str, database: str, root: Path, plan: Plan, applied: list[Any], adopted: int,
-                 error: Any = None, failed: MigrationInfo | None = None) -> dict[str, Any]:
-    """migrate's document: what was applied, what failed and what was not attempted."""
+                 error: Any = None, failed: MigrationInfo | None = None,
+                 lint: dict[str, Any] | None = None) -> dict[str, Any]:
+    """migrate's document: what was applied, what failed and what was not attempted; `lint`: the findings
+    of the files it was about to apply (lint_json's shape; null with MIGRATE_LINT=off)."""
     todo = plan.to_apply()
     return {
         "environment": environment,
@@ -132,4 +140,5 @@ def migrate_json(environment: str, database: str, root: Path, plan: Plan, applie
         "adopted_checksums": adopted,
         "error": None if error is None else {"exit_code": error.exit_code, "message": error.message},
         "warnings": list(plan.warnings),
+        "lint": lint,
     }

@@ -161,6 +161,22 @@ def print_lint(findings: list[Any], files: list[str], stream: TextIO | None = No
         print(f"Lint: {len(files)} file(s) clean.", file=out)
 
 
+def lint_file_line(path: str, findings: list[Any]) -> str:
+    """The one line a run (migrate, dry-run) prints for a file with lint errors, as a log line on stderr:
+
+    `lint: migrations/lanconnect/004_x.sql: 2 errors, 1 warning (idempotent-create-table; inv lint
+    migrations/lanconnect/004_x.sql for details)`: the counts, the error rules, where the details are.
+    """
+    import shlex
+
+    errors = [f for f in findings if f.severity == "error"]
+    warnings = len(findings) - len(errors)
+    counts = f"{len(errors)} error{'s' * (len(errors) != 1)}"
+    counts += f", {warnings} warning{'s' * (warnings != 1)}" if warnings else ""
+    rules = ", ".join(dict.fromkeys(f.rule for f in errors))
+    return f"lint: {path}: {counts} ({rules}; inv lint {shlex.quote(path)} for details)"
+
+
 def print_new_migration(path: Path, root: Path, stream: TextIO | None = None) -> None:
     print(display_path(path, root), file=_out(stream))
 
