@@ -5,6 +5,9 @@
 environment, applies command-line overrides, calls the command in `commands`, and turns
 every failure into one stderr line (plus, with --json, one JSON error document on stdout)
 and the documented exit code (errors.py). Nothing else in the package prints an error.
+
+Every command that reaches a database says first, on stderr, where it is going: the
+environment, the masked target and the source that named it (an env file, the shell, flags).
 """
 
 from __future__ import annotations
@@ -16,12 +19,16 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 from migrate.errors import EXIT_CONFIG, EXIT_UNREACHABLE, MigrateError
-from migrate.settings import Settings, load_settings
+from migrate.settings import Settings, load_settings, require_target
 
 # what `python -m migrate` accepts (the Invoke tasks add dev-start, start and stop)
 COMMANDS = ("migrate", "status", "dry-run", "wait", "db-stop", "verify", "reset", "repair", "baseline", "history")
 COMMANDS += ("new", "lint")  # authoring: take positional words (new: description; lint: files)
 WORD_COMMANDS = ("new", "lint")
+# the commands that reach a database: they print the target line and need a named server
+TARGET_COMMANDS = ("migrate", "status", "dry-run", "wait", "verify", "reset", "repair", "baseline", "history",
+                   "dev-start")
+log = logging.getLogger("migrate")
 
 
 class Flags(NamedTuple):
@@ -76,19 +83,23 @@ def configure_logging(verbose: bool = False) -> None:
     logging.getLogger("migrate").setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
-def apply_overrides(settings: Settings, flags: Flags) -> Settings:
-    """The earlier script's --host/--port/--database/--user/--password win over every layer."""
+def connection_flags(flags: Flags) -> dict[str, str]:
+    """The earlier script's --host/--port/--database/--user/--password as libpq keywords (they win over
+    every other source; load_settings applies them and the target line names them)."""
     given = {"host": flags.host, "port": flags.port, "dbname": flags.database, "user": flags.user,
              "password": flags.password}
-    given = {key: value for key, value in given.items() if value is not None}
-    if given:
-        target = settings.target
-        connection = dict(target.connection)
-        connection.update(given)
-        embedded = target.embedded_pgdata if set(given) <= {"dbname"} else None
-        settings = settings._replace(target=target._replace(connection=connection, embedded_pgdata=embedded))
+    return {key: value for key, value in given.items() if value}
+
+
+def resolve(command: str, flags: Flags, root: Path, environ: Mapping[str, str] | None) -> Settings:
+    """The environment's Settings with the command line applied; for a command that connects, the
+    target is required and its line printed before anything else happens."""
+    settings = load_settings(flags.env, root, environ, connection_flags(flags))
     if flags.batch is not None:
         settings = settings._replace(run=settings.run._replace(batch=flags.batch))
+    if command in TARGET_COMMANDS:
+        require_target(settings)
+        log.info("%s", settings.target_line())
     return settings
 
 
@@ -113,8 +124,7 @@ def run_command(command: str, flags: Flags, *, root: Path | None = None,
 
             commands.start(root, flags.env, docker=(os.environ if environ is None else environ).get("MIGRATE_DOCKER"))
         else:
-            settings = apply_overrides(load_settings(flags.env, root, environ), flags)
-            _table()[command](settings, flags)
+            _table()[command](resolve(command, flags, root, environ), flags)
         return 0
     except MigrateError as error:
         if flags.json and not error.reported_as_json:

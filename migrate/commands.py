@@ -100,7 +100,7 @@ def migrate(settings: Settings, as_json: bool = False, yes: bool = False, ask: A
     from migrate.snapshot import open_locked_snapshot
 
     if settings.safety.reset_schema:  # the earlier script's MIGRATION_RESET_SCHEMA=true
-        require_disposable(settings, "MIGRATION_RESET_SCHEMA=true")
+        require_disposable(settings, "MIGRATION_RESET_SCHEMA=true", yes=yes, ask=ask)
     session, tracks, versions, existing, history = open_locked_snapshot(settings)
     connection, label = session.connection, settings.target.label()
     try:
@@ -108,10 +108,12 @@ def migrate(settings: Settings, as_json: bool = False, yes: bool = False, ask: A
         validate_plan(plan, settings.root)
         scripts = parse_pending(plan, settings, lint=True)
         if plan.to_apply() or settings.safety.reset_schema:  # asked before anything is written
-            confirm(settings, f"Apply {len(plan.to_apply())} migration(s) to {settings.env_name}?",
+            first = f"Drop schema {settings.schema} on {label}, then apply" if settings.safety.reset_schema else "Apply"
+            confirm(settings, f"{first} {len(plan.to_apply())} migration(s) to {settings.env_name}?",
                     f"nothing was applied to {settings.env_name!r}", remedy="review `dry-run` and pass --yes",
                     yes=yes, ask=ask, show=lambda: text.print_dry_run(plan, modes_of(scripts), settings.env_name,
-                                                                      label, settings.root, stream=sys.stderr))
+                                                                      label, settings.root, stream=sys.stderr),
+                    required=settings.safety.confirm or settings.safety.reset_schema)
         if settings.safety.reset_schema:
             drop_and_recreate_schema(connection, settings.schema)
             existing = read_all_columns(connection, settings.schema, tracks)
@@ -173,6 +175,9 @@ def status_environments(env: str, root: Path, as_json: bool = False, timeout: fl
 
     overview = read_overview(environment_names(env, root), root, DEFAULT_TIMEOUT if timeout is None else timeout,
                              environ)
+    for column in overview.environments:  # each environment's target line, as a single-environment run prints it
+        if column.database is not None:
+            log.info("environment %s: %s (from %s)", column.name, column.database, column.source)
     if as_json:
         documents.print_json(documents.overview_json(overview))
     else:
@@ -185,11 +190,13 @@ def reset(settings: Settings, yes: bool = False, ask: Ask | None = None) -> None
     from migrate.database.run_lock import open_locked_session
     from migrate.guards import confirm, drop_and_recreate_schema, require_disposable
 
-    require_disposable(settings, "reset")
+    require_disposable(settings, "reset", yes=yes, ask=ask)
     session = open_locked_session(settings.target, settings.schema, settings.run.run_lock_timeout)
     try:
         confirm(settings, f"Drop schema {settings.schema} on {settings.env_name}?",
-                f"nothing was changed on {settings.env_name!r}", yes=yes, ask=ask)
+                f"nothing was changed on {settings.env_name!r}", yes=yes, ask=ask, required=True,
+                show=lambda: text.print_line(f"reset drops schema {settings.schema} with everything in it, history "
+                                             f"included, on {settings.target.label()}", stream=sys.stderr))
         drop_and_recreate_schema(session.connection, settings.schema)
     finally:
         session.close()

@@ -86,7 +86,8 @@ def test_failure_mid_batch_commits_the_ones_before_and_is_reported_as_without_ba
                                        ("003", "failed", "42P01", 2, 2)]
     # the same files without batch mode, on a database of their own: the same error, row and exit code
     with fresh_database(db.server) as other:
-        plain = project.run("migrate", env={"DATABASE_URL": other.url})
+        project.env_file("other", f"DATABASE_URL={other.url}\n")  # the env file names the server (not the shell)
+        plain = project.run("migrate", "--env", "other")
         assert (plain.code, plain.err.strip().splitlines()[-1]) == (result.code, error)
         assert other.history() == db.history()
         assert other.history_rows()[2]["error_message"] == failed

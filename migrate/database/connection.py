@@ -87,8 +87,14 @@ class ServerError(NamedTuple):
 
 
 def connection_params(target: Target) -> dict[str, str]:
-    """libpq keywords for this target; starts the embedded server when it is used."""
+    """libpq keywords for this target; starts the embedded server when it is used.
+
+    A target without a host is refused: libpq would fill it from PGHOST or its own default and
+    reach whatever server this machine runs (settings refuse it first, naming the setting).
+    """
     params = dict(target.connection)
+    if target.embedded_pgdata is None and not (params.get("host") or params.get("hostaddr")):
+        raise ConfigError("no database server is named (no host); set DATABASE_URL or POSTGRES_HOST")
     if target.embedded_pgdata is not None:
         from migrate.database.embedded import ensure_running
 
