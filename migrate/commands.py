@@ -218,7 +218,7 @@ def repair(settings: Settings, dry_run: bool = False, yes: bool = False, ask: As
 
     if dry_run:
         tracks = build_tracks(settings.migrations_dir)
-        session = wait_until_ready(settings.target)
+        session = wait_until_ready(settings.target, read_only=True)
         try:
             plan = read_plan(settings, session, tracks, find_all_versions(settings, tracks))
         finally:
@@ -309,7 +309,7 @@ def history(settings: Settings, limit: int = 20, as_json: bool = False) -> list[
 
     if limit < 1:
         raise ConfigError(f"--limit {limit}: give a positive number of attempts to show")
-    session = wait_until_ready(settings.target)
+    session = wait_until_ready(settings.target, read_only=True)
     try:
         attempts = read_attempts(session.connection, settings.schema, limit)
     finally:

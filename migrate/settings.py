@@ -78,6 +78,9 @@ class Target(NamedTuple):
     embedded_pgdata: Path | None = None
     application_name: str = "migrate"
     max_wait: float = 180.0
+    # MIGRATE_READ_TIMEOUT: how long read-only commands (status, dry-run, history) wait for the server.
+    # A person is waiting for an answer; MAX_WAIT_TIME is for a container that starts beside its server.
+    read_wait: float = 10.0
     wait_max_interval: float = 1.0
     # migration sessions (see README "Timeouts"): PostgreSQL lock_timeout / statement_timeout
     lock_timeout: str | None = None
@@ -489,7 +492,7 @@ _KNOWN_KEYS = {
     "DATABASE_URL", "MIGRATE_SCHEMA", "MIGRATIONS_DIR", "MIGRATE_EMBEDDED", "MIGRATE_PGDATA",
     "MAX_WAIT_TIME", "WAIT_RETRY_INTERVAL", "MIGRATE_LOCK_TIMEOUT", "MIGRATE_REQUIRE_TLS",
     "MIGRATE_CONFIRM", "MIGRATE_DISPOSABLE", "MIGRATE_APPLICATION_NAME", "PGSSLMODE",
-    "PGCONNECT_TIMEOUT", "PGAPPNAME",
+    "PGCONNECT_TIMEOUT", "PGAPPNAME", "MIGRATE_READ_TIMEOUT",
     "MIGRATE_PROTECTED_SCHEMAS", "MIGRATION_RESET_SCHEMA", "MIGRATE_HEARTBEAT_INTERVAL",
 } | {
     "MIGRATE_SQL_LOCK_TIMEOUT", "MIGRATE_STATEMENT_TIMEOUT", "MIGRATE_LOCK_RETRIES", "MIGRATE_LOCK_RETRY_DELAY",
@@ -529,6 +532,7 @@ def _build_settings(env: str, root: Path, env_file: Path, layers: _Layers, flags
             embedded_pgdata=pgdata,
             application_name=layers.get("MIGRATE_APPLICATION_NAME") or layers.get("PGAPPNAME") or "migrate",
             max_wait=_number(layers, "MAX_WAIT_TIME", 180.0),
+            read_wait=_number(layers, "MIGRATE_READ_TIMEOUT", 10.0),
             wait_max_interval=min(retry, 1.0) if retry > 0 else 1.0,
             lock_timeout=_stricter_duration(layers, "MIGRATE_SQL_LOCK_TIMEOUT"),
             statement_timeout=_pg_duration(layers.get("MIGRATE_STATEMENT_TIMEOUT"),

@@ -61,11 +61,14 @@ def files_while_connecting(settings: Settings, tracks: list[Track], open_session
 
 
 def read_plan_snapshot(settings: Settings, timeout: float | None = None) -> Plan:
-    """Files + history as they are now, without the lock and without writing anything."""
+    """Files + history as they are now, without the lock and without writing anything.
+
+    Read-only: a person is waiting, so the server gets MIGRATE_READ_TIMEOUT, not MAX_WAIT_TIME.
+    """
     tracks = build_tracks(settings.migrations_dir)
 
     def open_session() -> tuple[Session, dict[str, list[HistoryRow]]]:
-        session = wait_until_ready(settings.target, timeout)
+        session = wait_until_ready(settings.target, timeout, read_only=True)
         try:
             return session, read_history(session.connection, settings.schema, tracks)
         finally:

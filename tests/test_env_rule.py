@@ -149,8 +149,9 @@ def test_empty_values_never_override(tmp_path: Path) -> None:
 
 def test_ordinary_settings_take_the_process_environment_over_the_files(tmp_path: Path) -> None:
     root = _root(tmp_path, x__env="DATABASE_URL=postgresql://u@db/app\nMAX_WAIT_TIME=7\nMIGRATE_STATEMENT_TIMEOUT=1min\n")
-    settings = load_settings("x", root, {"MAX_WAIT_TIME": "30", "MIGRATE_STATEMENT_TIMEOUT": "2h"})
-    assert settings.target.max_wait == 30
+    settings = load_settings("x", root, {"MAX_WAIT_TIME": "30", "MIGRATE_STATEMENT_TIMEOUT": "2h",
+                                         "MIGRATE_READ_TIMEOUT": "3"})
+    assert (settings.target.max_wait, settings.target.read_wait) == (30, 3)
     assert settings.target.statement_timeout == "2h"  # not a guard: a long migration may need more
 
 
@@ -285,3 +286,26 @@ def test_an_environment_naming_no_server_refuses_to_connect_but_lints(tmp_path: 
                                   "(or POSTGRES_HOST) in envs/staging.env or envs/staging.local.env, or in the process "
                                   "environment, or give --host")
     assert project.run("lint", "--env", "staging").code == 0
+
+
+def test_read_only_commands_say_what_they_wait_for_and_which_setting_to_raise(tmp_path: Path) -> None:
+    import time
+
+    from conftest import Project
+    from pgcluster import free_port
+
+    root = tmp_path / "project"
+    project = Project(root, "")
+    project.write("lanconnect", "001_a.sql", "SELECT 1;\n")
+    port = free_port()
+    _root(root, staging__env=f"DATABASE_URL=postgresql://app:pw@127.0.0.1:{port}/app\nMAX_WAIT_TIME=180\n")
+    for args in (("status",), ("repair", "--dry-run"), ("history",)):
+        began = time.monotonic()
+        result = project.run(*args, "--env", "staging", env={"MIGRATE_READ_TIMEOUT": "1"})
+        assert time.monotonic() - began < 5, args
+        assert result.code == 3, result.err
+        where = f"postgresql://app:***@127.0.0.1:{port}/app"
+        assert f"migrate: waiting up to 1 s for the database at {where} (" in result.err
+        last = result.err.strip().splitlines()[-1]
+        assert last.startswith(f"migrate: error: database at {where} not ready after 1 s")
+        assert result.err.strip().endswith("check that the server is running, or raise MIGRATE_READ_TIMEOUT")

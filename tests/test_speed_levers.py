@@ -62,7 +62,7 @@ def test_a_bad_file_is_reported_at_once_while_the_server_is_still_awaited(projec
     project.write("lanconnect", "001_ok.sql", "CREATE TABLE ok (id int);")
     project.write("lanconnect", "add_users.sql", "CREATE TABLE users (id int);")
     project.env_file("down", "DATABASE_URL=postgresql://postgres@127.0.0.1:1/nowhere\n")
-    unreachable = {"MAX_WAIT_TIME": "600"}
+    unreachable = {"MAX_WAIT_TIME": "600", "MIGRATE_READ_TIMEOUT": "600"}
     for command in ("migrate", "status"):
         result = project.run(command, "--env", "down", env=unreachable, timeout=60)  # waiting would take 600 s
         assert result.code == 4, result.err
