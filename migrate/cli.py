@@ -41,7 +41,7 @@ class Flags(NamedTuple):
     batch: bool | None = None
     limit: int = 20
     verbose: bool = False
-    baseline_version: str | None = None
+    up_to: str | None = None  # baseline --up-to V
     track: str | None = None
     words: tuple[str, ...] = ()
     dry_run: bool = False
@@ -65,7 +65,7 @@ def _table() -> dict[str, Callable[[Settings, Flags], Any]]:
         "verify": lambda s, f: commands.verify(s, as_json=f.json),
         "reset": lambda s, f: commands.reset(s, yes=f.yes),
         "repair": lambda s, f: commands.repair(s, dry_run=f.dry_run, yes=f.yes),
-        "baseline": lambda s, f: commands.baseline(s, f.baseline_version, f.track, yes=f.yes),
+        "baseline": lambda s, f: commands.baseline(s, f.up_to, f.track, yes=f.yes),
         "history": lambda s, f: commands.history(s, limit=f.limit, as_json=f.json),
         "new": lambda s, f: commands.new(s, " ".join(f.words), f.track or "lanconnect"),
         "lint": lambda s, f: commands.lint(s, list(f.words), as_json=f.json),
@@ -154,6 +154,18 @@ def _names_many(env: str) -> bool:
     return is_many(env)
 
 
+class _PrintVersion(argparse.Action):
+    """`--version`: the version is looked up only when asked for (a no-op run imports no more)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=kwargs.get("help"))
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        print(tool_version())
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m migrate",
@@ -178,8 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: MIGRATE_BATCH, off)")
     parser.add_argument("--limit", type=int, default=20, help="history: how many attempts to show (default 20)")
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logs on stderr")
-    parser.add_argument("--version", dest="baseline_version", default=None,
-                        help="baseline: mark every version up to this one as applied")
+    parser.add_argument("--version", action=_PrintVersion,
+                        help="print the tool's version (as history rows record it) and exit")
+    parser.add_argument("--up-to", dest="up_to", default=None, metavar="V",
+                        help="baseline: mark every version up to V as applied")
     parser.add_argument("--track", default=None,
                         help="new, baseline: lanconnect (default) or client_specific")
     legacy = parser.add_argument_group("earlier script's flags")
@@ -194,8 +208,13 @@ def main(argv: Sequence[str] | None = None, *, root: Path | None = None,
          environ: Mapping[str, str] | None = None) -> int:
     """`python -m migrate ARGS`: the exit code (root and environ as for run_command)."""
     parser = build_parser()
+    words = list(sys.argv[1:] if argv is None else argv)
+    if "--version" in words and len(words) > 1:  # baseline's option was --version: never a silent exit 0
+        print("migrate: error: --version prints the tool's version and takes nothing else; "
+              "baseline's option is --up-to V", file=sys.stderr)
+        return EXIT_CONFIG
     try:
-        args = parser.parse_intermixed_args(argv)
+        args = parser.parse_intermixed_args(words)
     except SystemExit as stop:  # argparse already printed the usage error
         return EXIT_CONFIG if stop.code else 0
     command = args.command or ("status" if args.status else "dry-run" if args.dry_run else "migrate")
@@ -208,10 +227,17 @@ def main(argv: Sequence[str] | None = None, *, root: Path | None = None,
               file=sys.stderr)
         return EXIT_CONFIG
     flags = Flags(env=args.env, json=args.json, yes=args.yes, timeout=args.timeout, batch=args.batch,
-                  limit=args.limit, verbose=args.verbose, baseline_version=args.baseline_version,
+                  limit=args.limit, verbose=args.verbose, up_to=args.up_to,
                   track=args.track, words=tuple(args.words), dry_run=args.dry_run, host=args.host, port=args.port,
                   database=args.database, user=args.user, password=args.password)
     return run_command(command, flags, root=root, environ=environ)
+
+
+def tool_version() -> str:
+    """The tool's version as every history and attempt row records it (`tool_version`)."""
+    from migrate.history.recorder import TOOL_VERSION
+
+    return TOOL_VERSION
 
 
 def lost_connection_message(error: Exception) -> str | None:

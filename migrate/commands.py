@@ -247,7 +247,7 @@ def repair(settings: Settings, dry_run: bool = False, yes: bool = False, ask: As
 
 def baseline(settings: Settings, version: str | None, track: str | None = None, yes: bool = False,
              ask: Ask | None = None) -> BaselineResult:
-    """Mark every version of `track` up to `version` as applied, without running any of them.
+    """Mark every version of `track` up to `version` (--up-to) as applied, without running any of them.
 
     On a MIGRATE_CONFIRM environment the count is confirmed before anything is written.
     """
@@ -259,7 +259,7 @@ def baseline(settings: Settings, version: str | None, track: str | None = None, 
     from migrate.tracks import build_tracks, track_names
 
     if version is None:
-        raise ConfigError("baseline needs --version V (every version up to V is marked applied)")
+        raise ConfigError("baseline needs --up-to V (every version up to V is marked applied)")
     parse_baseline_version(version)
     track_name = track or track_names()[0]
     chosen = [t for t in build_tracks(settings.migrations_dir) if t.name == track_name]

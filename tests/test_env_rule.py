@@ -309,3 +309,18 @@ def test_read_only_commands_say_what_they_wait_for_and_which_setting_to_raise(tm
         last = result.err.strip().splitlines()[-1]
         assert last.startswith(f"migrate: error: database at {where} not ready after 1 s")
         assert result.err.strip().endswith("check that the server is running, or raise MIGRATE_READ_TIMEOUT")
+
+
+def test_baselines_old_version_option_is_refused_not_a_silent_success(tmp_path: Path) -> None:
+    from conftest import Project
+
+    project = Project(tmp_path, "")
+    result = project.run("baseline", "--version", "003")
+    assert (result.code, result.out) == (2, "")
+    assert result.err.strip() == ("migrate: error: --version prints the tool's version and takes nothing else; "
+                                  "baseline's option is --up-to V")
+    alone = project.run_process("--version")
+    assert (alone.code, alone.err) == (0, "")
+    from migrate.history.recorder import TOOL_VERSION
+
+    assert alone.out == f"{TOOL_VERSION}\n"

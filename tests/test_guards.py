@@ -171,18 +171,18 @@ def test_baseline_on_a_guarded_environment_asks_before_it_writes(project: Projec
     _guarded(project, db)
     project.write("lanconnect", "001_a.sql", "CREATE TABLE public.a (id int);")
     project.write("lanconnect", "002_b.sql", "CREATE TABLE public.b (id int);")
-    refused = project.run("baseline", "--version", "2", "--env", "production")
+    refused = project.run("baseline", "--up-to", "2", "--env", "production")
     assert refused.code == 6
     assert refused.err.strip().endswith("requires confirmation (MIGRATE_CONFIRM) and there is no terminal to ask; "
                                         "pass --yes")
     assert db.query("SELECT count(*) FROM langconnect.lanconnect_migration_versions") == [(0,)]
-    code, _, err = _run_on_a_terminal(project, "nope", "baseline", "--version", "2", "--env", "production")
+    code, _, err = _run_on_a_terminal(project, "nope", "baseline", "--up-to", "2", "--env", "production")
     assert code == 6
     assert ("Mark 2 lanconnect version(s) up to 2 as applied without running them on production? Type yes: "
             in err)
     assert "migrate: error: not confirmed: nothing was recorded on 'production'" in err
     assert db.query("SELECT count(*) FROM langconnect.lanconnect_migration_versions") == [(0,)]
-    accepted = project.inv("baseline", "--version", "2", "--env", "production", "--yes")
+    accepted = project.inv("baseline", "--up-to", "2", "--env", "production", "--yes")
     assert accepted.code == 0, accepted.err
     assert db.history() == [("001", "applied"), ("002", "applied")]
     assert db.tables("public") == []

@@ -123,7 +123,7 @@ def test_history_and_attempt_rows_are_exact_in_a_schema_whose_name_needs_quoting
     assert repaired.code == 0, repaired.err
     assert db.query(f"SELECT version FROM {table}.lanconnect_migration_versions WHERE status = 'failed'") == []
     project.write("client_specific", "001_adopted.sql", "CREATE TABLE t3 (id int);")
-    baseline = project.run("baseline", "--version", "001", "--track", "client_specific", "--yes",
+    baseline = project.run("baseline", "--up-to", "001", "--track", "client_specific", "--yes",
                            env={"MIGRATE_SCHEMA": schema})
     assert baseline.code == 0, baseline.err
     assert db.query(f"SELECT version, status FROM {table}.client_migration_versions") == [("001", "applied")]
