@@ -131,6 +131,8 @@ def run_command(command: str, flags: Flags, *, root: Path | None = None,
             from migrate.report import documents
 
             documents.print_json(documents.error_json(error))  # --json promises one document on stdout
+        for line in error.earlier:
+            print(f"migrate: error: {line}", file=sys.stderr)
         print(f"migrate: error: {error.message}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:

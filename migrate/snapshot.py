@@ -18,7 +18,7 @@ from typing import Callable, Generic, TypeVar
 from migrate.database.connection import Session, wait_until_ready
 from migrate.database.run_lock import open_locked_session
 from migrate.errors import ConfigError
-from migrate.files.sqlfiles import MigrationVersion, find_migration_versions
+from migrate.files.sqlfiles import FilesRefused, MigrationVersion, find_migration_versions
 from migrate.history.tables import HistoryRow, ensure_history_tables, read_all_columns, read_history
 from migrate.plan import Plan, build_plan
 from migrate.settings import Settings
@@ -28,13 +28,25 @@ T = TypeVar("T")
 
 
 def find_all_versions(settings: Settings, tracks: list[Track]) -> dict[str, list[MigrationVersion]]:
-    """Every version of every track on disk; bad names and unreadable files raise."""
+    """Every version of every track on disk; bad names and unreadable files raise.
+
+    Entries that are not regular files are gathered across the tracks: one error names them all.
+    """
     if not settings.migrations_dir.is_dir():
         raise ConfigError(
             f"MIGRATIONS_DIR {settings.migrations_dir} does not exist; run from the project root "
             "or set MIGRATIONS_DIR"
         )
-    return {track.name: find_migration_versions(track, settings.root) for track in tracks}
+    versions: dict[str, list[MigrationVersion]] = {}
+    refused: list[str] = []
+    for track in tracks:
+        try:
+            versions[track.name] = find_migration_versions(track, settings.root)
+        except FilesRefused as error:
+            refused += error.lines
+    if refused:
+        raise FilesRefused(refused)
+    return versions
 
 
 def read_plan(settings: Settings, session: Session, tracks: list[Track],
