@@ -19,7 +19,14 @@ from migrate.database.connection import Session, wait_until_ready
 from migrate.database.run_lock import open_locked_session
 from migrate.errors import ConfigError
 from migrate.files.sqlfiles import FilesRefused, MigrationVersion, find_migration_versions
-from migrate.history.tables import HistoryRow, ensure_history_tables, read_all_columns, read_history
+from migrate.history.tables import (
+    HistoryRow,
+    ensure_history_tables,
+    ledger_warnings,
+    read_all_columns,
+    read_history,
+    read_ledger_access,
+)
 from migrate.plan import Plan, build_plan
 from migrate.settings import Settings
 from migrate.tracks import Track, build_tracks
@@ -76,18 +83,22 @@ def read_plan_snapshot(settings: Settings, timeout: float | None = None) -> Plan
     """Files + history as they are now, without the lock and without writing anything.
 
     Read-only: a person is waiting, so the server gets MIGRATE_READ_TIMEOUT, not MAX_WAIT_TIME.
+    A ledger the platform's API roles can reach is reported among the plan's warnings (migrate closes it).
     """
     tracks = build_tracks(settings.migrations_dir)
 
-    def open_session() -> tuple[Session, dict[str, list[HistoryRow]]]:
+    def open_session() -> tuple[Session, dict[str, list[HistoryRow]], list[str]]:
         session = wait_until_ready(settings.target, timeout, read_only=True)
         try:
-            return session, read_history(session.connection, settings.schema, tracks)
+            history = read_history(session.connection, settings.schema, tracks)
+            access, _ = read_ledger_access(session.connection, settings.schema, tracks)
+            return session, history, ledger_warnings(settings.schema, access)
         finally:
             session.close()  # the history is read: nothing else is asked of this server
 
-    versions, (_, history) = files_while_connecting(settings, tracks, open_session)
-    return build_plan(tracks, versions, history, settings.root)
+    versions, (_, history, exposed) = files_while_connecting(settings, tracks, open_session)
+    plan = build_plan(tracks, versions, history, settings.root)
+    return plan._replace(warnings=plan.warnings + tuple(exposed)) if exposed else plan
 
 
 def open_locked_snapshot(settings: Settings) -> tuple[Session, list[Track], dict[str, list[MigrationVersion]],
