@@ -205,6 +205,11 @@ def require_target(settings: Settings) -> None:
     """
     if settings.origin.kind != FROM_NOWHERE:
         return
+    if settings.origin.where != Origin().where:  # a partial target: the earlier script's variables without a host
+        raise ConfigError(
+            f"environment {settings.env_name!r}: {settings.origin.where}; name the server (POSTGRES_HOST, e.g. "
+            "localhost for this machine, or DATABASE_URL) or unset them"
+        )
     files = " or ".join(display_path(settings.env_file.with_name(name), settings.root)
                         for name in (settings.env_file.name, settings.env_file.name[:-4] + ".local.env"))
     raise ConfigError(
@@ -581,6 +586,9 @@ def _resolve_connection(layers: _Layers, flags: Mapping[str, str], embedded_want
         connection = _connection_from(layers.process, lambda key: PROCESS_ENVIRONMENT)
         used_keys = [key for key in CONNECTION_VARIABLES if key in layers.process]
         origin = Origin(FROM_SHELL, f"the shell environment: {', '.join(used_keys)}")
+    elif partial := [key for key, _ in _PARTIAL_WITHOUT_HOST if layers.process.get(key)]:
+        # the earlier script defaulted POSTGRES_HOST to localhost; now a target is named, never defaulted
+        origin = Origin(FROM_NOWHERE, f"the process environment sets {', '.join(partial)} but no POSTGRES_HOST")
     elif embedded_wanted:
         embedded = True
         connection = {"dbname": layers.files.get("POSTGRES_DB") or layers.files.get("PGDATABASE") or "postgres"}
@@ -605,6 +613,9 @@ def _resolve_connection(layers: _Layers, flags: Mapping[str, str], embedded_want
         source = "flag --port" if "port" in flags else origin.where
         raise ConfigError(f"{source}: port {connection['port']!r} is not a number")
     return connection, origin, embedded
+
+
+_PARTIAL_WITHOUT_HOST = tuple((old, keyword) for keyword, old, _, _ in CONNECTION_KEYS if keyword != "host")
 
 
 def _connection_from(values: Mapping[str, str], where: Callable[[str], str]) -> dict[str, str]:

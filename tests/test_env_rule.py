@@ -324,3 +324,35 @@ def test_baselines_old_version_option_is_refused_not_a_silent_success(tmp_path: 
     from migrate.history.recorder import TOOL_VERSION
 
     assert alone.out == f"{TOOL_VERSION}\n"
+
+
+def test_compose_staging_never_falls_back_to_the_stacks_db(db: object, tmp_path: Path) -> None:
+    """migration-init with MIGRATE_ENV=staging and no STAGING_DATABASE_URL (compose passes it empty) stops
+    with exit 2 naming the file and the variable; the stack's POSTGRES_* server is not touched."""
+    from conftest import REPO, Database
+    from test_compose import build_image_tree, migration_init, pointed_at, run_in_image
+
+    assert isinstance(db, Database)
+    command, environment = migration_init({"POSTGRES_PASSWORD": "compose-test-password", "MIGRATE_ENV": "staging"})
+    assert command[-3:] == ["--env", "staging", "--yes"] and environment["STAGING_DATABASE_URL"] == ""
+    image = build_image_tree(REPO, tmp_path / "app")
+    result = run_in_image(image, command, pointed_at(environment, db))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.strip() == ("migrate: error: envs/staging.env: DATABASE_URL needs ${STAGING_DATABASE_URL}, "
+                                     "which is not set; export STAGING_DATABASE_URL or set it in "
+                                     "envs/staging.local.env")
+    assert db.tables() == []
+
+
+def test_the_earlier_scripts_variables_without_a_host_are_a_partial_target(tmp_path: Path) -> None:
+    """The earlier script filled POSTGRES_HOST with localhost; now the server is named or the run refused
+    (not the embedded server either: the variables meant some server)."""
+    root = _root(tmp_path, local__env="MIGRATE_EMBEDDED=true\n")
+    settings = load_settings("local", root, {"POSTGRES_DB": "app", "POSTGRES_PASSWORD": "pw", "PGUSER": "me"})
+    assert not settings.target.uses_embedded
+    with pytest.raises(ConfigError) as error:
+        require_target(settings)
+    assert error.value.message == (
+        "environment 'local': the process environment sets POSTGRES_DB, POSTGRES_PASSWORD but no POSTGRES_HOST; "
+        "name the server (POSTGRES_HOST, e.g. localhost for this machine, or DATABASE_URL) or unset them")
+    assert load_settings("local", root, {"PGUSER": "me", "PGDATABASE": "x"}).target.uses_embedded  # libpq's own
