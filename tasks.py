@@ -82,10 +82,10 @@ def verify(c, env="local", json=False, verbose=False):
     _run("verify", env=env, json=json, verbose=verbose)
 
 
-@task(help={"env": "environment (default local); refused unless MIGRATE_DISPOSABLE=true",
-            "yes": "do not ask on confirm-guarded environments", "verbose": "debug logs"})
+@task(help={"env": "environment (default local); refused unless its file says MIGRATE_DISPOSABLE=true",
+            "yes": "do not ask (needed without a terminal)", "verbose": "debug logs"})
 def reset(c, env="local", yes=False, verbose=False):
-    """Drop and recreate the app schema (disposable environments only)."""
+    """Drop and recreate the app schema (disposable environments, on the server their file names or this machine)."""
     _run("reset", env=env, yes=yes, verbose=verbose)
 
 

@@ -26,8 +26,8 @@ COMMANDS = ("migrate", "status", "dry-run", "wait", "db-stop", "verify", "reset"
 COMMANDS += ("new", "lint")  # authoring: take positional words (new: description; lint: files)
 WORD_COMMANDS = ("new", "lint")
 # the commands that reach a database: they print the target line and need a named server
-TARGET_COMMANDS = ("migrate", "status", "dry-run", "wait", "verify", "reset", "repair", "baseline", "history",
-                   "dev-start")
+# (dev-start says it itself when it migrates from this machine: with docker compose the stack picks its server)
+TARGET_COMMANDS = ("migrate", "status", "dry-run", "wait", "verify", "reset", "repair", "baseline", "history")
 log = logging.getLogger("migrate")
 
 
@@ -183,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "status also takes `all` or a comma list")
     parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     parser.add_argument("--yes", action="store_true",
-                        help="do not ask on confirm-guarded environments (migrate, reset, repair, baseline)")
+                        help="do not ask: confirm-guarded environments (migrate, repair, baseline) and reset")
     parser.add_argument("--timeout", type=float, default=None,
                         help="wait: seconds (default MAX_WAIT_TIME); status --env all: "
                         "connect timeout per environment (default 5)")

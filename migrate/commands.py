@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 from migrate.errors import ConfigError, MigrateError, ValidationError
 from migrate.plan import Plan, build_plan, validate_plan
 from migrate.report import documents, text
-from migrate.settings import Settings
+from migrate.settings import Settings, require_target
 from migrate.snapshot import read_plan_snapshot
 
 if TYPE_CHECKING:  # imported where they are used: a run with nothing pending never loads them
@@ -392,8 +392,10 @@ def dev_start(settings: Settings, compose: Compose | None = None) -> str:
                         f"(MIGRATE_ENV={settings.env_name})")
         stack.up(compose, settings.root, settings.env_name)
         return "compose"
+    require_target(settings)  # only now does this machine connect: the compose stack picks its own server
     text.print_line(f"dev-start: docker compose is not available ({compose.reason}); using "
                     f"{settings.target.label()} and `inv migrate --env {settings.env_name}`")
+    log.info("%s", settings.target_line())
     migrate(settings)
     return "migrate"
 

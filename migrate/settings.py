@@ -60,6 +60,9 @@ SERVER_VARIABLES = ("DATABASE_URL", "POSTGRES_HOST", "PGHOST")  # any of these, 
 # Guards the process environment may make stricter, never weaker; and the one it cannot set at all.
 STRICTER_ONLY = ("MIGRATE_REQUIRE_TLS", "MIGRATE_CONFIRM", "MIGRATE_SQL_LOCK_TIMEOUT", "MIGRATE_LOCK_TIMEOUT")
 FILES_ONLY = ("MIGRATE_DISPOSABLE",)
+# libpq reads these from the process environment by itself and would send a connection elsewhere than
+# the host the environment's files name (hostaddr wins over host; a service may set hostaddr).
+LIBPQ_REDIRECTS = ("PGHOSTADDR", "PGSERVICE")
 FLAG_NAMES = {"host": "--host", "port": "--port", "dbname": "--database", "user": "--user", "password": "--password"}
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
 
@@ -405,6 +408,7 @@ class _Layers:
         self.files: dict[str, str] = {}
         self.file_source: dict[str, str] = {}
         self.process = {key: value for key, value in process.items() if key in _KNOWN_KEYS and value != ""}
+        self.redirecting: list[str] = []  # LIBPQ_REDIRECTS set in the process environment
 
     def add_file(self, values: Mapping[str, str | None], source: str) -> None:
         for key, value in values.items():
@@ -449,6 +453,7 @@ def load_settings(
         raise ConfigError(f"unknown environment {env!r}: {display_path(env_file, root)} does not exist ({hint})")
 
     layers = _Layers(environ)
+    layers.redirecting = [name for name in LIBPQ_REDIRECTS if environ.get(name)]
     local_file = envs_dir / f"{env}.local.env"
     local_values = _read_env_file(local_file, root, environ, {}) if local_file.is_file() else {}
     layers.add_file(_read_env_file(env_file, root, environ, local_values), display_path(env_file, root))
@@ -609,6 +614,11 @@ def _resolve_connection(layers: _Layers, flags: Mapping[str, str], embedded_want
         for keyword, _, _, default in CONNECTION_KEYS:
             if default is not None:
                 connection.setdefault(keyword, default)
+    if layers.redirecting and origin.kind not in (FROM_SHELL, FROM_NOWHERE):
+        raise ConfigError(
+            f"the process environment sets {', '.join(layers.redirecting)}, which libpq would use to reach another "
+            f"server than {origin.where} names; unset it (or name the server in the process environment instead)"
+        )
     if "port" in connection and not all(port.isdigit() for port in connection["port"].split(",")):
         source = "flag --port" if "port" in flags else origin.where
         raise ConfigError(f"{source}: port {connection['port']!r} is not a number")

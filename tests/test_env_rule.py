@@ -356,3 +356,14 @@ def test_the_earlier_scripts_variables_without_a_host_are_a_partial_target(tmp_p
         "environment 'local': the process environment sets POSTGRES_DB, POSTGRES_PASSWORD but no POSTGRES_HOST; "
         "name the server (POSTGRES_HOST, e.g. localhost for this machine, or DATABASE_URL) or unset them")
     assert load_settings("local", root, {"PGUSER": "me", "PGDATABASE": "x"}).target.uses_embedded  # libpq's own
+
+
+def test_libpq_variables_that_would_redirect_a_named_target_are_refused(tmp_path: Path) -> None:
+    root = _root(tmp_path, staging__env="DATABASE_URL=postgresql://app@staging-db/app\n")
+    with pytest.raises(ConfigError) as error:
+        load_settings("staging", root, {"PGHOSTADDR": "10.0.0.9"})
+    assert error.value.message == (
+        "the process environment sets PGHOSTADDR, which libpq would use to reach another server than "
+        "envs/staging.env names; unset it (or name the server in the process environment instead)")
+    shell = load_settings("staging", _root(tmp_path / "b", staging__env=""), {"PGHOST": "db", "PGSERVICE": "svc"})
+    assert shell.origin.kind == FROM_SHELL  # the shell names the server and the service together: its own choice
