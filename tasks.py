@@ -22,12 +22,10 @@ def _run(command: str, **flags: object) -> None:
 
 @task(help={"env": "environment: envs/<env>.env (default local)", "json": "one JSON document on stdout",
             "yes": "apply without asking on confirm-guarded environments", "verbose": "debug logs",
-            "batch": "pending transactional migrations in one transaction, a savepoint each (MIGRATE_BATCH)",
-            "no_batch": "one transaction per migration even when MIGRATE_BATCH=true"})
-def migrate(c, env="local", json=False, yes=False, verbose=False, batch=False, no_batch=False):
+            "run_added": "also run the files added under already-applied versions (only those)"})
+def migrate(c, env="local", json=False, yes=False, verbose=False, run_added=False):
     """Apply pending migrations: lanconnect first, then client_specific."""
-    _run("migrate", env=env, json=json, yes=yes, verbose=verbose,
-         batch=(batch and not no_batch) if (batch or no_batch) else None)
+    _run("migrate", env=env, json=json, yes=yes, verbose=verbose, run_added=run_added)
 
 
 @task(help={"env": "environment (default local), `all`, or a comma list such as local,staging",
@@ -38,10 +36,11 @@ def status(c, env="local", json=False, verbose=False, timeout=None):
     _run("status", env=env, json=json, verbose=verbose, timeout=float(timeout) if timeout is not None else None)
 
 
-@task(name="dry-run", help={"env": "environment (default local)", "json": "one JSON document on stdout"})
-def dry_run(c, env="local", json=False, verbose=False):
+@task(name="dry-run", help={"env": "environment (default local)", "json": "one JSON document on stdout",
+                            "run_added": "as migrate --run-added would"})
+def dry_run(c, env="local", json=False, verbose=False, run_added=False):
     """List exactly what migrate would apply, in order (read-only)."""
-    _run("dry-run", env=env, json=json, verbose=verbose)
+    _run("dry-run", env=env, json=json, verbose=verbose, run_added=run_added)
 
 
 @task(help={"env": "environment (default local)", "timeout": "seconds (default MAX_WAIT_TIME)"})

@@ -36,8 +36,8 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 ACTIONS = ("apply", "noop", "status")
-# runners measured on some actions only (batch mode changes applying; its no-op and status are the tool's)
-RUNNER_ACTIONS = {"tool-batch": ("apply",)}
+# runners measured on some actions only
+RUNNER_ACTIONS: dict[str, tuple[str, ...]] = {}
 TRACK_DIRS = ("lanconnect", "client_specific")
 
 
@@ -257,8 +257,6 @@ def command_for(runner: str, action: str, mset: MigrationSet, url: str, dbmate_u
     python = sys.executable
     if runner == "tool":
         return [python, "-m", "migrate", "status" if action == "status" else "migrate"]
-    if runner == "tool-batch":
-        return [python, "-m", "migrate", "migrate", "--batch"]
     if runner == "reference":
         return [python, str(BENCH / "reference_runner.py"), str(mset.root)] + (
             ["--status"] if action == "status" else [])
@@ -371,7 +369,7 @@ def one_round(server: Server, sets: list[MigrationSet], runners: list[str], roun
                 for action in RUNNER_ACTIONS.get(runner, ACTIONS):
                     sample = run_timed(command_for(runner, action, mset, url, dbmate_url), mset.root, environ)
                     results.add(mset.name, runner, action, sample)
-                if runner in ("tool", "tool-batch") and round_index == 0:
+                if runner == "tool" and round_index == 0:
                     verify_tool_history(server, dbname, mset)
             finally:
                 server.drop_database(dbname)
@@ -387,9 +385,9 @@ def ratio(a: float | None, b: float | None) -> str:
 
 
 def main_table(results: Results, sets: list[MigrationSet], runners: list[str]) -> list[str]:
-    names = {"tool": "tool", "tool-batch": "tool --batch", "reference": "reference (psql/file)",
+    names = {"tool": "tool", "reference": "reference (psql/file)",
              "floor": "floor (1 conn)", "dbmate": "dbmate", "startup": "import psycopg2"}
-    shown = [r for r in ("tool", "tool-batch", "reference", "floor", "dbmate") if r in runners]
+    shown = [r for r in ("tool", "reference", "floor", "dbmate") if r in runners]
     header = (["set", "action"] + [f"{names[r]} ms" for r in shown] + ["import psycopg2 ms", "tool/floor",
               "tool/start-up", "reference/tool", "tool peak MB"])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -406,7 +404,7 @@ def main_table(results: Results, sets: list[MigrationSet], runners: list[str]) -
 
 
 def memory_table(results: Results, sets: list[MigrationSet], runners: list[str]) -> list[str]:
-    shown = [r for r in ("tool", "tool-batch", "reference", "floor", "dbmate", "startup") if r in runners]
+    shown = [r for r in ("tool", "reference", "floor", "dbmate", "startup") if r in runners]
     lines = ["| set | " + " | ".join(f"{r} peak MB" for r in shown) + " |", "|" + "---|" * (len(shown) + 1)]
     for mset in sets:
         cells = []
@@ -646,7 +644,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="migrate-bench-"))
     server = open_server(args.dsn, workdir, args.embedded)
     psql, psql_note = real_psql()
-    runners = ["tool", "tool-batch", "reference", "floor", "startup"]
+    runners = ["tool", "reference", "floor", "startup"]
     if not psql:
         runners.remove("reference")
         log("reference runner skipped: no psql found")

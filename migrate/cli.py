@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
-from migrate.errors import EXIT_CONFIG, EXIT_UNREACHABLE, MigrateError
+from migrate.errors import EXIT_CONFIG, EXIT_MIGRATION_FAILED, EXIT_UNREACHABLE, MigrateError
 from migrate.settings import Settings, load_settings, require_target
 
 # what `python -m migrate` accepts (the Invoke tasks add dev-start, start and stop)
@@ -38,7 +38,6 @@ class Flags(NamedTuple):
     json: bool = False
     yes: bool = False
     timeout: float | None = None
-    batch: bool | None = None
     limit: int = 20
     verbose: bool = False
     up_to: str | None = None  # baseline --up-to V
@@ -50,6 +49,7 @@ class Flags(NamedTuple):
     database: str | None = None
     user: str | None = None
     password: str | None = None
+    run_added: bool = False
 
 
 def _table() -> dict[str, Callable[[Settings, Flags], Any]]:
@@ -57,9 +57,9 @@ def _table() -> dict[str, Callable[[Settings, Flags], Any]]:
     from migrate import commands
 
     return {
-        "migrate": lambda s, f: commands.migrate(s, as_json=f.json, yes=f.yes),
+        "migrate": lambda s, f: commands.migrate(s, as_json=f.json, yes=f.yes, run_added=f.run_added),
         "status": lambda s, f: commands.status(s, as_json=f.json),
-        "dry-run": lambda s, f: commands.dry_run(s, as_json=f.json),
+        "dry-run": lambda s, f: commands.dry_run(s, as_json=f.json, run_added=f.run_added),
         "wait": lambda s, f: commands.wait(s, f.timeout),
         "db-stop": lambda s, f: commands.db_stop(s),
         "verify": lambda s, f: commands.verify(s, as_json=f.json),
@@ -95,8 +95,6 @@ def resolve(command: str, flags: Flags, root: Path, environ: Mapping[str, str] |
     """The environment's Settings with the command line applied; for a command that connects, the
     target is required and its line printed before anything else happens."""
     settings = load_settings(flags.env, root, environ, connection_flags(flags))
-    if flags.batch is not None:
-        settings = settings._replace(run=settings.run._replace(batch=flags.batch))
     if command in TARGET_COMMANDS:
         require_target(settings)
         log.info("%s", settings.target_line())
@@ -139,15 +137,16 @@ def run_command(command: str, flags: Flags, *, root: Path | None = None,
         print("migrate: interrupted", file=sys.stderr)
         return 130
     except Exception as error:
-        line = lost_connection_message(error)
-        if line is None:
+        found = database_error_message(error)
+        if found is None:
             raise
+        line, code = found
         if flags.json:
             from migrate.report import documents
 
-            documents.print_json({"error": {"exit_code": EXIT_UNREACHABLE, "message": line}})
+            documents.print_json({"error": {"exit_code": code, "message": line[len("migrate: error: "):]}})
         print(line, file=sys.stderr)
-        return EXIT_UNREACHABLE
+        return code
 
 
 def _names_many(env: str) -> bool:
@@ -187,9 +186,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--timeout", type=float, default=None,
                         help="wait: seconds (default MAX_WAIT_TIME); status --env all: "
                         "connect timeout per environment (default 5)")
-    parser.add_argument("--batch", action=argparse.BooleanOptionalAction, default=None,
-                        help="migrate: pending transactional migrations in one transaction, a savepoint each "
-                        "(default: MIGRATE_BATCH, off)")
     parser.add_argument("--limit", type=int, default=20, help="history: how many attempts to show (default 20)")
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logs on stderr")
     parser.add_argument("--version", action=_PrintVersion,
@@ -198,6 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="baseline: mark every version up to V as applied")
     parser.add_argument("--track", default=None,
                         help="new, baseline: lanconnect (default) or client_specific")
+    parser.add_argument("--run-added", dest="run_added", action="store_true",
+                        help="migrate, dry-run: also run the files added under already-applied versions (only "
+                        "those), then record each such version with all its files")
     legacy = parser.add_argument_group("earlier script's flags")
     legacy.add_argument("--status", action="store_true", help="same as the status command")
     legacy.add_argument("--dry-run", dest="dry_run", action="store_true", help="same as the dry-run command")
@@ -228,10 +227,10 @@ def main(argv: Sequence[str] | None = None, *, root: Path | None = None,
         print(f"migrate: error: --status/--dry-run cannot be combined with the {args.command} command",
               file=sys.stderr)
         return EXIT_CONFIG
-    flags = Flags(env=args.env, json=args.json, yes=args.yes, timeout=args.timeout, batch=args.batch,
+    flags = Flags(env=args.env, json=args.json, yes=args.yes, timeout=args.timeout,
                   limit=args.limit, verbose=args.verbose, up_to=args.up_to,
                   track=args.track, words=tuple(args.words), dry_run=args.dry_run, host=args.host, port=args.port,
-                  database=args.database, user=args.user, password=args.password)
+                  database=args.database, user=args.user, password=args.password, run_added=args.run_added)
     return run_command(command, flags, root=root, environ=environ)
 
 
@@ -242,15 +241,22 @@ def tool_version() -> str:
     return TOOL_VERSION
 
 
-def lost_connection_message(error: Exception) -> str | None:
-    """One line for a database error outside any migration (the server restarted between two).
+def database_error_message(error: Exception) -> tuple[str, int] | None:
+    """One line and the exit code for a database error outside any migration; None if it is not one.
 
-    Migrations turn their own errors into MigrateError; this catches the rest (reading or
-    writing history while the server goes away), so the user sees one line, not a traceback.
+    Migrations turn their own errors into MigrateError; this catches the rest (reading or writing
+    history). A lost connection (the server restarted between two migrations) exits 3; any other
+    error (a read-only database, a missing privilege, a history table the tool cannot use) is named
+    with its SQLSTATE and exits 1.
     """
     if not type(error).__module__.startswith("psycopg2"):
         return None
-    from migrate.database.connection import first_line
+    from migrate.database.connection import first_line, server_error
 
+    facts = server_error(error)
+    if facts.sqlstate and not facts.sqlstate.startswith(("08", "57P")):
+        return (f"migrate: error: the database refused the tool's own SQL ({facts.sqlstate}: {facts.message}); "
+                "nothing more was done: fix the database or the user's rights and run the command again",
+                EXIT_MIGRATION_FAILED)
     return (f"migrate: error: lost the connection to the database ({first_line(str(error))}); "
-            "whatever ran before was committed or rolled back as a whole; run the command again")
+            "whatever ran before was committed or rolled back as a whole; run the command again", EXIT_UNREACHABLE)

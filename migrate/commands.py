@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from migrate.errors import ConfigError, MigrateError, ValidationError
-from migrate.plan import Plan, build_plan, validate_plan
+from migrate.plan import Plan, build_plan, include_added, validate_plan
 from migrate.report import documents, text
 from migrate.settings import Settings, require_target
 from migrate.snapshot import read_plan_snapshot
@@ -58,11 +58,14 @@ def status(settings: Settings, as_json: bool = False) -> Plan:
     return plan
 
 
-def dry_run(settings: Settings, as_json: bool = False) -> Plan:
-    """Exactly what migrate would apply, in order, and how; read-only. A missing psql only warns."""
+def dry_run(settings: Settings, as_json: bool = False, run_added: bool = False) -> Plan:
+    """Exactly what migrate would apply, in order, and how; read-only. A missing psql only warns.
+
+    run_added: as `migrate --run-added` would, with the added files of added versions."""
     from migrate.checks.preflight import modes_of, parse_pending, require_psql
 
     plan = read_plan_snapshot(settings)
+    plan = include_added(plan) if run_added else plan
     validate_plan(plan, settings.root)
     scripts = parse_pending(plan, settings, lint=True)
     modes = modes_of(scripts)
@@ -84,12 +87,14 @@ def dry_run(settings: Settings, as_json: bool = False) -> Plan:
     return plan
 
 
-def migrate(settings: Settings, as_json: bool = False, yes: bool = False, ask: Ask | None = None) -> MigrateResult:
+def migrate(settings: Settings, as_json: bool = False, yes: bool = False, ask: Ask | None = None,
+            run_added: bool = False) -> MigrateResult:
     """Apply every pending version, lanconnect first; stop at the first failure.
 
-    Files are read and the run lock taken first; the plan is read under the lock, then every pending
-    file is parsed and linted and, on a confirm-guarded environment, the run confirmed, all before
-    anything is written: bad input leaves the database exactly as it was.
+    Files are read and the run lock taken first (on a session of its own); the plan is read under
+    the lock, then every pending file is parsed and linted and, on a confirm-guarded environment,
+    the run confirmed, all before anything is written: bad input leaves the database exactly as it
+    was. Files run on a second session, each as fresh as psql's (apply/file_session.py).
     """
     from migrate.checks.preflight import modes_of, parse_pending, require_psql
     from migrate.database.connection import this_host
@@ -101,10 +106,12 @@ def migrate(settings: Settings, as_json: bool = False, yes: bool = False, ask: A
 
     if settings.safety.reset_schema:  # the earlier script's MIGRATION_RESET_SCHEMA=true
         require_disposable(settings, "MIGRATION_RESET_SCHEMA=true", yes=yes, ask=ask)
-    session, tracks, versions, existing, history = open_locked_snapshot(settings)
-    connection, label = session.connection, settings.target.label()
+    lock, tracks, versions, existing, history = open_locked_snapshot(settings)
+    connection, label = lock.session.connection, settings.target.label()
+    files = None
     try:
         plan = build_plan(tracks, versions, history, settings.root)
+        plan = include_added(plan) if run_added else plan  # --run-added: only the added files run, all recorded
         validate_plan(plan, settings.root)
         scripts = parse_pending(plan, settings, lint=True)
         if plan.to_apply() or settings.safety.reset_schema:  # asked before anything is written
@@ -127,27 +134,30 @@ def migrate(settings: Settings, as_json: bool = False, yes: bool = False, ask: A
             log.warning("warning: %s", warning)
         result = MigrateResult(plan)
         applied_by = f"{os.environ.get('USER') or os.environ.get('USERNAME') or 'unknown'}@{this_host()}"
-        recorder = Recorder(connection, settings.schema, this_host(), applied_by)
+        recorder = Recorder(lock.session, settings.schema, this_host(), applied_by)
 
         def committed(done: Applied) -> None:
             result.applied.append(done)
             if not as_json:
                 text.print_applied(len(result.applied), len(todo), done.info.track.name,
-                                   done.info.migration.filenames if done.info.migration else done.info.version,
-                                   done.execution_ms)
+                                   ", ".join(f.name for f in done.info.files_to_run), done.execution_ms)
 
         try:
             if todo:
+                from migrate.apply.file_session import FileSession
                 from migrate.apply.run import apply_all
 
-                apply_all(session, recorder, todo, scripts, settings.root, settings.run, psql, committed)
+                files = FileSession(settings.target)
+                recorder.source = files
+                apply_all(lock, files, recorder, todo, scripts, settings.root, settings.run, psql, committed)
         except MigrateError as error:
             if as_json:
                 failed = todo[len(result.applied)] if len(result.applied) < len(todo) else None
                 documents.print_json(documents.migrate_json(settings.env_name, label, settings.root, plan,
-                                                            result.applied, 0, settings.run.batch, error, failed))
+                                                            result.applied, 0, error, failed))
                 error.reported_as_json = True  # the edge prints no second document
             raise
+        recorder.source = lock.session
         for track, checksums in checksums_to_adopt(plan).values():
             count = recorder.adopt_checksums(track, checksums)
             if count:
@@ -155,16 +165,14 @@ def migrate(settings: Settings, as_json: bool = False, yes: bool = False, ask: A
                          track.name, count, ", ".join(sorted(checksums)))
             result.adopted_checksums += count
     finally:
-        session.close()
+        if files is not None:
+            files.close()
+        lock.close()
     if as_json:
         documents.print_json(documents.migrate_json(settings.env_name, label, settings.root, plan, result.applied,
-                                                    result.adopted_checksums, settings.run.batch))
+                                                    result.adopted_checksums))
     else:
-        batches = None
-        if settings.run.batch:
-            numbers = {done.batch for done in result.applied if done.batch is not None}
-            batches = (len(numbers), sum(1 for done in result.applied if done.batch is None))
-        text.print_migrate_summary(len(result.applied), len(plan.items), batches)
+        text.print_migrate_summary(len(result.applied), len(plan.items))
     return result
 
 
@@ -212,7 +220,7 @@ def repair(settings: Settings, dry_run: bool = False, yes: bool = False, ask: As
     from migrate.database.connection import this_host, wait_until_ready
     from migrate.guards import confirm
     from migrate.history.recorder import Recorder
-    from migrate.plan import RepairResult, build_repair_actions
+    from migrate.plan import RepairResult, build_repair_actions, build_repair_skips
     from migrate.snapshot import find_all_versions, open_locked_plan, read_plan
     from migrate.tracks import build_tracks
 
@@ -228,7 +236,7 @@ def repair(settings: Settings, dry_run: bool = False, yes: bool = False, ask: As
     try:
         for warning in plan.warnings:
             log.warning("warning: %s", warning)
-        result = RepairResult(build_repair_actions(plan), dry_run)
+        result = RepairResult(build_repair_actions(plan), dry_run, build_repair_skips(plan))
         if result.actions and not dry_run:
             preview = RepairResult(result.actions, dry_run=True)
             confirm(settings, f"Change {len(result.actions)} history row(s) on {settings.env_name}?",
@@ -236,7 +244,7 @@ def repair(settings: Settings, dry_run: bool = False, yes: bool = False, ask: As
                     remedy="review `repair --dry-run` and pass --yes", yes=yes, ask=ask,
                     show=lambda: text.print_repair(preview, stream=sys.stderr))
             tracks = {item.track.name: item.track for item in plan.items}
-            Recorder(session.connection, settings.schema, this_host(), "repair").repair(
+            Recorder(session, settings.schema, this_host(), "repair").repair(
                 (tracks[action.track], action.version, None if action.kind == "delete-failed" else action.new)
                 for action in result.actions)
     finally:
@@ -273,7 +281,7 @@ def baseline(settings: Settings, version: str | None, track: str | None = None, 
             confirm(settings, f"Mark {len(todo)} {track_name} version(s) up to {version} as applied without "
                     f"running them on {settings.env_name}?", f"nothing was recorded on {settings.env_name!r}",
                     yes=yes, ask=ask)
-            Recorder(session.connection, settings.schema, this_host(), "baseline").baseline(
+            Recorder(session, settings.schema, this_host(), "baseline").baseline(
                 chosen[0], (entry.migration for entry in todo))
     finally:
         session.close()

@@ -6,11 +6,12 @@ subclass carries the exit code the process must end with.
 | code | meaning                                                        |
 |------|----------------------------------------------------------------|
 | 0    | success, including nothing to do                               |
-| 1    | a migration failed (recorded as `failed`)                      |
+| 1    | a migration failed (recorded as `failed`), or the database     |
+|      | refused the tool's own SQL (read-only database, privileges)    |
 | 2    | usage or configuration error                                   |
 | 3    | database unreachable (timeout, bad password, unknown database) |
 | 4    | validation failed (bad file names, syntax, changed files)      |
-| 5    | run lock not acquired in time                                  |
+| 5    | run lock not acquired in time, or lost during the run          |
 | 6    | refused (confirmation needed, destructive command)             |
 """
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Mapping
 
 from migrate.errors import ConfigError, MigrateError, UnreachableError
-from migrate.plan import APPLIED, CHANGED, Plan
+from migrate.plan import ADDED, APPLIED, CHANGED, Plan
 from migrate.settings import ENV_NAME_RE
 
 log = logging.getLogger("migrate")
@@ -136,8 +136,8 @@ def build_overview(columns: list[EnvironmentStatus]) -> Overview:
         for ahead in reachable:
             if late is ahead:
                 continue
-            missing = [key for key in keys if ahead.state_of(key) in (APPLIED, CHANGED)
-                       and late.state_of(key) not in (APPLIED, CHANGED)]
+            missing = [key for key in keys if ahead.state_of(key) in (APPLIED, CHANGED, ADDED)
+                       and late.state_of(key) not in (APPLIED, CHANGED, ADDED)]
             if missing:
                 overview.behind.append((late.name, ahead.name, missing))
     return overview

@@ -157,7 +157,6 @@ class RunOptions(NamedTuple):
     lock_retry_delay: float = 1.0
     executor: str = "builtin"
     psql_path: str | None = None
-    batch: bool = False  # MIGRATE_BATCH / --batch: pending transactional migrations in one transaction
 
 
 class LintOptions(NamedTuple):
@@ -221,6 +220,11 @@ def require_target(settings: Settings) -> None:
     )
 
 
+# keywords the tool sets itself (or that are in the URL's other parts): not repeated as ?key=value
+HIDDEN_KEYWORDS = {"user", "password", "host", "port", "dbname", "application_name", "connect_timeout",
+                   "client_encoding", "keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count"}
+
+
 def masked_dsn(connection: Mapping[str, str]) -> str:
     """A postgresql:// URL with the password as `***`; a Unix-socket host goes in the query, as libpq writes it."""
     user = connection.get("user", "")
@@ -234,8 +238,7 @@ def masked_dsn(connection: Mapping[str, str]) -> str:
     url = f"postgresql://{netloc}/{quote(connection.get('dbname', ''), safe='')}"
     extras = [f"host={host}", f"port={port}"] if socket else []
     extras += [f"{key}={value}" for key, value in sorted(connection.items())
-               if key not in {"user", "password", "host", "port", "dbname", "application_name", "connect_timeout",
-                              "sslpassword"}]
+               if key not in HIDDEN_KEYWORDS and key != "sslpassword"]
     return url + ("?" + "&".join(extras) if extras else "")
 
 
@@ -506,7 +509,7 @@ _KNOWN_KEYS = {
     "MIGRATE_PROTECTED_SCHEMAS", "MIGRATION_RESET_SCHEMA", "MIGRATE_HEARTBEAT_INTERVAL",
 } | {
     "MIGRATE_SQL_LOCK_TIMEOUT", "MIGRATE_STATEMENT_TIMEOUT", "MIGRATE_LOCK_RETRIES", "MIGRATE_LOCK_RETRY_DELAY",
-    "MIGRATE_EXECUTOR", "MIGRATE_PSQL", "MIGRATE_BATCH", "MIGRATE_DOCKER", "MIGRATE_LINT",
+    "MIGRATE_EXECUTOR", "MIGRATE_PSQL", "MIGRATE_DOCKER", "MIGRATE_LINT",
 } | set(CONNECTION_VARIABLES)
 
 
@@ -555,7 +558,6 @@ def _build_settings(env: str, root: Path, env_file: Path, layers: _Layers, flags
             lock_retry_delay=_number(layers, "MIGRATE_LOCK_RETRY_DELAY", 1.0),
             executor=_executor(layers),
             psql_path=layers.get("MIGRATE_PSQL"),
-            batch=_flag(layers.get("MIGRATE_BATCH"), layers.where("MIGRATE_BATCH"), "MIGRATE_BATCH", False),
         ),
         lint=LintOptions(
             mode=_choice(layers, "MIGRATE_LINT", LINT_MODES),

@@ -13,21 +13,23 @@ writing commands (migrate, repair, baseline) read the history only once the run 
 from __future__ import annotations
 
 import threading
-from typing import Callable, Generic, TypeVar
+from typing import Any, Callable, Generic, TypeVar
 
 from migrate.database.connection import Session, wait_until_ready
-from migrate.database.run_lock import open_locked_session
+from migrate.database.run_lock import RunLock, open_locked_session, open_run_lock
 from migrate.errors import ConfigError
 from migrate.files.sqlfiles import FilesRefused, MigrationVersion, find_migration_versions
 from migrate.history.tables import (
+    ATTEMPTS_TABLE,
     HistoryRow,
     ensure_history_tables,
     ledger_warnings,
     read_all_columns,
     read_history,
+    read_interrupted,
     read_ledger_access,
 )
-from migrate.plan import Plan, build_plan
+from migrate.plan import Plan, build_plan, mark_interrupted
 from migrate.settings import Settings
 from migrate.tracks import Track, build_tracks
 
@@ -80,46 +82,51 @@ def files_while_connecting(settings: Settings, tracks: list[Track], open_session
 
 
 def read_plan_snapshot(settings: Settings, timeout: float | None = None) -> Plan:
-    """Files + history as they are now, without the lock and without writing anything.
+    """Files + history as they are now, without the lock and without writing anything; versions
+    interrupted mid-file are marked from the attempt log (when it exists).
 
     Read-only: a person is waiting, so the server gets MIGRATE_READ_TIMEOUT, not MAX_WAIT_TIME.
     A ledger the platform's API roles can reach is reported among the plan's warnings (migrate closes it).
     """
     tracks = build_tracks(settings.migrations_dir)
 
-    def open_session() -> tuple[Session, dict[str, list[HistoryRow]], list[str]]:
+    def open_session() -> tuple[Session, dict[str, list[HistoryRow]], dict[tuple[str, str], Any], list[str]]:
         session = wait_until_ready(settings.target, timeout, read_only=True)
         try:
-            history = read_history(session.connection, settings.schema, tracks)
-            access, _ = read_ledger_access(session.connection, settings.schema, tracks)
-            return session, history, ledger_warnings(settings.schema, access)
+            connection, schema = session.connection, settings.schema
+            existing = read_all_columns(connection, schema, tracks)
+            interrupted = read_interrupted(connection, schema) if ATTEMPTS_TABLE in existing else {}
+            access, _ = read_ledger_access(connection, schema, tracks)
+            return (session, read_history(connection, schema, tracks, existing), interrupted,
+                    ledger_warnings(schema, access))
         finally:
             session.close()  # the history is read: nothing else is asked of this server
 
-    versions, (_, history, exposed) = files_while_connecting(settings, tracks, open_session)
-    plan = build_plan(tracks, versions, history, settings.root)
+    versions, (_, history, interrupted, exposed) = files_while_connecting(settings, tracks, open_session)
+    plan = mark_interrupted(build_plan(tracks, versions, history, settings.root), interrupted)
     return plan._replace(warnings=plan.warnings + tuple(exposed)) if exposed else plan
 
 
-def open_locked_snapshot(settings: Settings) -> tuple[Session, list[Track], dict[str, list[MigrationVersion]],
+def open_locked_snapshot(settings: Settings) -> tuple[RunLock, list[Track], dict[str, list[MigrationVersion]],
                                                       dict[str, set[str]], dict[str, list[HistoryRow]]]:
-    """For migrate: a session holding the run lock, the files, and the history read under the lock.
+    """For migrate: the run lock on a session of its own, the files, and the history read under the lock.
 
     Creates nothing: the caller ensures the history tables once bad input is ruled out.
     """
     tracks = build_tracks(settings.migrations_dir)
 
-    def open_session() -> tuple[Session, dict[str, set[str]], dict[str, list[HistoryRow]]]:
-        session = open_locked_session(settings.target, settings.schema, settings.run.run_lock_timeout)
+    def open_session() -> tuple[RunLock, dict[str, set[str]], dict[str, list[HistoryRow]]]:
+        lock = open_run_lock(settings.target, settings.schema, settings.run.run_lock_timeout)
         try:
-            existing = read_all_columns(session.connection, settings.schema, tracks)
-            return session, existing, read_history(session.connection, settings.schema, tracks, existing)
+            connection = lock.session.connection
+            existing = read_all_columns(connection, settings.schema, tracks)
+            return lock, existing, read_history(connection, settings.schema, tracks, existing)
         except BaseException:
-            session.close()
+            lock.close()
             raise
 
-    versions, (session, existing, history) = files_while_connecting(settings, tracks, open_session)
-    return session, tracks, versions, existing, history
+    versions, (lock, existing, history) = files_while_connecting(settings, tracks, open_session)
+    return lock, tracks, versions, existing, history
 
 
 def open_locked_plan(settings: Settings) -> tuple[Session, Plan]:

@@ -18,7 +18,7 @@ def test_inv_bench_quick_runs_every_runner_and_prints_the_table(server: Server) 
                             cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "| set | action | tool ms | tool --batch ms |" in out
+    assert "| set | action | tool ms | reference (psql/file) ms |" in out
     assert "tool/floor" in out and "tool/start-up" in out
     for action in ("apply", "noop", "status"):
         assert f"| N=5 | {action} |" in out

@@ -28,11 +28,13 @@ def _spawn(project: Project, *args: str, env: dict[str, str] | None = None) -> s
 
 
 def _wait_for_lock_waiter(db: Database, timeout: float = 20) -> None:
-    """Until another session polls for the run lock (its last query mentions advisory locks)."""
+    """Until another session polls for the run lock (its last query mentions advisory locks, and it holds none:
+    the holder's own lock session and its files' fence hold theirs)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if db.query("SELECT 1 FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND query LIKE '%%advisory%%' AND pid <> pg_backend_pid()"):
+                    "AND query LIKE '%%advisory%%' AND pid <> pg_backend_pid() "
+                    "AND pid NOT IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted)"):
             return
         time.sleep(0.05)
     raise AssertionError("no runner started waiting for the lock")
@@ -48,6 +50,19 @@ def _wait_for_sleeper(db: Database, timeout: float = 20) -> int:
             return rows[0][0]
         time.sleep(0.05)
     raise AssertionError("the runner never reached pg_sleep")
+
+
+def _run_lock_holder(db: Database) -> int:
+    """The backend pid holding this database's run lock (advisory lock on the schema's key)."""
+    from migrate.database.run_lock import lock_key
+
+    unsigned = lock_key("langconnect") & 0xFFFFFFFFFFFFFFFF
+    rows = db.query("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = %s::bigint::oid "
+                    "AND objid = %s::bigint::oid AND objsubid = 1 AND database = "
+                    "(SELECT oid FROM pg_database WHERE datname = current_database())",
+                    (unsigned >> 32, unsigned & 0xFFFFFFFF))
+    assert len(rows) == 1, rows
+    return int(rows[0][0])
 
 
 def test_eight_runners_at_once_apply_each_migration_exactly_once(project: Project, db: Database) -> None:
@@ -93,7 +108,9 @@ def test_lock_timeout_exits_5_naming_the_holder(project: Project, db: Database) 
     project.write("lanconnect", "001_long.sql", _counted(1, WAIT_FOR_GATE))
     first = _spawn(project, "migrate")
     try:
-        pid = _wait_for_sleeper(db)
+        sleeper = _wait_for_sleeper(db)
+        pid = _run_lock_holder(db)
+        assert pid != sleeper  # the run lock lives on a session of its own, not on the one running the file
         started = time.monotonic()
         second = project.run("migrate", env={"MIGRATE_LOCK_TIMEOUT": "0.5"})
         waited = time.monotonic() - started

@@ -51,10 +51,8 @@ def test_a_role_that_cannot_see_the_ledgers_rows_is_refused_not_shown_everything
             f"rows are hidden from user '{runner}', which does not own it: run as the role that owns the ledger (the "
             f"one that migrates), give '{runner}' BYPASSRLS, or add a policy for it")
     assert db.history() == [("001", "applied")]
-    db.execute(f'CREATE POLICY ledger_reader ON langconnect.lanconnect_migration_versions FOR SELECT TO "{runner}" '
-               "USING (true)")
-    db.execute(f'CREATE POLICY ledger_reader ON langconnect.client_migration_versions FOR SELECT TO "{runner}" '
-               "USING (true)")
+    for table in ("lanconnect_migration_versions", "client_migration_versions", "migration_attempts"):
+        db.execute(f'CREATE POLICY ledger_reader ON langconnect.{table} FOR SELECT TO "{runner}" USING (true)')
     status = project.run("status", "--env", "runner", "--json")
     assert status.code == 0, status.err
     assert [m["state"] for m in json.loads(status.out)["migrations"]] == ["applied"]

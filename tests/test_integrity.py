@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from conftest import Database, Project
 
 A = "CREATE TABLE integrity_a (id int);\nINSERT INTO integrity_a VALUES (1);\n"
@@ -46,15 +48,73 @@ def test_edited_file_is_changed_and_blocks_migrate_with_exit_4(project: Project,
     assert "integrity_b" not in db.tables("public")
 
 
-def test_file_added_under_an_applied_number_is_changed(project: Project, db: Database) -> None:
+ADDED_ERROR = ("migrate: error: migrations/lanconnect/001_b_more.sql: added under lanconnect version 001, which was "
+               "applied without it, so it has never run; rename it to a new version number, or run it now with "
+               "`inv migrate --run-added` (python -m migrate migrate --run-added), which runs only the added file(s) "
+               "and records the version with all its files; nothing was applied")
+
+
+def test_file_added_under_an_applied_number_is_added_and_stops_migrate(project: Project, db: Database) -> None:
     _applied(project, db)
     project.write("lanconnect", "001_b_more.sql", "CREATE TABLE integrity_more (id int);")
+    project.write("lanconnect", "002_next.sql", "CREATE TABLE integrity_next (id int);")
     status = project.run("status", "--json")
-    assert '"state": "changed"' in status.out
-    result = project.run("migrate")
-    assert result.code == 4
-    assert "migrations/lanconnect/001_a.sql, migrations/lanconnect/001_b_more.sql" in result.err
-    assert "integrity_more" not in db.tables("public")
+    [item] = [i for i in json.loads(status.out)["migrations"] if i["version"] == "001"]
+    assert (item["state"], item["added_files"]) == ("added", ["migrations/lanconnect/001_b_more.sql"])
+    assert json.loads(status.out)["totals"]["added"] == 1
+    assert "added: 001_b_more.sql never ran" in project.run("status").out
+    for command in ("migrate", "dry-run"):
+        result = project.run(command)
+        assert result.code == 4, result.err
+        assert result.err.strip().splitlines()[-1] == ADDED_ERROR
+    assert {"integrity_more", "integrity_next"}.isdisjoint(db.tables("public"))
+
+
+def test_repair_never_records_an_added_file(project: Project, db: Database) -> None:
+    _applied(project, db)
+    before = db.history_rows()[0]
+    project.write("lanconnect", "001_b_more.sql", "CREATE TABLE integrity_more (id int);")
+    result = project.run("repair", "--yes")
+    assert result.code == 0, result.err
+    assert result.out.splitlines() == [
+        "lanconnect 001 (001_b_more.sql): left alone: added under an applied version, never run: repair never "
+        "records a file that did not run; rename it to a new version number, or run it with `migrate --run-added`",
+        "No history row changed."]
+    after = db.history_rows()[0]
+    assert (after["filename"], after["checksum"]) == (before["filename"], before["checksum"]) == (
+        "001_a.sql", before["checksum"])
+
+
+def test_run_added_runs_only_the_added_file_and_records_the_whole_version(project: Project, db: Database) -> None:
+    project.write("lanconnect", "001_a.sql", "CREATE TABLE IF NOT EXISTS runs (file text);\n"
+                                             "INSERT INTO runs VALUES ('001_a');")
+    assert project.run("migrate").code == 0
+    project.write("lanconnect", "001_b_more.sql", "INSERT INTO runs VALUES ('001_b');")
+    project.write("lanconnect", "002_next.sql", "INSERT INTO runs VALUES ('002');")
+    dry = project.run("dry-run", "--run-added")
+    assert dry.code == 0, dry.err
+    assert "migrations/lanconnect/001_b_more.sql" in dry.out and "001_a.sql" not in dry.out
+    result = project.run("migrate", "--run-added")
+    assert result.code == 0, result.err
+    assert db.query("SELECT file FROM runs ORDER BY file") == [("001_a",), ("001_b",), ("002",)]
+    rows = {row["version"]: row for row in db.history_rows()}
+    assert rows["001"]["filename"] == "001_a.sql, 001_b_more.sql"
+    status = json.loads(project.run("status", "--json").out)
+    versions = {item["version"]: item for item in status["migrations"]}
+    assert rows["001"]["checksum"] == versions["001"]["checksum"]
+    assert [item["state"] for item in status["migrations"]] == ["applied", "applied"]
+    again = project.run("migrate", "--run-added")
+    assert again.code == 0 and db.query("SELECT count(*) FROM runs") == [(3,)]
+
+
+def test_inv_migrate_run_added(project: Project, db: Database) -> None:
+    _applied(project, db)
+    project.write("lanconnect", "001_b_more.sql", "CREATE TABLE integrity_more (id int);")
+    assert project.inv("migrate").code == 4
+    result = project.inv("migrate", "--run-added")
+    assert result.code == 0, result.err
+    assert "integrity_more" in db.tables("public")
+    assert db.history_rows()[0]["filename"] == "001_a.sql, 001_b_more.sql"
 
 
 def test_rows_without_checksum_adopt_it_once(project: Project, db: Database) -> None:

@@ -7,7 +7,7 @@ import json
 from conftest import Database, Project
 
 ITEM_KEYS = {"track", "version", "state", "out_of_order", "files", "checksum", "recorded_checksum", "applied_at",
-             "execution_ms", "error"}
+             "execution_ms", "error", "added_files", "interrupted", "interrupted_at"}
 
 
 def _files(project: Project) -> None:
@@ -24,7 +24,7 @@ def test_status_json(project: Project) -> None:
     assert result.code == 0, result.err
     document = json.loads(result.out)
     assert set(document) == {"environment", "database", "migrations", "totals", "warnings"}
-    assert document["totals"] == {"applied": 3, "pending": 1, "failed": 0, "changed": 0, "missing": 0}
+    assert document["totals"] == {"applied": 3, "pending": 1, "failed": 0, "changed": 0, "added": 0, "missing": 0}
     first = document["migrations"][0]
     assert set(first) == ITEM_KEYS
     assert (first["track"], first["version"], first["state"], first["files"]) == (
@@ -53,7 +53,7 @@ def test_migrate_json_success(project: Project, db: Database) -> None:
     assert result.code == 0, result.err
     document = json.loads(result.out)
     assert set(document) == {"environment", "database", "applied", "pending_before", "failed", "not_attempted",
-                             "adopted_checksums", "batch", "error", "warnings"}
+                             "adopted_checksums", "error", "warnings"}
     assert [(a["track"], a["version"], a["state"], a["mode"]) for a in document["applied"]] == [
         ("lanconnect", "001", "applied", "transaction"), ("lanconnect", "002", "applied", "transaction"),
         ("client_specific", "001", "applied", "transaction")]

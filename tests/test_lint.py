@@ -74,6 +74,9 @@ RULE_CASES: dict[str, tuple[str, str]] = {
                           "-- migrate:lint-ignore idempotent-create-table\nCREATE TABLE t (id int);"),
     "lint-skipped": ("\\set ON_ERROR_STOP 1\nSELECT 1;", "SELECT 1;"),
     "syntax-error": ("CREATE TABLE t (id int;", "CREATE TABLE IF NOT EXISTS t (id int);"),
+    "plpgsql-syntax-error": ("DO $$\nBEGIN\n  IF true THEN\n    NULL;\n  END;\nEND\n$$;",
+                             "DO $$\nBEGIN\n  IF true THEN\n    NULL;\n  END IF;\nEND\n$$;"),
+    "psql-meta-command-refused": ("\\set label 'x'\n\\connect other\nSELECT 1;", "\\set label 'x'\nSELECT 1;"),
 }
 
 

@@ -75,7 +75,7 @@ def test_failure_rolls_back_records_failed_row_and_stops(project: Project, db: D
     assert db.tables("public") == ["client_never", "half_done", "never_run", "ok_table"]
 
 
-def test_runtime_error_without_position_names_the_statement_line(project: Project, db: Database) -> None:
+def test_runtime_error_inside_a_do_block_names_its_line_in_the_file(project: Project, db: Database) -> None:
     project.write("lanconnect", "001_div.sql", """
         CREATE TABLE numbers (n int);
         INSERT INTO numbers VALUES (1);
@@ -88,7 +88,10 @@ def test_runtime_error_without_position_names_the_statement_line(project: Projec
     """)
     result = project.run("migrate")
     assert result.code == 1
-    assert "migrations/lanconnect/001_div.sql:4:1: ERROR 22012: division by zero" in result.err
+    # inside a DO block the error is located at its line in the file, from PostgreSQL's CONTEXT
+    assert "migrations/lanconnect/001_div.sql:6:5: ERROR 22012: division by zero" in result.err
+    assert ('[CONTEXT: SQL statement "SELECT 1 / 0" PL/pgSQL function inline_code_block line 3 at PERFORM]'
+            in result.err)
     assert db.tables("public") == []
     assert db.history_rows()[0]["error_message"].startswith("22012: division by zero at ")
 

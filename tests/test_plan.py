@@ -6,6 +6,7 @@ layers above them can move without a database in the loop.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,20 @@ from migrate.errors import ValidationError
 from migrate.files.sqlfiles import MigrationFile, MigrationVersion, checksum_of
 from migrate.files.statements import parse_file
 from migrate.history.tables import HistoryRow
-from migrate.plan import APPLIED, CHANGED, FAILED, MISSING, PENDING, build_plan, validate_plan
+from migrate.plan import (
+    ADDED,
+    APPLIED,
+    CHANGED,
+    FAILED,
+    MISSING,
+    PENDING,
+    build_plan,
+    build_repair_actions,
+    build_repair_skips,
+    include_added,
+    mark_interrupted,
+    validate_plan,
+)
 from migrate.tracks import build_tracks
 
 ROOT = Path("/project")
@@ -32,8 +46,9 @@ def _version(track: str, *names: str) -> MigrationVersion:
     return MigrationVersion(track, files[0].version, files[0].number, files)
 
 
-def _row(track: str, version: str, status: str = APPLIED, checksum: str | None = None) -> HistoryRow:
-    return HistoryRow(track, version, status, checksum=checksum)
+def _row(track: str, version: str, status: str = APPLIED, checksum: str | None = None,
+         filename: str | None = None) -> HistoryRow:
+    return HistoryRow(track, version, status, checksum=checksum, filename=filename)
 
 
 def _states(plan) -> list[tuple[str, str, str]]:  # noqa: ANN001
@@ -129,3 +144,82 @@ def test_syntax_error_names_file_line_and_column() -> None:
     expected = r"^migrations/lanconnect/001_x.sql:2:13: syntax error at or near \"WHERE\"; fix the SQL"
     with pytest.raises(ValidationError, match=expected):
         parse_file(_file("lanconnect", "001_x.sql", "SELECT 1;\nSELECT FROM WHERE;\n"), ROOT)
+
+
+# --- case 9: a file added under an applied version is its own state -----------------------------------------------
+
+def _ran_with(version: MigrationVersion, *names: str, checksum: bool = True) -> HistoryRow:
+    """The row the tool wrote when `version` was applied with only the files `names`."""
+    ran = MigrationVersion(version.track, version.version, version.number,
+                           tuple(f for f in version.files if f.name in names))
+    return _row(version.track, version.version, checksum=ran.checksum if checksum else None,
+                filename=", ".join(names))
+
+
+def test_a_file_added_under_an_applied_version_is_added() -> None:
+    grown = _version("lanconnect", "001_a.sql", "001_b.sql", "001_c.sql")
+    plan = build_plan(TRACKS, {"lanconnect": [grown]}, {"lanconnect": [_ran_with(grown, "001_a.sql", "001_b.sql")]},
+                      ROOT)
+    [item] = plan.items
+    assert item.state == ADDED
+    assert [f.name for f in item.added_files] == ["001_c.sql"]
+    assert not item.needs_apply and item.checksum_to_adopt is None
+    with pytest.raises(ValidationError, match=r"^migrations/lanconnect/001_c.sql: added under lanconnect version 001, "
+                                              r"which was applied without it, so it has never run; rename it .*"
+                                              r"`inv migrate --run-added`"):
+        validate_plan(plan, ROOT)
+
+
+@pytest.mark.parametrize(("row_files", "edited"), [
+    (("001_a.sql",), True),              # the recorded file was edited as well: changed
+    (("001_a.sql", "001_gone.sql"), False),  # a recorded file is gone: changed
+    ((), False),                         # no file names recorded: nothing tells which files ran
+])
+def test_an_edit_beside_an_added_file_stays_changed(row_files: tuple[str, ...], edited: bool) -> None:
+    grown = _version("lanconnect", "001_a.sql", "001_b.sql")
+    row = _row("lanconnect", "001", checksum="sha256:" + "0" * 64 if edited else grown.files[0].checksum,
+               filename=", ".join(row_files) or None)
+    plan = build_plan(TRACKS, {"lanconnect": [grown]}, {"lanconnect": [row]}, ROOT)
+    assert plan.items[0].state == CHANGED
+
+
+def test_a_row_without_checksum_names_the_files_it_ran() -> None:
+    grown = _version("lanconnect", "001_a.sql", "001_b.sql")
+    plan = build_plan(TRACKS, {"lanconnect": [grown]},
+                      {"lanconnect": [_ran_with(grown, "001_a.sql", checksum=False)]}, ROOT)
+    assert plan.items[0].state == ADDED
+    assert plan.items[0].checksum_to_adopt is None  # adopting every file's checksum would record 001_b as run
+
+
+def test_run_added_makes_only_the_added_files_work_to_run() -> None:
+    grown, later = _version("lanconnect", "001_a.sql", "001_b.sql"), _version("lanconnect", "002_c.sql")
+    plan = include_added(build_plan(TRACKS, {"lanconnect": [grown, later]},
+                                    {"lanconnect": [_ran_with(grown, "001_a.sql")]}, ROOT))
+    validate_plan(plan, ROOT)
+    added, pending = plan.to_apply()
+    assert (added.state, [f.name for f in added.files_to_run], added.out_of_order) == (ADDED, ["001_b.sql"], False)
+    assert added.migration == grown  # recorded with all its files
+    assert (pending.version, [f.name for f in pending.files_to_run]) == ("002", ["002_c.sql"])
+
+
+def test_repair_leaves_an_added_version_alone_and_says_why() -> None:
+    grown = _version("lanconnect", "001_a.sql", "001_b.sql")
+    plan = build_plan(TRACKS, {"lanconnect": [grown]}, {"lanconnect": [_ran_with(grown, "001_a.sql")]}, ROOT)
+    assert build_repair_actions(plan) == []
+    [skip] = build_repair_skips(plan)
+    assert (skip.version, skip.files) == ("001", "001_b.sql")
+    assert "rename it to a new version number, or run it with `migrate --run-added`" in skip.reason
+
+
+# --- status of versions interrupted mid-file (the attempt log's latest attempt is `started`) -------------------
+
+def test_only_versions_not_applied_are_interrupted() -> None:
+    v1, v2, v3 = (_version("lanconnect", f"00{n}_v{n}.sql") for n in range(1, 4))
+    history = {"lanconnect": [_row("lanconnect", "001", checksum=v1.checksum), _row("lanconnect", "002", FAILED)]}
+    started = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    plan = mark_interrupted(build_plan(TRACKS, {"lanconnect": [v1, v2, v3]}, history, ROOT),
+                            {("lanconnect", "001"): started, ("lanconnect", "002"): started,
+                             ("lanconnect", "003"): started, ("client_specific", "003"): started})
+    assert [(item.version, item.state, item.interrupted) for item in plan.items] == [
+        ("001", APPLIED, False), ("002", FAILED, True), ("003", PENDING, True)]
+    assert plan.items[2].interrupted_at == started and plan.items[2].needs_apply

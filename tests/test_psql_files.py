@@ -122,15 +122,18 @@ def test_executor_psql_runs_every_file_through_psql(project: Project, db: Databa
 
 
 def test_password_reaches_psql_through_the_environment_only(project: Project, db: Database, tmp_path) -> None:
-    """psql itself reports its PGPASSWORD and its own command line: the password is in one, not the other."""
-    argv_file = tmp_path / "psql-argv"
+    """psql's environment and command line, as a wrapper around it sees them: the password is in one, not the
+    other. (A wrapper, since `\\!` in a migration file is refused: it runs a shell command.)"""
+    argv_file, env_file = tmp_path / "psql-argv", tmp_path / "psql-pgpassword"
+    wrapper = tmp_path / "psql-wrapper"
+    wrapper.write_text(f"#!/bin/sh\nprintenv PGPASSWORD > {env_file}\nprintf '%s ' \"$@\" > {argv_file}\n"
+                       f"exec {shutil.which('psql')} \"$@\"\n")
+    wrapper.chmod(0o755)
     url = db.url.replace("postgres@", "postgres:s3cret-pw@", 1)
-    project.env_file("local", f"DATABASE_URL={url}\nMAX_WAIT_TIME=5\n")
-    env_file = tmp_path / "psql-pgpassword"
-    project.write("lanconnect", "001_seed.sql", f"""
+    project.env_file("local", f"DATABASE_URL={url}\nMAX_WAIT_TIME=5\nMIGRATE_PSQL={wrapper}\n")
+    project.write("lanconnect", "001_seed.sql", """
+        \\set label 'seen'
         CREATE TABLE seen (a int);
-        \\! printenv PGPASSWORD > {env_file}
-        \\! tr '\\0' ' ' < /proc/$PPID/cmdline > {argv_file}
     """)
     result = project.run("migrate")
     assert result.code == 0, result.err
@@ -201,3 +204,13 @@ def test_psql_file_includes_its_neighbours_relative_to_itself(project: Project, 
     failed = project.run("migrate")
     assert failed.code == 1
     assert "migrate: error: migrations/lanconnect/parts/fruits.sql:3: ERROR 42703" in failed.err
+
+
+def test_a_crlf_psql_file_with_a_bom_runs_with_its_own_line_endings(project: Project, db: Database) -> None:
+    """psql gets a copy without the BOM; the copy keeps the file's CRLF, as psql would have read it."""
+    path = project.root / "migrations" / "lanconnect" / "001_crlf.sql"
+    path.write_bytes(b"\xef\xbb\xbf\\set label 'x'\r\nCREATE TABLE notes (body text);\r\n"
+                     b"INSERT INTO notes VALUES ('first\r\nsecond');\r\n")
+    result = project.run("migrate")
+    assert result.code == 0, result.err
+    assert db.query("SELECT body FROM notes") == [("first\r\nsecond",)]

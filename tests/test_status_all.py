@@ -57,7 +57,7 @@ def test_status_of_a_comma_list_as_json(project: Project, other_db: Database) ->
     assert [(e["name"], e["status"]) for e in document["environments"]] == [
         ("local", "ok"), ("staging", "ok"), ("production", "unreachable")]
     assert document["environments"][0]["totals"] == {"applied": 3, "pending": 0, "failed": 0, "changed": 0,
-                                                     "missing": 0}
+                                                     "added": 0, "missing": 0}
     assert document["environments"][2]["totals"] is None
     assert "127.0.0.1:1" in document["environments"][2]["error"]
     assert document["migrations"][0] == {"track": "lanconnect", "version": "001", "files": ["001_a.sql"],

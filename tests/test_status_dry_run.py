@@ -84,3 +84,51 @@ def test_dry_run_refuses_a_syntax_error_in_a_pending_file(project: Project, db: 
     last = result.err.strip().splitlines()[-1]  # after the target line
     assert last == ('migrate: error: migrations/lanconnect/001_a.sql:2:8: syntax error at or near '
                     '"TABEL"; fix the SQL (nothing was applied)')
+
+
+def _attempt(db: Database, version: str, outcome: str, started_at: str) -> None:
+    db.execute("INSERT INTO langconnect.migration_attempts (track, version, files, started_at, outcome) "
+               "VALUES ('lanconnect', %s, %s, %s, %s)", (version, f"{version}_x.sql", started_at, outcome))
+
+
+def test_a_version_interrupted_mid_file_is_shown_as_such(project: Project, db: Database) -> None:
+    """The attempt log's latest `started` attempt of a version that is not applied: a file that runs outside one
+    transaction began and never reported back, so some of it may have committed (at-least-once)."""
+    project.write("lanconnect", "001_a.sql", "CREATE TABLE IF NOT EXISTS public.a (id int);")
+    assert project.run("migrate").code == 0
+    for version in ("002", "003", "004"):
+        project.write("lanconnect", f"{version}_x.sql", "-- migrate:no-transaction\nSELECT 1;")
+    _attempt(db, "001", "started", "2026-01-02 03:00:00+00")  # older than its applied attempt
+    _attempt(db, "002", "started", "2026-01-02 03:04:05+00")  # interrupted
+    _attempt(db, "003", "started", "2026-01-02 03:00:00+00")
+    _attempt(db, "003", "failed", "2026-01-02 03:00:01+00")   # a later attempt reported back
+    [(started_at,)] = db.query("SELECT started_at FROM langconnect.migration_attempts WHERE version = '002'")
+    status = project.run("status")  # the server's time zone, as this test's own session reads it
+    assert status.code == 0, status.err
+    rows = {line.split()[0]: line for line in status.out.splitlines() if line[:3] in ("001", "002", "003", "004")}
+    assert f"pending (interrupted mid-file: {started_at:%Y-%m-%d %H:%M:%S})" in rows["002"]
+    assert [version for version, line in rows.items() if "interrupted" in line] == ["002"]
+    document = json.loads(project.run("status", "--json").out)
+    flags = {item["version"]: (item["state"], item["interrupted"]) for item in document["migrations"]}
+    assert flags == {"001": ("applied", False), "002": ("pending", True), "003": ("pending", False),
+                     "004": ("pending", False)}
+    [item] = [item for item in document["migrations"] if item["version"] == "002"]
+    assert item["interrupted_at"] == started_at.isoformat()
+    dry = project.run("dry-run")
+    assert dry.code == 0, dry.err
+    assert "interrupted mid-file: runs again from its start" in [line for line in dry.out.splitlines()
+                                                                 if "002_x.sql" in line][0]
+
+
+def test_status_reads_no_attempt_log_where_there_is_none(project: Project, db: Database) -> None:
+    """A database the earlier script migrated: history tables, no attempt log. status reads it and creates nothing."""
+    db.execute("CREATE SCHEMA langconnect; CREATE TABLE langconnect.lanconnect_migration_versions "
+               "(version varchar(255) PRIMARY KEY, applied_at timestamp DEFAULT now(), description text, "
+               "status text NOT NULL DEFAULT 'applied', error_message text)")
+    db.execute("INSERT INTO langconnect.lanconnect_migration_versions (version) VALUES ('001')")
+    project.write("lanconnect", "001_a.sql", "SELECT 1;")
+    project.write("lanconnect", "002_b.sql", "SELECT 2;")
+    document = json.loads(project.run("status", "--json").out)
+    assert [(item["state"], item["interrupted"]) for item in document["migrations"]] == [
+        ("applied", False), ("pending", False)]
+    assert db.query("SELECT to_regclass('langconnect.migration_attempts')") == [(None,)]

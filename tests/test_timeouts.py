@@ -65,7 +65,26 @@ def test_lock_timeout_is_retried_then_fails_naming_the_remedy(project: Project, 
     assert db.query("SELECT count(*) FROM information_schema.columns WHERE table_name = 'busy'") == [(1,)]
 
 
-def test_lock_released_during_retries_applies_the_migration_once(project: Project, db: Database) -> None:
+def test_a_file_outside_a_transaction_is_retried_whole_only_while_nothing_committed(project: Project,
+                                                                                    db: Database) -> None:
+    project.write("lanconnect", "001_table.sql", "CREATE TABLE busy (a int);\nCREATE TABLE runs (n int);")
+    assert project.run("migrate").code == 0
+    project.write("lanconnect", "002_alter.sql", """
+        -- migrate:no-transaction
+        ALTER TABLE busy ADD COLUMN IF NOT EXISTS b int;
+        INSERT INTO runs VALUES (1);
+    """)
+    with holding_lock(db, "busy", release_after_retry=True):
+        result = project.run("migrate", env=dict(FAST_RETRY, MIGRATE_LOCK_RETRIES="6"))
+    assert result.code == 0, result.err
+    assert "retry 1 of 6 of the whole file" in result.err
+    assert db.history() == [("001", "applied"), ("002", "applied")]
+    assert db.query("SELECT count(*) FROM runs") == [(1,)]
+    outcomes = [outcome for version, outcome, _ in _attempts(db) if version == "002"]
+    assert outcomes[-1] == "applied" and set(outcomes[:-1]) == {"retrying"} and len(outcomes) >= 2
+
+
+def test_a_file_outside_a_transaction_is_never_resumed_mid_file(project: Project, db: Database) -> None:
     project.write("lanconnect", "001_table.sql", "CREATE TABLE busy (a int);\nCREATE TABLE runs (n int);")
     assert project.run("migrate").code == 0
     project.write("lanconnect", "002_alter.sql", """
@@ -75,12 +94,13 @@ def test_lock_released_during_retries_applies_the_migration_once(project: Projec
     """)
     with holding_lock(db, "busy", release_after_retry=True):
         result = project.run("migrate", env=dict(FAST_RETRY, MIGRATE_LOCK_RETRIES="6"))
-    assert result.code == 0, result.err
-    assert db.history() == [("001", "applied"), ("002", "applied")]
-    # committed statements before the lock timeout are not run again: only the blocked one is retried
+    assert result.code == 1
+    assert "retry" not in result.err  # statement 1 committed: a retry would resume mid-file
+    error = result.err.strip().splitlines()[-1]
+    assert "lanconnect version 002 failed at statement 2, statement 1 was committed and stays in place" in error
+    assert db.history() == [("001", "applied"), ("002", "failed")]
     assert db.query("SELECT count(*) FROM runs") == [(1,)]
-    outcomes = [outcome for version, outcome, _ in _attempts(db) if version == "002"]
-    assert outcomes[-1] == "applied" and set(outcomes[:-1]) == {"retrying"} and len(outcomes) >= 2
+    assert [outcome for version, outcome, _ in _attempts(db) if version == "002"] == ["failed"]
 
 
 def test_timeouts_are_session_defaults_that_reset_all_keeps(project: Project, db: Database) -> None:

@@ -1,6 +1,7 @@
 """Executing a plan: each pending version applied and recorded, or recorded as failed.
 
-`runner` applies one version (one transaction, or statement by statement) with lock-timeout
-retries, `batch` runs several in one transaction, `psql` hands files only psql can run to
-psql, and `heartbeat` says "still running" while a statement takes long.
+`run` applies a run's versions in order and reports each once durable, `runner` applies one
+version exactly once (one transaction, or statement by statement) with lock-timeout retries,
+`file_session` gives every file a session as fresh as psql's, `psql` hands files only psql can
+run to psql, and `heartbeat` says "still running" while a statement takes long.
 """

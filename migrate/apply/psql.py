@@ -20,7 +20,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 from migrate.errors import ValidationError
 from migrate.files.statements import Script, blank_restrict_lines
@@ -31,6 +31,9 @@ ERROR_LINE = re.compile(r"^psql:(?P<file>.*?):(?P<line>\d+): (?:ERROR|FATAL):\s+
 BARE_ERROR = re.compile(r"^(?:psql: )?(?:error: )?(?:ERROR|FATAL):\s+(?:(?P<code>[0-9A-Z]{5}): )?(?P<message>.*)$",
                         re.MULTILINE)
 DETAIL_LINE = re.compile(r"^DETAIL:\s+(?P<detail>.*)$", re.MULTILINE)
+CONTEXT_LINE = re.compile(r"^CONTEXT:\s+(?P<context>.*)$", re.MULTILINE)
+NOTICE_LINE = re.compile(r"^psql:(?P<file>.*?):(?P<line>\d+): (?P<level>NOTICE|WARNING|INFO):\s+"
+                         r"(?:[0-9A-Z]{5}: )?(?P<message>.*)$")
 
 
 @dataclass
@@ -42,6 +45,7 @@ class PsqlError(Exception):
     sqlstate: str
     message: str
     detail: str | None
+    context: str | None = None
 
 
 def find_psql(psql_path: str | None) -> str | None:
@@ -73,7 +77,7 @@ def conninfo_and_env(params: Mapping[str, str]) -> tuple[str, dict[str, str]]:
     from psycopg2.extensions import make_dsn
 
     public = {key: value for key, value in params.items() if key != "password" and value not in (None, "")}
-    environ = dict(os.environ)
+    environ = dict(os.environ, PGCLIENTENCODING="UTF8")
     if params.get("password"):
         environ["PGPASSWORD"] = str(params["password"])
     return make_dsn(**public), environ
@@ -87,11 +91,13 @@ def run_files(
     single_transaction: bool,
     final_sql: str | None = None,
     first_sql: str | None = None,
+    on_notice: Callable[[str], None] | None = None,
 ) -> None:
     """Run the files in order in one psql session; raise PsqlError on the first error.
 
-    first_sql (SETs, when the server refuses startup options) runs before the files,
-    final_sql (the history upsert) after them, inside the single transaction when there is one.
+    first_sql (the tool's SETs and the fence) runs before the files, final_sql (the history
+    upsert) after them, inside the single transaction when there is one. psql's stderr is read
+    line by line as it writes it: notices go to `on_notice` as they arrive.
     """
     conninfo, environ = conninfo_and_env(params)
     with tempfile.TemporaryDirectory(prefix="migrate-psql-") as folder:
@@ -107,11 +113,22 @@ def run_files(
             argv += ["-f", str(path)]
         if final_sql:
             argv += ["-c", final_sql]
-        completed = subprocess.run(argv, env=environ, capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                                   preexec_fn=_die_with_parent if sys.platform == "linux" else None)
-    if completed.returncode == 0:
+        child = subprocess.Popen(argv, env=environ, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.PIPE, text=True, encoding="utf-8", errors="replace",
+                                 preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+        lines: list[str] = []
+        assert child.stderr is not None
+        for line in child.stderr:
+            lines.append(line)
+            notice = NOTICE_LINE.match(line)
+            if notice and on_notice is not None:
+                shown = originals.get(notice.group("file"))
+                where = f"line {notice.group('line')}" if shown is None else f"{shown.name}:{notice.group('line')}"
+                on_notice(f"{notice.group('level')}: {notice.group('message').strip()} ({where})")
+        returncode = child.wait()
+    if returncode == 0:
         return
-    raise _parse_error(completed.stderr, completed.returncode, originals, params.get("password"))
+    raise _parse_error("".join(lines), returncode, originals, params.get("password"))
 
 
 def _file_for_psql(script: Script, folder: Path) -> Path:
@@ -133,20 +150,25 @@ def _file_for_psql(script: Script, folder: Path) -> Path:
 
 def _parse_error(stderr: str, returncode: int, originals: dict[str, Path], password: str | None) -> PsqlError:
     text = stderr.replace(password, "***") if password else stderr
-    detail_match = DETAIL_LINE.search(text)
-    detail = detail_match.group("detail").strip() if detail_match else None
+
+    def after(start: int, pattern: re.Pattern[str], group: str) -> str | None:
+        """The DETAIL or CONTEXT line that belongs to the error (notices before it have their own)."""
+        found = pattern.search(text, start)
+        return found.group(group).strip() if found else None
+
     match = ERROR_LINE.search(text)
     if match:
         reported = match.group("file")
         path = originals.get(reported) or (Path(reported) if reported.startswith("/") else None)  # \\ir'd file
         return PsqlError(path, int(match.group("line")), match.group("code") or "", match.group("message").strip(),
-                         detail)
+                         after(match.end(), DETAIL_LINE, "detail"), after(match.end(), CONTEXT_LINE, "context"))
     bare = BARE_ERROR.search(text)
     if bare:
-        return PsqlError(None, None, bare.group("code") or "", bare.group("message").strip(), detail)
+        return PsqlError(None, None, bare.group("code") or "", bare.group("message").strip(),
+                         after(bare.end(), DETAIL_LINE, "detail"), after(bare.end(), CONTEXT_LINE, "context"))
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     message = lines[-1] if lines else f"psql exited with code {returncode}"
-    return PsqlError(None, None, "", message, detail)
+    return PsqlError(None, None, "", message, None)
 
 
 def _die_with_parent() -> None:

@@ -1,75 +1,91 @@
-"""Applying one version: its statements and its history row commit together, or neither does.
+"""Applying one version exactly once, in a fresh session, as `psql -f` would run its files.
 
-A transactional version is sent statement by statement inside one transaction, with BEGIN
-joined to the first statement and the history upsert, its attempt row and COMMIT joined to
-the last, so a one-statement file costs one round trip and a failure still names its exact
-statement. A version that cannot run in a transaction runs statement by statement in
-autocommit and is recorded after its last statement; a failure says which statements were
-committed, and names any INVALID index a failed CONCURRENTLY build left behind. A version
-with a file that needs psql goes to psql whole (see psqlexec).
+A transactional version is sent statement by statement inside one transaction: BEGIN and the
+fence joined to the first statement, and the session reset, the history row, its attempt row,
+COMMIT and the defaults fingerprint (file_session.py) joined to the last, so a one-statement
+file costs one round trip and a failure still names its exact statement. The tool's SQL
+always follows a newline, so a file's trailing `-- comment` cannot swallow it.
 
-Commit flushes: each transaction but the run's last commits with `synchronous_commit = off`
-(SET LOCAL, after the session reset, so only that transaction), so N migrations cost one WAL
-flush instead of N (bench/RESULTS.md). Every migration stays atomic with its history row: a
-server crash can lose only a suffix of those commits, each migration together with its row,
-and the next run re-applies them. The last migration (and any `failed` row) commits
-synchronously, which flushes the WAL of every earlier one, so exit 0 means all is on disk.
+A version that cannot run in a transaction (its own BEGIN/COMMIT, CONCURRENTLY, a marker)
+runs statement by statement in autocommit. Before its first statement it takes the fence and
+writes a `started` attempt, so a run killed mid-file is visible (status: interrupted); such a
+file is at-least-once. Which statements committed is read from the server's transaction
+state after each statement, so a failure inside the file's own BEGIN ... COMMIT is reported
+as rolled back, never as committed. An INVALID index of the same name left by an interrupted
+`CREATE INDEX CONCURRENTLY` is dropped and rebuilt; an index that is INVALID after its build
+stops the run. A version with a file that needs psql goes to psql whole (apply/psql.py).
 
-A lock timeout (SQLSTATE 55P03, from the session's lock_timeout) is retried with backoff
-up to MIGRATE_LOCK_RETRIES times: the whole version when it was rolled back, the failed
-statement alone when the statements before it are committed (no transaction). Every try
-is appended to the attempt log: a failed one after its rollback, in its own transaction.
+The fence (history.recorder.fence_sql): the version's own advisory lock, then a check that no
+other runner recorded it applied. The run lock makes this redundant while it is held; when it
+is lost mid-file, a runner that took it over waits on the fence and then skips the version
+(`AlreadyApplied`) instead of applying it a second time.
+
+Commit flushes: a fast transactional version commits with `synchronous_commit = off` (SET
+LOCAL), and a later synchronous commit flushes the WAL of every earlier one; apply/run.py prints
+a version as applied only once such a flush has returned, so nothing printed can be lost.
+
+A lock timeout (SQLSTATE 55P03, from the session's lock_timeout) is retried with backoff up to
+MIGRATE_LOCK_RETRIES times, always as the whole file, and only while none of it has committed.
+Every try is in the attempt log; a failure is recorded on a clean session (never under the
+file's role), with SQLSTATE, message, file:line and the server's CONTEXT.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from migrate.apply.heartbeat import Heartbeat
-from migrate.database.connection import ServerError, Session, server_error
+from migrate.database.connection import ServerError, server_error
+from migrate.database.run_lock import lsn_number
 from migrate.errors import MigrationFailed
-from migrate.files.statements import Script, Statement, locate
-from migrate.history.tables import APPLIED, FAILED, RETRYING
+from migrate.files.statements import Script, Statement, context_location, locate
+from migrate.history.recorder import FENCE_MARK
+from migrate.history.tables import APPLIED, FAILED, RETRYING, STARTED
 from migrate.paths import display_path
 from migrate.plan import MigrationInfo
 
 if TYPE_CHECKING:
+    from migrate.apply.file_session import FileSession
     from migrate.history.recorder import Recorder
     from migrate.settings import RunOptions
 
 log = logging.getLogger("migrate")
-BEGIN = "BEGIN;\n"
 LOCK_NOT_AVAILABLE = "55P03"
+FENCED = "22P02"  # the fence's cast failure (recorder.FENCE_MARK in the message)
 # connection exceptions (08) and the server shutting down or crashing (57P01-57P03): nothing wrong with the file
 SERVER_GONE = ("08", "57P01", "57P02", "57P03")
-# Each file once ran in its own psql session: undo whatever session state a file set (search_path,
-# role, timeouts) before the history row and before the next file. Connection-level options stay.
+# Before the history row: the row is written as the tool's user with the tool's settings, whatever
+# the file set (its role, its search_path, its timeouts).
 RESET_SESSION = "RESET SESSION AUTHORIZATION;\nRESET ROLE;\nRESET ALL"
 NO_FLUSH = "SET LOCAL synchronous_commit = off"
-
-
-def reset_session_sql(session: Session) -> str:
-    """RESET_SESSION, then the SETs the tool itself made on this session (RESET ALL undoes them)."""
-    restore = session.restore_sql
-    return RESET_SESSION + (";\n" + restore if restore else "")
+IDLE = 0  # psycopg2.extensions.TRANSACTION_STATUS_IDLE: no transaction open, everything so far committed
+EXCERPT = 300  # characters of a server message or detail kept in an error line
 
 
 @dataclass(frozen=True)
 class Applied:
+    """A version that committed; `durable` once its commit (or a later one) was flushed to disk."""
+
     info: MigrationInfo
     execution_ms: int
     transactional: bool
     attempts: int = 1
     executor: str = "builtin"
-    batch: int | None = None  # batch mode: which batch transaction it committed in (None: on its own)
+    durable: bool = True  # committed synchronously; else durable once the WAL is flushed past commit_lsn
+    commit_lsn: int | None = None
+
+
+class AlreadyApplied(Exception):
+    """The fence found the version recorded applied by another runner (this run's lock was taken over)."""
 
 
 class StatementFailed(Exception):
-    """A statement (builtin) or a psql run failed; where, what, and what stays committed."""
+    """A statement (builtin) or a psql run failed; where, what, and how many statements stay committed."""
 
     def __init__(self, statement: Statement | None, prefix_length: int, error: ServerError, committed: int,
                  *, path: Path | None = None, line: int | None = None) -> None:
@@ -82,145 +98,302 @@ class StatementFailed(Exception):
         self.line = line
 
 
-@dataclass(frozen=True)
+@dataclass
 class Context:
-    """One version being applied: what it is, where its files are shown from, who records it."""
+    """One version being applied: what it is, how it runs, and who records it."""
 
     info: MigrationInfo
     root: Path
     recorder: Recorder
-    session: Session
+    files: FileSession
+    options: RunOptions
+    notices: list[str] = field(default_factory=list)
+    label: str = ""
+    sent: int = 0  # notices already in the attempt row sent with the last message
+    started: int | None = None  # the id of this try's `started` attempt row (files outside a transaction)
+
+    def note(self, text: str) -> None:
+        """A server notice (RAISE NOTICE/WARNING/INFO): on stderr now, prefixed by the file; kept for the log."""
+        for line in text.strip().splitlines():
+            log.info("%s: %s", self.label, line.strip())
+        self.notices.append(text.strip())
+
+    def take_notices(self) -> str | None:
+        text = "\n".join(self.notices) if self.notices else None
+        self.notices.clear()
+        self.sent = 0
+        return text
+
+
+class _Notices(list):  # type: ignore[type-arg]
+    """psycopg2 appends each notice to `connection.notices`: this list hands them to the version's context."""
+
+    def __init__(self, context: Context) -> None:
+        super().__init__()
+        self.context = context
+
+    def append(self, notice: str) -> None:  # type: ignore[override]
+        self.context.note(notice)
 
 
 def apply_version(
-    session: Session,
+    files: FileSession,
     recorder: Recorder,
     info: MigrationInfo,
     scripts: list[Script],
     root: Path,
     options: RunOptions,
     psql: str | None = None,
-    flush: bool = True,
+    flush: Callable[[float], bool] = lambda elapsed: True,
     beat: Heartbeat | None = None,
-    *,
-    tried: int = 0,
 ) -> Applied:
-    """Apply one pending version and record it; on error record `failed` and raise MigrationFailed.
+    """Apply one pending version in a fresh session and record it; on error record `failed` and raise
+    MigrationFailed; raise AlreadyApplied when another runner applied it meanwhile.
 
-    flush=False: commit without waiting for the WAL flush; the caller's last version must flush.
-    beat: the run's heartbeat (one thread for every version); without it the version starts its own.
-    tried: lock-timeout attempts already made elsewhere (batch mode): the retry count and backoff go on from there.
+    flush(elapsed seconds): whether this version's commit waits for the WAL flush (apply/run.py decides).
     """
     assert info.migration is not None
     if beat is None:
         with Heartbeat("", options.heartbeat_interval) as own:
-            return apply_version(session, recorder, info, scripts, root, options, psql, flush, own, tried=tried)
-    context = Context(info, root, recorder, session)
-    retries, delay = options.lock_retries, options.lock_retry_delay
+            return apply_version(files, recorder, info, scripts, root, options, psql, flush, own)
+    label = ", ".join(display_path(s.file.path, root) for s in scripts)
+    context = Context(info, root, recorder, files, options, label=label)
     beat.label = f"{info.track.name} {info.migration.filenames}"
+    started = time.perf_counter()
     try:
         if any(script.needs_psql for script in scripts):
             beat.running("psql")
-            return _apply_with_psql(context, scripts, options, psql, retries, delay)
-        return _apply_statements(context, scripts, beat, flush, retries, delay, tried)
+            return _apply_with_psql(context, scripts, psql)
+        return _apply_statements(context, scripts, beat, flush)
+    except (MigrationFailed, AlreadyApplied):
+        raise
+    except Exception as error:  # a bug or an unexpected failure still ends as a recorded, one-line failure
+        failure = StatementFailed(None, 0, ServerError("", f"{type(error).__name__}: {error}", None, None, None,
+                                                       None), 0)
+        elapsed = int((time.perf_counter() - started) * 1000)
+        fail(context, failure, all(s.transactional for s in scripts), elapsed, elapsed, [], 1)
+        raise AssertionError("unreachable: fail raises") from None
     finally:
         beat.idle()
+        files.connection.notices = []
 
 
-def _apply_statements(context: Context, scripts: list[Script], beat: Heartbeat, flush: bool,
-                      retries: int, delay: float, tried: int = 0) -> Applied:
-    """The builtin executor: one transaction (or statement by statement), retried on lock timeouts."""
-    info, recorder, session = context.info, context.recorder, context.session
-    connection = session.connection
-    assert info.migration is not None
+def _apply_statements(context: Context, scripts: list[Script], beat: Heartbeat,
+                      flush: Callable[[float], bool]) -> Applied:
+    """The builtin executor: one transaction (or statement by statement), retried whole on lock timeouts."""
+    info, options = context.info, context.options
     statements = [statement for script in scripts for statement in script.statements]
     transactional = all(script.transactional for script in scripts)
-    invalid_before = set() if transactional else read_invalid_indexes(connection)
     started = time.perf_counter()
-    resume_at = 0
-    for attempt in range(1 + tried, retries + 2):
+    for attempt in range(1, options.lock_retries + 2):
         attempt_started = time.perf_counter()
+        context.files.start_file()
+        context.files.connection.notices = _Notices(context)
         try:
+            commit_lsn = None
             if transactional:
-                record_sql = (recorder.applied_sql(info.track, info.migration) + ";\n"
-                              + recorder.attempt_sql(info.track, info.migration, APPLIED))
-                _run_in_one_transaction(session, statements, record_sql, beat, flush)
+                commit_lsn = _run_in_one_transaction(context, statements, beat, flush, started)
             else:
-                _run_statement_by_statement(context, statements, started, resume_at, beat)
-            return Applied(info, int((time.perf_counter() - started) * 1000), transactional, attempt)
+                _fence_and_start(context, info)  # again on a retry: the clean session released it
+                _run_statement_by_statement(context, statements, started, beat)
+            return Applied(info, int((time.perf_counter() - started) * 1000), transactional, attempt,
+                           durable=commit_lsn is None, commit_lsn=commit_lsn)
         except StatementFailed as failure:
             elapsed = int((time.perf_counter() - attempt_started) * 1000)
-            if failure.error.sqlstate == LOCK_NOT_AVAILABLE and attempt <= retries and not connection.closed:
-                note_retry(context, failure, elapsed, attempt, retries, delay)
-                if not transactional:
-                    resume_at = failure.committed  # statements before it are committed: retry it alone
+            if (failure.error.sqlstate == LOCK_NOT_AVAILABLE and attempt <= options.lock_retries
+                    and failure.committed == 0 and not context.files.session.closed):
+                note_retry(context, failure, elapsed, attempt)
                 continue
             total_ms = int((time.perf_counter() - started) * 1000)
-            left = sorted(read_invalid_indexes(connection) - invalid_before) if not transactional else []
-            fail(context, failure, transactional, total_ms, elapsed, len(statements), left, attempt)
+            fail(context, failure, transactional, total_ms, elapsed, _invalid_after(context, statements), attempt,
+                 total=len(statements))
     raise AssertionError("unreachable: the last attempt either returns or fails")
 
 
-def note_retry(context: Context, failure: StatementFailed, elapsed: int, attempt: int, retries: int,
-               delay: float) -> None:
-    """Log the lock timeout as a `retrying` attempt and wait with backoff."""
-    info, recorder = context.info, context.recorder
-    assert info.migration is not None
-    line, _, _ = where_failed(context, failure)
-    recorder.record_attempt(recorder.attempt_sql(
-        info.track, info.migration, RETRYING, duration_ms=elapsed, sqlstate=failure.error.sqlstate,
-        message=failure.error.message,
-        statement_number=failure.statement.index if failure.statement else None, line=line))
-    wait = min(delay * (2 ** (attempt - 1)), 30.0)
-    log.warning("%s version %s: lock not available (%s); retry %d of %d in %.1f s", info.track.name,
-                info.version, failure.error.message, attempt, retries, wait)
-    time.sleep(wait)
+def _raise_failure(context: Context, statement: Statement | None, prefix_length: int, error: Exception,
+                   committed: int) -> None:
+    """A statement failed: the fence's signal becomes AlreadyApplied, anything else StatementFailed."""
+    facts = server_error(error)
+    if facts.sqlstate == FENCED and FENCE_MARK in facts.message:
+        rollback(context.files.connection)
+        raise AlreadyApplied(facts.message) from None
+    rollback(context.files.connection)
+    raise StatementFailed(statement, prefix_length, facts, committed) from error
 
 
-def _run_in_one_transaction(session: Session, statements: list[Statement], record_sql: str,
-                            beat: Heartbeat | None = None, flush: bool = True) -> None:
+def _run_in_one_transaction(context: Context, statements: list[Statement], beat: Heartbeat,
+                            flush: Callable[[float], bool], started: float) -> int | None:
+    """Every statement in one transaction with the history rows; None when the commit waited for its
+    flush, else the WAL position the flush must pass for it to be durable."""
     import psycopg2
 
-    connection = session.connection
+    info, recorder = context.info, context.recorder
+    assert info.migration is not None
+    connection = context.files.connection
+    opening = "BEGIN;\n" + _fence(context, transaction=True) + ";\n"
     last = len(statements) - 1
+    durable = True
     with connection.cursor() as cursor:
         for index, statement in enumerate(statements):
-            prefix = BEGIN if index == 0 else ""
-            query = prefix + statement.text
+            head = opening if index == 0 else ""
+            query = head + statement.text
             if index == last:
-                query += (";\n" + reset_session_sql(session) + ";\n" + ("" if flush else NO_FLUSH + ";\n")
-                          + record_sql + ";\nCOMMIT")
+                durable = flush(time.perf_counter() - started)
+                query += ("\n;\n" + RESET_SESSION + ";\n" + ("" if durable else NO_FLUSH + ";\n")
+                          + recorder.applied_sql(info.track, info.migration) + ";\n"
+                          + recorder.attempt_sql(info.track, info.migration, APPLIED, notices=_pending(context))
+                          + ";\nCOMMIT;\n" + context.files.closing_sql(wal_position=not durable))
             try:
-                if beat is not None:
-                    beat.running(describe(statement))
+                beat.running(describe(statement))
                 cursor.execute(query)
             except psycopg2.Error as error:
-                rollback(connection)
-                raise StatementFailed(statement, len(prefix), server_error(error), 0) from error
+                _raise_failure(context, statement, len(head), error, 0)
+        row = cursor.fetchone()
+        context.files.finished(row[0])
+    _keep_late_notices(context)
+    return None if durable else lsn_number(row[1])
+
+
+def _fence(context: Context, *, transaction: bool) -> str:
+    """The version's fence; for files added to an applied version (`--run-added`), against its new checksum."""
+    info = context.info
+    assert info.migration is not None
+    added = info.migration.checksum if info.to_run is not None else None
+    return context.recorder.fence_sql(info.track, info.version, transaction=transaction, checksum=added)
+
+
+def _fence_and_start(context: Context, info: MigrationInfo) -> None:
+    """Outside a transaction: the fence as a session lock (the closing reset releases it, after the history
+    row committed) and a `started` attempt, in one message, before the first statement."""
+    import psycopg2
+
+    assert info.migration is not None
+    recorder = context.recorder
+    query = (_fence(context, transaction=False) + ";\n"
+             + recorder.attempt_sql(info.track, info.migration, STARTED, duration_ms=0))
+    try:
+        with context.files.connection.cursor() as cursor:
+            cursor.execute(query)
+            context.started = int(cursor.fetchone()[0])
+    except psycopg2.Error as error:
+        _raise_failure(context, None, 0, error, 0)
 
 
 def _run_statement_by_statement(context: Context, statements: list[Statement], started: float,
-                                resume_at: int = 0, beat: Heartbeat | None = None) -> None:
+                                beat: Heartbeat) -> None:
+    """Autocommit, statement by statement; `committed` follows the server's transaction state."""
     import psycopg2
 
-    info, recorder, session = context.info, context.recorder, context.session
-    connection = session.connection
+    info, recorder = context.info, context.recorder
     assert info.migration is not None
+    connection = context.files.connection
+    committed = 0
     with connection.cursor() as cursor:
-        for index in range(resume_at, len(statements)):
-            statement = statements[index]
+        for index, statement in enumerate(statements):
             try:
-                if beat is not None:
-                    beat.running(describe(statement))
+                beat.running(describe(statement))
+                if statement.concurrent_index is not None:
+                    _drop_invalid_index(context, statement)
                 cursor.execute(statement.text)
+                if statement.concurrent_index is not None:
+                    _require_valid_index(context, statement, index)
             except psycopg2.Error as error:
-                rollback(connection)
-                raise StatementFailed(statement, 0, server_error(error), index) from error
+                _raise_failure(context, statement, 0, error, committed)
+            if connection.info.transaction_status == IDLE:
+                committed = index + 1
+        if connection.info.transaction_status != IDLE:
+            rollback(connection)
+            raise StatementFailed(statements[-1], 0, ServerError(
+                "25000", "the file ends inside a transaction block it opened (BEGIN without COMMIT); psql rolls "
+                "such a transaction back at the end of the file", None, None, None, None), committed)
         elapsed = int((time.perf_counter() - started) * 1000)
-        # one simple-query message: the history row and its attempt row commit together
-        cursor.execute(reset_session_sql(session) + ";\n"
+        # one message: the history row and its attempt row commit together, then the fence is released
+        cursor.execute(RESET_SESSION + ";\nBEGIN;\n"
                        + recorder.applied_sql(info.track, info.migration, execution_ms=elapsed) + ";\n"
-                       + recorder.attempt_sql(info.track, info.migration, APPLIED, duration_ms=elapsed))
+                       + recorder.attempt_sql(info.track, info.migration, APPLIED, duration_ms=elapsed,
+                                              notices=_pending(context), started=context.started)
+                       + ";\nCOMMIT;\n" + context.files.closing_sql())
+        context.files.finished(cursor.fetchone()[0])
+    _keep_late_notices(context)
+
+
+def _drop_invalid_index(context: Context, statement: Statement) -> None:
+    """An INVALID index of this name, left by an interrupted CONCURRENTLY build, is dropped before the
+    build runs again (CREATE INDEX ... IF NOT EXISTS would skip it and leave it broken)."""
+    name = _index_regclass(context, statement)
+    if name is None or name[1]:
+        return
+    log.warning("%s: dropping INVALID index %s left by an interrupted run, to build it again", context.label, name[0])
+    with context.files.connection.cursor() as cursor:
+        cursor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name[0]}")  # quoted by the server's format()
+
+
+def _require_valid_index(context: Context, statement: Statement, index: int) -> None:
+    name = _index_regclass(context, statement)
+    if name is not None and not name[1]:
+        raise StatementFailed(statement, 0, ServerError(
+            "XX002", f"index {name[0]} is INVALID after its build", None,
+            f"drop it (DROP INDEX CONCURRENTLY {name[0]};) and run migrate again", None, None), index)
+
+
+def _index_regclass(context: Context, statement: Statement) -> tuple[str, bool] | None:
+    """(the index's qualified, quoted name, is it valid) for a CONCURRENTLY build's index; None if absent.
+
+    Resolved in the file's own session, so its search_path at that point applies."""
+    assert statement.concurrent_index is not None
+    table, index = statement.concurrent_index
+    with context.files.connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT format('%%I.%%I', n.nspname, c.relname), i.indisvalid FROM pg_index i "
+            "JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE i.indrelid = to_regclass(%s) AND c.relname = %s", (table, index))
+        row = cursor.fetchone()
+    return (str(row[0]), bool(row[1])) if row else None
+
+
+def _invalid_after(context: Context, statements: list[Statement]) -> list[str]:
+    """INVALID indexes the file's CONCURRENTLY builds left (after a failure), for the message."""
+    left: list[str] = []
+    for statement in statements:
+        if statement.concurrent_index is None:
+            continue
+        try:
+            name = _index_regclass(context, statement)
+        except Exception:  # the session is gone: the failure message matters more
+            return left
+        if name is not None and not name[1]:
+            left.append(name[0])
+    return left
+
+
+def _pending(context: Context) -> str | None:
+    """Notices so far, for the attempt row sent with the last message (later ones are added after)."""
+    context.sent = len(context.notices)
+    return "\n".join(context.notices) if context.notices else None
+
+
+def _keep_late_notices(context: Context) -> None:
+    """Notices that arrived with the last message were not in its attempt row: add them now (rare)."""
+    late = context.notices[context.sent:]
+    if late and context.info.migration is not None:
+        context.recorder.add_notices(context.info.track, context.info.migration, "\n".join(late))
+
+
+def note_retry(context: Context, failure: StatementFailed, elapsed: int, attempt: int) -> None:
+    """Log the lock timeout as a `retrying` attempt (on a clean session) and wait with backoff."""
+    info, recorder, options = context.info, context.recorder, context.options
+    assert info.migration is not None
+    line, _, _ = where_failed(context, failure)
+    context.files.clean()
+    recorder.record_attempt(recorder.attempt_sql(
+        info.track, info.migration, RETRYING, duration_ms=elapsed, sqlstate=failure.error.sqlstate,
+        message=failure.error.message, statement_number=failure.statement.index if failure.statement else None,
+        line=line, notices=context.take_notices(), started=context.started))
+    context.started = None
+    wait = min(options.lock_retry_delay * (2 ** (attempt - 1)), 30.0)
+    log.warning("%s version %s: lock not available (%s); retry %d of %d of the whole file in %.1f s",
+                info.track.name, info.version, failure.error.message, attempt, options.lock_retries, wait)
+    time.sleep(wait)
 
 
 def describe(statement: Statement) -> str:
@@ -228,51 +401,65 @@ def describe(statement: Statement) -> str:
     return f"statement {statement.index} (line {statement.line})"
 
 
-def _apply_with_psql(context: Context, scripts: list[Script], options: RunOptions, psql: str | None,
-                     retries: int, delay: float) -> Applied:
+def _apply_with_psql(context: Context, scripts: list[Script], psql: str | None) -> Applied:
     """Hand the version's files to psql; atomically with the history row when they allow it.
 
-    psql connects with the keywords the run's session was opened with (verify's scratch database
-    included), and first sends the startup options a pooler refused, as SETs.
+    psql connects with the keywords of the run's file session and first sends the SETs the tool
+    made on it (the dead-client check, options a pooler refused) and the fence; its notices
+    reach stderr line by line as psql prints them.
     """
     from migrate.apply.psql import PsqlError, require_psql, run_files
 
-    info, recorder, session = context.info, context.recorder, context.session
-    connection = session.connection
+    info, recorder, files, options = context.info, context.recorder, context.files, context.options
     assert info.migration is not None
     psql = psql or require_psql(options.psql_path, scripts, context.root)
     assert psql is not None
-    params = session.params
-    session_sql = session.refused_options_sql or None
     transactional = all(script.no_transaction is None for script in scripts)
-    invalid_before = set() if transactional else read_invalid_indexes(connection)
     started = time.perf_counter()
-    for attempt in range(1, retries + 2):
+    for attempt in range(1, options.lock_retries + 2):
         attempt_started = time.perf_counter()
+        files.start_file()
+        session_sql = files.session.restore_sql
+        invalid_before = set() if transactional else read_invalid_indexes(files.connection)
         try:
             if transactional:
                 record_sql = (recorder.applied_sql(info.track, info.migration) + ";\n"
                               + recorder.attempt_sql(info.track, info.migration, APPLIED))
-                run_files(psql, params, scripts, single_transaction=True,
-                          final_sql=RESET_SESSION + ";\n" + record_sql, first_sql=session_sql)
+                first = ";\n".join(filter(None, [session_sql, _fence(context, transaction=True)]))
+                run_files(psql, files.session.params, scripts, single_transaction=True,
+                          final_sql=RESET_SESSION + ";\n" + record_sql, first_sql=first, on_notice=context.note)
+                files.finished(None)  # nothing ran on the file session: psql had its own
+                context.sent = 0
+                _keep_late_notices(context)  # psql printed them after its attempt row was composed
             else:
-                run_files(psql, params, scripts, single_transaction=False, first_sql=session_sql)
+                _fence_and_start(context, info)
+                run_files(psql, files.session.params, scripts, single_transaction=False, first_sql=session_sql or None,
+                          on_notice=context.note)
+                left = sorted(read_invalid_indexes(files.connection) - invalid_before)
+                if left:
+                    raise PsqlError(None, None, "XX002", f"the file left INVALID index(es) {', '.join(left)}",
+                                    f"drop them (DROP INDEX CONCURRENTLY {left[0]};) and run migrate again")
                 elapsed = int((time.perf_counter() - started) * 1000)
-                with connection.cursor() as cursor:
-                    cursor.execute(
-                        recorder.applied_sql(info.track, info.migration, execution_ms=elapsed) + ";\n"
-                        + recorder.attempt_sql(info.track, info.migration, APPLIED, duration_ms=elapsed))
+                with files.connection.cursor() as cursor:
+                    cursor.execute("BEGIN;\n" + recorder.applied_sql(info.track, info.migration, execution_ms=elapsed)
+                                   + ";\n" + recorder.attempt_sql(info.track, info.migration, APPLIED,
+                                                                  duration_ms=elapsed, notices=_pending(context),
+                                                                  started=context.started)
+                                   + ";\nCOMMIT;\n" + files.closing_sql())
+                    files.finished(cursor.fetchone()[0])
             return Applied(info, int((time.perf_counter() - started) * 1000), transactional, attempt, "psql")
         except PsqlError as error:
+            if error.sqlstate == FENCED and FENCE_MARK in error.message:
+                raise AlreadyApplied(error.message) from None
             failure = StatementFailed(None, 0, ServerError(error.sqlstate, error.message, error.detail, None, None,
-                                                           None), 0, path=error.path, line=error.line)
+                                                           error.context), 0, path=error.path, line=error.line)
             elapsed = int((time.perf_counter() - attempt_started) * 1000)
-            if error.sqlstate == LOCK_NOT_AVAILABLE and transactional and attempt <= retries:
-                note_retry(context, failure, elapsed, attempt, retries, delay)
+            if error.sqlstate == LOCK_NOT_AVAILABLE and transactional and attempt <= options.lock_retries:
+                note_retry(context, failure, elapsed, attempt)
                 continue
             total_ms = int((time.perf_counter() - started) * 1000)
-            left = sorted(read_invalid_indexes(connection) - invalid_before) if not transactional else []
-            fail(context, failure, transactional, total_ms, elapsed, 0, left, attempt)
+            left = [] if transactional else sorted(read_invalid_indexes(files.connection) - invalid_before)
+            fail(context, failure, transactional, total_ms, elapsed, left, attempt)
     raise AssertionError("unreachable: the last attempt either returns or fails")
 
 
@@ -293,8 +480,8 @@ def read_invalid_indexes(connection: Any) -> set[str]:
 
 
 def rollback(connection: Any) -> None:
-    """End whatever transaction the failure left open; a dead connection needs nothing."""
-    if connection.closed:
+    """End whatever transaction the failure left open; a dead connection, or none open, needs nothing."""
+    if connection.closed or connection.info.transaction_status == IDLE:
         return
     try:
         with connection.cursor() as cursor:
@@ -304,21 +491,34 @@ def rollback(connection: Any) -> None:
 
 
 def where_failed(context: Context, failure: StatementFailed) -> tuple[int | None, int | None, str]:
-    """Line, column and `file:line:column` of a failure."""
+    """Line, column and `file:line:column` of a failure; inside a DO block or function, its line there."""
     statement, error = failure.statement, failure.error
     if statement is None:
-        path = failure.path or (context.info.migration.files[0].path if context.info.migration else None)
-        shown = display_path(path, context.root) if path else context.info.version
+        assert context.info.migration is not None
+        path = failure.path or context.info.files_to_run[0].path
+        shown = display_path(path, context.root)
         if failure.line is None:
             return None, None, shown
         return failure.line, None, f"{shown}:{failure.line}"
-    offset = statement.offset
-    if error.position is not None:
-        within = error.position - 1 - failure.prefix_length
-        if 0 <= within < len(statement.text):
-            offset += within
-    line, column = locate(statement.file.text, offset)
+    inside = context_location(statement, error.context)
+    if inside is not None:
+        line, column = inside
+    else:
+        offset = statement.offset
+        if error.position is not None:
+            within = error.position - 1 - failure.prefix_length
+            if 0 <= within < len(statement.text):
+                offset += within
+        line, column = locate(statement.file.text, offset)
     return line, column, f"{display_path(statement.file.path, context.root)}:{line}:{column}"
+
+
+def _bounded(text: str | None) -> str:
+    """One line of at most EXCERPT characters (a message can quote a whole file)."""
+    if not text:
+        return ""
+    line = " ".join(text.split())
+    return line if len(line) <= EXCERPT else line[:EXCERPT - 3] + "..."
 
 
 def fail(
@@ -327,19 +527,22 @@ def fail(
     transactional: bool,
     elapsed: int,
     attempt_ms: int,
-    total: int,
     invalid_indexes: list[str],
     attempts: int,
+    total: int = 0,
 ) -> None:
+    """Record the failure on a clean session (a new one if needed) and raise MigrationFailed saying what
+    committed, what was rolled back, where it failed and what to do."""
     info, recorder = context.info, context.recorder
-    connection = context.session.connection
     assert info.migration is not None
     statement, error = failure.statement, failure.error
     line, _, where = where_failed(context, failure)
     sqlstate = error.sqlstate or "-----"
-    detail = f" ({error.detail})" if error.detail else ""
+    message = _bounded(error.message)
+    detail = f" ({_bounded(error.detail)})" if error.detail else ""
+    context_line = f" [CONTEXT: {_bounded(error.context)}]" if error.context else ""
     at_statement = f" (statement {statement.index})" if statement is not None else " (psql)"
-    recorded_text = f"{sqlstate}: {error.message}{detail} at {where}{at_statement}"
+    recorded_text = f"{sqlstate}: {message}{detail} at {where}{at_statement}{context_line}"
     if transactional:
         outcome = "rolled back"
     elif statement is None:
@@ -347,7 +550,8 @@ def fail(
     elif failure.committed:
         done = ("statement 1 was committed and stays" if failure.committed == 1
                 else f"statements 1-{failure.committed} were committed and stay")
-        outcome = f"{done} in place (the file runs outside a transaction, {total} statements)"
+        outcome = (f"{done} in place (the file runs outside a transaction, {total} statements); statement "
+                   f"{statement.index} and whatever its own transaction held were rolled back")
     else:
         outcome = "nothing committed (the file runs outside a transaction)"
     if invalid_indexes:
@@ -357,24 +561,25 @@ def fail(
     if error.sqlstate == LOCK_NOT_AVAILABLE:
         outcome += (f"; the lock was not available after {attempts} attempt(s): find the blocking session in "
                     "pg_stat_activity, or raise MIGRATE_SQL_LOCK_TIMEOUT / MIGRATE_LOCK_RETRIES")
+    lost = context.files.session.closed or (error.sqlstate or "").startswith(SERVER_GONE)
     recorded = "recorded as failed"
-    if connection.closed:
-        recorded = "could not be recorded: the connection to the server was lost"
-    else:
-        try:
-            recorder.record_failed(info.track, info.migration, recorded_text, elapsed)
-        except Exception as record_error:  # the server went away while we recorded
-            recorded = f"could not be recorded ({type(record_error).__name__})"
+    try:
+        context.files.clean()  # ROLLBACK, DISCARD ALL (the file's role and settings gone), or a new session
+        recorder.record_failed(info.track, info.migration, recorded_text, elapsed)
         recorder.record_attempt(recorder.attempt_sql(
             info.track, info.migration, FAILED, duration_ms=attempt_ms, sqlstate=error.sqlstate,
-            message=f"{error.message}{detail}",
-            statement_number=statement.index if statement is not None else None, line=line))
-    hint = f"; hint: {error.hint}" if error.hint else ""
+            message=f"{message}{detail}{context_line}",
+            statement_number=statement.index if statement is not None else None, line=line,
+            notices=context.take_notices(), started=context.started))
+    except Exception as record_error:  # the server is gone: say so, the failure itself matters more
+        recorded = f"could not be recorded ({type(record_error).__name__}: the server did not answer)"
+    hint = f"; hint: {_bounded(error.hint)}" if error.hint else ""
     failed_at = f" at statement {statement.index}" if statement is not None else " in psql"
-    lost = connection.closed or (error.sqlstate or "").startswith(SERVER_GONE)
     advice = ("the server ended the session, which is not the file's fault: check that the server is up and "
-              "run migrate again" if lost else "fix the file and run migrate again")
-    raise MigrationFailed(
-        f"{where}: ERROR {sqlstate}: {error.message}{detail}{hint}; {info.track.name} version "
+              "run migrate again" if lost else "fix the file (or write a new migration) and run migrate again")
+    raised = MigrationFailed(
+        f"{where}: ERROR {sqlstate}: {message}{detail}{hint}{context_line}; {info.track.name} version "
         f"{info.version} failed{failed_at}, {outcome}, {recorded}; {advice}"
     )
+    raised.recorded = recorded == "recorded as failed"  # type: ignore[attr-defined]
+    raise raised

@@ -24,8 +24,23 @@ from pathlib import Path
 from typing import Any
 
 from migrate.errors import ConfigError, ValidationError
-from migrate.files.sqlfiles import NAME_RE, MigrationFile, checksum_of, find_migration_versions, is_ignored
-from migrate.files.statements import Script, Statement, allowed_schemas, blank_restrict_lines, locate, parse_file
+from migrate.files.sqlfiles import (
+    NAME_RE,
+    MigrationFile,
+    checksum_of,
+    decode_text,
+    find_migration_versions,
+    is_ignored,
+)
+from migrate.files.statements import (
+    FileRefused,
+    Script,
+    Statement,
+    allowed_schemas,
+    blank_restrict_lines,
+    locate,
+    parse_file,
+)
 from migrate.paths import display_path
 from migrate.settings import Settings
 from migrate.tracks import build_tracks
@@ -91,6 +106,11 @@ RULES: dict[str, Rule] = {rule.id: rule for rule in (
     Rule("lint-skipped", WARNING, "the file runs through psql, so lint cannot parse it",
          "move psql meta-commands out of migrations, or review this file by hand"),
     Rule("syntax-error", ERROR, "the file is not valid SQL", "fix the SQL"),
+    Rule("plpgsql-syntax-error", ERROR, "a DO block or LANGUAGE plpgsql function body PostgreSQL would refuse "
+         "(a PL/pgSQL syntax error)", "fix the PL/pgSQL"),
+    Rule("psql-meta-command-refused", ERROR,
+         "a psql meta-command that leaves the target database or runs a program (\\c, \\connect, \\!, a pipe)",
+         "remove it: each database gets its migrations from its own environment; run programs outside migrations"),
 )}
 
 IGNORE_MARKER = re.compile(r"^\s*--\s*migrate:lint-ignore\b(.*)$", re.IGNORECASE)
@@ -658,17 +678,13 @@ def lint_file(settings: Settings, migration_file: MigrationFile, script: Script 
     path = display_path(migration_file.path, settings.root)
     if script is None:
         try:
-            script = parse_file(migration_file, settings.root)
+            script = parse_file(migration_file, settings.root, lenient=True)
         except ValidationError as error:
-            where, _, message = error.message.partition(": ")
-            parts = where.rsplit(":", 2)
-            line, column = (int(parts[1]), int(parts[2])) if len(parts) == 3 and parts[2].isdigit() else (1, 1)
-            text, _, remedy = message.partition("; ")
-            remedy = remedy.replace(" (nothing was applied)", "") or RULES["syntax-error"].fix
-            return [Finding(path, line, column, "syntax-error", text, remedy)]
+            return [_refused(path, error)]
+    refused = [_refused(path, error) for error in script.plpgsql_errors]
     if script.raws is None:
-        return [Finding(path, 1, 1, "lint-skipped", f"the file needs psql ({script.needs_psql}); it was not linted",
-                        RULES["lint-skipped"].fix)]
+        return refused + [Finding(path, 1, 1, "lint-skipped", f"the file needs psql ({script.needs_psql}); "
+                                  "it was not linted", RULES["lint-skipped"].fix)]
     text = blank_restrict_lines(migration_file.text)
     raws = script.raws
     linter = _FileLinter(settings, path, text)
@@ -685,7 +701,19 @@ def lint_file(settings: Settings, migration_file: MigrationFile, script: Script 
         findings.append((-1, Finding(path, 1, 1, "safety-search-path",
                                      "the file never sets search_path, so unqualified names depend on the session",
                                      f"start the file with SET search_path = {settings.schema}, public;")))
-    return _apply_ignores(findings, text, statements, path)
+    return sorted(_apply_ignores(findings, text, statements, path) + refused, key=lambda f: (f.line, f.column))
+
+
+def _refused(path: str, error: ValidationError) -> Finding:
+    """The finding for what parse_file refuses: FileRefused names its rule, place, problem and remedy."""
+    if isinstance(error, FileRefused):
+        return Finding(path, error.line, error.column, error.rule, error.problem, error.remedy)
+    where, _, message = error.message.partition(": ")
+    parts = where.rsplit(":", 2)
+    line, column = (int(parts[1]), int(parts[2])) if len(parts) == 3 and parts[2].isdigit() else (1, 1)
+    text, _, remedy = message.partition("; ")
+    return Finding(path, line, column, "syntax-error", text,
+                   remedy.replace(" (nothing was applied)", "") or RULES["syntax-error"].fix)
 
 
 def _apply_ignores(findings: list[tuple[int, Finding]], text: str, statements: list[Statement],
@@ -724,17 +752,13 @@ def read_any_file(path: Path, root: Path) -> MigrationFile:
         data = path.read_bytes()
     except OSError as error:
         raise ConfigError(f"{display_path(path, root)}: cannot read the file ({error.strerror})") from None
-    body = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ValidationError(f"{display_path(path, root)}: the file is not UTF-8; re-save it as UTF-8") from None
+    text = decode_text(data, display_path(path, root))
     match = NAME_RE.match(path.name)
     version = match.group(1) if match else ""
     return MigrationFile(
         track=path.parent.name, version=version, number=int(version) if version else 0,
         description=match.group(2) if match else path.stem, directory=path.parent, name=path.name,
-        text=text.replace("\r\n", "\n").replace("\r", "\n"), checksum=checksum_of(data),
+        text=text, checksum=checksum_of(data),
     )
 
 

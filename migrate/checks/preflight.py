@@ -47,7 +47,7 @@ def parse_pending(plan: Plan, settings: Settings, lint: bool = False) -> Scripts
     for item in todo:
         assert item.migration is not None
         parts = []
-        for migration_file in item.migration.files:
+        for migration_file in item.files_to_run:  # an added version: only its added files run
             script = parse_file(migration_file, settings)
             if linting is not None:
                 linting.check(migration_file, script)
@@ -64,9 +64,9 @@ def pending_modes(plan: Plan, settings: Settings) -> dict[tuple[str, str], str]:
     for item in plan.to_apply():
         assert item.migration is not None
         try:
-            parts = [parse_file(f, settings) for f in item.migration.files]
+            parts = [parse_file(f, settings) for f in item.files_to_run]
         except MigrateError:
-            modes[(item.track.name, item.version)] = "invalid SQL (see dry-run)"
+            modes[(item.track.name, item.version)] = "refused (see dry-run)"
             continue
         modes.update(modes_of({(item.track.name, item.version): parts}))
     return modes

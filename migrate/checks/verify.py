@@ -19,17 +19,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from migrate.apply.file_session import FileSession
 from migrate.apply.runner import apply_version
 from migrate.checks.catalog import diff_fingerprints, read_app_schemas, read_fingerprint
-from migrate.database.connection import Session, connect, connection_params, server_error, this_host, wait_until_ready
+from migrate.database.connection import Session, connection_params, server_error, this_host, wait_until_ready
 from migrate.errors import ConfigError, MigrateError
 from migrate.files.sqlfiles import MigrationVersion
 from migrate.files.statements import Script, allowed_schemas, locate, parse_file
 from migrate.history.recorder import Recorder
 from migrate.history.tables import ensure_history_tables
 from migrate.paths import display_path
-from migrate.plan import build_plan
-from migrate.settings import Settings
+from migrate.plan import MigrationInfo, build_plan
+from migrate.settings import Settings, Target
 from migrate.tracks import Track
 
 log = logging.getLogger("migrate")
@@ -81,8 +82,8 @@ def scratch_name() -> str:
 
 
 @contextmanager
-def scratch_database(settings: Settings) -> Iterator[tuple[Session, str, list[bool]]]:
-    """An open session on a new database on the environment's server; dropped on exit."""
+def scratch_database(settings: Settings) -> Iterator[tuple[Target, str, list[bool]]]:
+    """A new database on the environment's server (and the target that reaches it); dropped on exit."""
     from psycopg2 import sql
 
     target = settings.target
@@ -100,15 +101,9 @@ def scratch_database(settings: Settings) -> Iterator[tuple[Session, str, list[bo
         ) from None
     log.info("verify: created scratch database %s", name)
     dropped = [False]
-    session = None
     try:
-        params = dict(connection_params(target))
-        params["dbname"] = name
-        session = connect(params, target.secrets())
-        yield session, name, dropped
+        yield target._replace(connection=dict(target.connection, dbname=name)), name, dropped
     finally:
-        if session is not None and not session.closed:
-            session.close()
         dropped[0] = _drop(settings, admin, name)
         admin.close()
 
@@ -146,49 +141,61 @@ def run_verify(settings: Settings, tracks: list[Track], versions: dict[str, list
                for i in items if i.migration}
     protected = list(settings.lint.protected_schemas)
     result = VerifyResult(server=server_label, scratch_database="")
-    with scratch_database(settings) as (session, name, dropped):
-        connection = session.connection
+    with scratch_database(settings) as (scratch, name, dropped):
         result.scratch_database = name
-        ensure_history_tables(connection, settings.schema, tracks)
-        recorder = Recorder(connection, settings.schema, this_host(), f"verify@{this_host()}")
-        first_ok: list[tuple[list[Script], dict[str, FileRun]]] = []
-        for item in items:
-            parts = scripts[(item.track.name, item.version)]
-            runs = {display_path(s.file.path, root): FileRun(item.track.name, item.version,
-                                                             display_path(s.file.path, root)) for s in parts}
-            result.runs.extend(runs.values())
-            before = read_fingerprint(connection, protected)
-            started = time.perf_counter()
-            try:
-                apply_version(session, recorder, item, parts, root, settings.run)
-            except MigrateError as error:
-                for run in runs.values():
-                    run.result = "error on first run"
-                result.findings.append(VerifyFinding(FIRST_RUN_ERROR, item.track.name, item.version, list(runs),
-                                               error.message))
-                break
-            elapsed = int((time.perf_counter() - started) * 1000)
-            for run in runs.values():
-                run.first_run_ms, run.result = elapsed, "ok"
-            allowed = set().union(*(allowed_schemas(s.file.text) for s in parts))
-            touched = [change for change in diff_fingerprints(before, read_fingerprint(connection, protected))
-                       if change.schema not in allowed]
-            if touched:
-                for run in runs.values():
-                    run.result = "protected schema changed"
-                schemas = sorted({change.schema for change in touched})
-                result.findings.append(VerifyFinding(
-                    PROTECTED_SCHEMA, item.track.name, item.version, list(runs),
-                    f"changed protected schema(s) {', '.join(schemas)}; keep to the app schema, or add "
-                    f"`-- migrate:allow-schema {schemas[0]}` to the file if this is intended",
-                    [str(change) for change in touched]))
-            first_ok.append((parts, runs))
-        for parts, runs in first_ok:
-            for script in parts:
-                run = runs[display_path(script.file.path, root)]
-                _second_run(connection, settings, script, run, result)
+        files = FileSession(scratch)  # each file in a fresh session, as migrate runs it
+        try:
+            _verify_on(files, settings, tracks, items, scripts, protected, result)
+        finally:
+            files.close()
     result.dropped = dropped[0]
     return result
+
+
+def _verify_on(files: FileSession, settings: Settings, tracks: list[Track], items: list[MigrationInfo],
+               scripts: dict[tuple[str, str], list[Script]], protected: list[str], result: VerifyResult) -> None:
+    """Every version applied once, then every file run again, on the scratch database."""
+    root = settings.root
+    ensure_history_tables(files.connection, settings.schema, tracks)
+    recorder = Recorder(files, settings.schema, this_host(), f"verify@{this_host()}")
+    first_ok: list[tuple[list[Script], dict[str, FileRun]]] = []
+    for item in items:
+        parts = scripts[(item.track.name, item.version)]
+        runs = {display_path(s.file.path, root): FileRun(item.track.name, item.version,
+                                                         display_path(s.file.path, root)) for s in parts}
+        result.runs.extend(runs.values())
+        before = read_fingerprint(files.connection, protected)
+        started = time.perf_counter()
+        try:
+            apply_version(files, recorder, item, parts, root, settings.run)
+        except MigrateError as error:
+            for run in runs.values():
+                run.result = "error on first run"
+            result.findings.append(VerifyFinding(FIRST_RUN_ERROR, item.track.name, item.version, list(runs),
+                                           error.message))
+            break
+        elapsed = int((time.perf_counter() - started) * 1000)
+        for run in runs.values():
+            run.first_run_ms, run.result = elapsed, "ok"
+        allowed = set().union(*(allowed_schemas(s.file.text) for s in parts))
+        touched = [change for change in diff_fingerprints(before, read_fingerprint(files.connection, protected))
+                   if change.schema not in allowed]
+        if touched:
+            for run in runs.values():
+                run.result = "protected schema changed"
+            schemas = sorted({change.schema for change in touched})
+            result.findings.append(VerifyFinding(
+                PROTECTED_SCHEMA, item.track.name, item.version, list(runs),
+                f"changed protected schema(s) {', '.join(schemas)}; keep to the app schema, or add "
+                f"`-- migrate:allow-schema {schemas[0]}` to the file if this is intended",
+                [str(change) for change in touched]))
+        first_ok.append((parts, runs))
+    for parts, runs in first_ok:
+        for script in parts:
+            run = runs[display_path(script.file.path, root)]
+            files.start_file()  # a fresh session for the second run too
+            _second_run(files.connection, settings, script, run, result)
+            files.finished(None, reset=False)
 
 
 def _second_run(connection: Any, settings: Settings, script: Script, run: FileRun, result: VerifyResult) -> None:

@@ -102,6 +102,9 @@ def connection_params(target: Target) -> dict[str, str]:
         params.pop("password", None)
         params.pop("sslmode", None)
     params.setdefault("application_name", target.application_name)
+    # the tool sends and reads UTF-8 whatever the database's encoding (a SQL_ASCII database with a
+    # non-ASCII RAISE NOTICE gave a UnicodeEncodeError traceback); psql children get PGCLIENTENCODING
+    params["client_encoding"] = "UTF8"
     session_options = migration_session_options(target)
     if session_options:
         params["options"] = " ".join(filter(None, [params.get("options", ""), session_options]))

@@ -1,5 +1,13 @@
 """The run lock and the session that holds it: what every writing command starts with.
 
+`migrate` holds the lock on a connection of its own (`RunLock`) that runs no migration SQL:
+nothing a file does (DISCARD ALL, pg_advisory_unlock_all(), RESET) can release it. That
+connection is kept alive (keepalives, no idle timeouts) and checked before every version;
+if the server ends it anyway, the run stops before the next version (`RunLockLost`), and the
+per-version fence (history.recorder.fence_sql) keeps a version from being applied twice by a
+runner that took the lock meanwhile. repair, baseline and reset run no file: they hold the
+lock on the session they work on (`open_locked_session`).
+
 The run lock is a session advisory lock polled with pg_try_advisory_lock, never an
 unbounded blocking call, so a stuck runner turns into a clear timeout naming the holder.
 Transaction-mode poolers are refused: they cannot hold a session lock.
@@ -10,12 +18,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import select
 import socket
+import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
 from migrate.database.connection import MAX_POLL_INTERVAL, Session, connect, connection_params, wait_until_ready
-from migrate.errors import ConfigError, LockTimeout
+from migrate.errors import EXIT_LOCK, ConfigError, LockTimeout, MigrateError
 
 if TYPE_CHECKING:
     from migrate.settings import Target
@@ -184,3 +194,96 @@ def open_locked_session(target: Target, schema: str, run_lock_timeout: float) ->
         session.close()
         raise
     return session
+
+
+# The lock connection only sleeps between checks: the server must not end it for being idle, and a
+# proxy or NAT that silently drops it is noticed by TCP keepalives within about a minute.
+KEEPALIVES = {"keepalives": "1", "keepalives_idle": "20", "keepalives_interval": "10", "keepalives_count": "3"}
+NEVER_IDLE_OUT = {"idle_in_transaction_session_timeout": "0", "statement_timeout": "0"}
+
+
+class RunLockLost(MigrateError):
+    """The connection holding the run lock is gone: another runner may hold it now."""
+
+    exit_code = EXIT_LOCK
+
+
+class RunLock:
+    """The run lock, held by a session of its own that never runs migration SQL.
+
+    It also reads the history (reading is not migration SQL), so a run with nothing to do needs
+    no other connection.
+    """
+
+    def __init__(self, session: Session, schema: str) -> None:
+        self.session = session
+        self.schema = schema
+        self.guard = threading.Lock()  # the run's flusher thread uses this session too (flush())
+
+    def flushed_lsn(self) -> int | None:
+        """How far the server's WAL is flushed to disk (None if this session cannot say): a migration
+        that committed without waiting for its flush is durable once this passes its commit."""
+        with self.guard:
+            try:
+                with self.session.connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_current_wal_flush_lsn()::text")
+                    return lsn_number(cursor.fetchone()[0])
+            except Exception:  # the session is gone: check() says so before the next version
+                return None
+
+    def check(self) -> None:
+        """Raise RunLockLost when the lock's session is gone (asked before every version).
+
+        An idle session the server ended has a termination message waiting on its socket: only
+        then is a round trip made to be sure, so a healthy check costs one select() call.
+        """
+        connection = self.session.connection
+        with self.guard:
+            if not connection.closed:
+                readable, _, _ = select.select([connection.fileno()], [], [], 0)
+                if not readable:
+                    return
+                try:
+                    with connection.cursor() as cursor:
+                        cursor.execute("SELECT 1")
+                    return
+                except Exception:  # the server ended the session: the lock went with it
+                    pass
+        raise RunLockLost(
+            f"the session holding the run lock on schema {self.schema!r} was ended by the server (or the network); "
+            "another runner may hold the lock now, so this run stopped before its next version; every version "
+            "recorded as applied is complete: run migrate again"
+        )
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def open_run_lock(target: Target, schema: str, run_lock_timeout: float) -> RunLock:
+    """Connect (keepalives on), refuse poolers, and wait for the run lock on a session of its own."""
+    params = dict(connection_params(target), **KEEPALIVES)
+    session = wait_until_ready(target, require_primary=True, params=params)
+    try:
+        require_pinned_session(session, lambda: connect(params, target.secrets(), connect_timeout=5))
+        enable_dead_client_check(session)
+        values = dict(NEVER_IDLE_OUT)
+        if getattr(session.connection, "server_version", 0) >= 140000:
+            values["idle_session_timeout"] = "0"
+        session.set(values)
+        acquire_run_lock(session, schema, run_lock_timeout,
+                         on_wait=lambda holder: log.info("waiting for the run lock (%s)", holder))
+    except BaseException:
+        session.close()
+        raise
+    return RunLock(session, schema)
+
+
+def lsn_number(text: str) -> int:
+    """A pg_lsn's text (`16/B374D848`) as a number that orders like the LSN."""
+    high, _, low = text.partition("/")
+    return (int(high, 16) << 32) + int(low, 16)
+
+
+def version_lock_key(schema: str, track: str, version: str) -> int:
+    """The advisory-lock key of one version (the fence): distinct from the run lock's key."""
+    return lock_key(f"{schema}\0{track}\0{version}")

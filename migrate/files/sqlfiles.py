@@ -3,7 +3,8 @@
 A migration file is `<digits>[_-]<description>.sql`. Its version is the digit prefix as
 written (`004`), ordered by numeric value (`0002` before `00010`). Files of one track that
 share a number form one version, applied in file-name order and recorded once; their
-checksum covers every file, so a file added later under an applied number shows as changed.
+checksum covers every file, so a file added later under an applied number is never silently
+skipped (plan.py calls it `added`).
 
 Only regular files inside the project are read: a directory, FIFO, device, symlink loop or
 link leaving the project named like a migration is refused (one line each, all of them at
@@ -50,6 +51,11 @@ class FilesRefused(ValidationError):
 
 class MigrationFile(NamedTuple):
     """One `.sql` file: where it is, what it says, and the hash of its normalised bytes.
+
+    `text` is the file as written, only a UTF-8 BOM removed: CRLF line endings stay, because psql
+    sends a file's own bytes and a multi-line string literal keeps its CR there. Lines and columns
+    count `\n`. Only `checksum` normalises (CRLF -> LF, no BOM), so re-saving a file with other
+    line endings is not a change.
 
     Its folder and name are kept apart and `path` joins them on use: a no-op run reads every
     file but needs no Path of any (1000 Path joins cost ~7 ms of its start-up).
@@ -236,19 +242,27 @@ def _read_file(track: str, directory: Path, name: str, location: str, match: re.
         raise ValidationError(
             f"{display_path(directory / name, root)}: cannot read the file ({error.strerror}); check its permissions"
         ) from None
-    body = data[len(BOM):] if data.startswith(BOM) else data
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = body.count(b"\n", 0, error.start) + 1
-        column = error.start - (body.rfind(b"\n", 0, error.start) + 1) + 1
-        raise ValidationError(
-            f"{display_path(directory / name, root)}:{line}:{column}: the file is not UTF-8 "
-            f"(byte 0x{body[error.start]:02x}); re-save it as UTF-8"
-        ) from None
+    text = decode_text(data, display_path(directory / name, root))
     if not text.strip():
         raise ValidationError(
             f"{display_path(directory / name, root)}:1:1: the migration file is empty; write its SQL or delete it"
         )
     return MigrationFile(track, match.group(1), int(match.group(1)), match.group(2), directory, name,
-                         text.replace("\r\n", "\n").replace("\r", "\n"), checksum_of(data))
+                         text, checksum_of(data))
+
+
+def decode_text(data: bytes, where: str) -> str:
+    """A migration file's text as written: UTF-8 without its BOM, line endings kept (see MigrationFile).
+
+    The one reader of SQL files (lint reads named files with it too); a byte that is not UTF-8
+    raises ValidationError with its line and column.
+    """
+    body = data[len(BOM):] if data.startswith(BOM) else data
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = body.count(b"\n", 0, error.start) + 1
+        column = error.start - (body.rfind(b"\n", 0, error.start) + 1) + 1
+        raise ValidationError(
+            f"{where}:{line}:{column}: the file is not UTF-8 (byte 0x{body[error.start]:02x}); re-save it as UTF-8"
+        ) from None

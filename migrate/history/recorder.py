@@ -16,40 +16,50 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from migrate import __version__
+from migrate.database.run_lock import version_lock_key
 from migrate.database.sql import fill, param_identifier, transaction
 from migrate.files.sqlfiles import MigrationVersion
 from migrate.history.tables import ATTEMPTS_TABLE
 from migrate.tracks import Track
+
+# The fence's signal: a cast of this text to integer fails, naming the version, when it is already applied.
+# (A plain-SQL guard: a PL/pgSQL DO block would cost ~0.1 ms per version, measured.)
+FENCE_MARK = "migrate-fence: "
+NOTICES_LIMIT = 4000  # characters of server notices kept in an attempt row
 
 HISTORY_COLUMNS = ("version", "applied_at", "description", "status", "error_message", "checksum", "filename",
                    "execution_ms", "applied_by", "tool_version")
 TOOL_VERSION = f"migrate {__version__}"
 
 # How a row's execution_ms (and an attempt's start) is measured:
-SERVER = "server"  # by the server, from the transaction's start to this row
-CLIENT = "client"  # from %s seconds before the server received this message (batch mode: shared transactions)
+SERVER = "server"  # by the server, from the start of the version's transaction to this row
 GIVEN = "given"    # a value the client measured (a run that spans several transactions), or NULL
 
 
-def _since(timing: str) -> str:
-    """When the version began, in SQL."""
-    return "(statement_timestamp() - make_interval(secs => %s))" if timing == CLIENT else "transaction_timestamp()"
-
-
 class Recorder:
-    """Every history and attempt write of one run, on one connection, for one app schema."""
+    """Every history and attempt write of one run, for one app schema.
 
-    def __init__(self, connection: Any, schema: str, host: str, applied_by: str) -> None:
-        self.connection = connection
+    `source` is what holds the run's connection (a database Session, or the apply engine's file
+    session, which may replace its connection between files); it is asked on every write.
+    """
+
+    def __init__(self, source: Any, schema: str, host: str, applied_by: str) -> None:
+        self.source = source
         self.schema = schema
         self.host = host
         self.applied_by = applied_by
         self._templates: dict[tuple[str, ...], str] = {}
 
+    @property
+    def connection(self) -> Any:
+        return self.source.connection
+
     # ---- history rows ----------------------------------------------------------------------------
 
-    def _history_template(self, table: str, timing: str) -> str:
-        key = ("history", table, timing)
+    def _history_template(self, table: str, timing: str, keep_applied: bool = False) -> str:
+        """keep_applied: the upsert leaves a row that says `applied` as it is (a failure never overwrites
+        a version another runner applied)."""
+        key = ("history", table, timing, str(keep_applied))
         template = self._templates.get(key)
         if template is None:
             from psycopg2 import sql
@@ -57,12 +67,13 @@ class Recorder:
             if timing == GIVEN:
                 duration = sql.SQL("%s")
             else:
-                duration = sql.SQL(f"(extract(epoch FROM clock_timestamp() - {_since(timing)}) * 1000)::integer")
+                duration = sql.SQL("(extract(epoch FROM clock_timestamp() - transaction_timestamp()) * 1000)::integer")
             updates = sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(column))
                                          for column in HISTORY_COLUMNS[1:])
             template = sql.SQL(
                 "INSERT INTO {table} AS h ({columns}) VALUES (%s, CURRENT_TIMESTAMP, %s, %s, %s, %s, %s, {duration}, "
                 "%s, %s) ON CONFLICT (version) DO UPDATE SET {updates}"
+                + (" WHERE h.status IS DISTINCT FROM 'applied'" if keep_applied else "")
             ).format(
                 table=param_identifier(self.connection, self.schema, table),
                 columns=sql.SQL(", ").join(sql.Identifier(column) for column in HISTORY_COLUMNS),
@@ -76,19 +87,17 @@ class Recorder:
                      applied_by: str | None = None) -> str:
         values = (version, description, status, error, checksum, filenames, *duration,
                   applied_by or self.applied_by, TOOL_VERSION)
-        return fill(self.connection, self._history_template(track.history_table, timing), values)
+        template = self._history_template(track.history_table, timing, keep_applied=status == "failed")
+        return fill(self.connection, template, values)
 
-    def applied_sql(self, track: Track, migration: MigrationVersion, *, client_ms: int | None = None,
-                    execution_ms: int | None = None) -> str:
+    def applied_sql(self, track: Track, migration: MigrationVersion, *, execution_ms: int | None = None) -> str:
         """The upsert that marks a version applied, to send in the same transaction as its SQL.
 
-        execution_ms is measured by the server from the transaction's start; with client_ms (batch
-        mode) from client_ms before the server received this message; or given (execution_ms).
+        execution_ms is measured by the server from the transaction's start, or given (a file that
+        ran outside one transaction).
         """
         if execution_ms is not None:
             timing, duration = GIVEN, (int(execution_ms),)
-        elif client_ms is not None:
-            timing, duration = CLIENT, (client_ms / 1000.0,)
         else:
             timing, duration = SERVER, ()
         filenames = migration.filenames
@@ -140,6 +149,30 @@ class Recorder:
                     track, migration.version, f"Baseline {migration.filenames} (not run)", "applied", None,
                     migration.checksum, migration.filenames, GIVEN, (None,), applied_by=f"baseline@{self.host}"))
 
+    def fence_sql(self, track: Track, version: str, *, transaction: bool, checksum: str | None = None) -> str:
+        """Exactly once, even if the run lock was lost: take the version's own advisory lock, then fail
+        (SQLSTATE 22P02, message with FENCE_MARK) if another runner recorded the version applied.
+
+        transaction: inside the version's transaction (the lock ends with it); else a session lock, which
+        the reset after the file releases. Two runners applying one version queue on this lock, and the
+        second finds the first's row once it committed. checksum: the version is applied already, and this
+        run adds files to it (`migrate --run-added`): it is done when its row has this, the new, checksum.
+        """
+        lock = "pg_advisory_xact_lock" if transaction else "pg_advisory_lock"
+        key = ("fence", track.history_table, lock, str(checksum is not None))
+        template = self._templates.get(key)
+        if template is None:
+            from psycopg2 import sql
+
+            template = sql.SQL("SELECT {lock}(%s); SELECT (%s || h.version)::integer FROM {table} AS h "
+                               "WHERE h.version = %s AND h.status = 'applied'"
+                               + (" AND h.checksum = %s" if checksum is not None else "")).format(
+                lock=sql.Identifier(lock), table=param_identifier(self.connection, self.schema, track.history_table)
+            ).as_string(self.connection)
+            self._templates[key] = template
+        values = (version_lock_key(self.schema, track.name, version), f"{FENCE_MARK}{track.name} version ", version)
+        return fill(self.connection, template, values + ((checksum,) if checksum is not None else ()))
+
     # ---- the attempt log --------------------------------------------------------------------------
 
     def _attempt_template(self, timing: str) -> str:
@@ -152,12 +185,12 @@ class Recorder:
                 started = sql.SQL("clock_timestamp() - make_interval(secs => %s)")
                 duration = sql.SQL("%s")
             else:
-                started = sql.SQL(_since(timing))
+                started = sql.SQL("transaction_timestamp()")
                 duration = sql.SQL("(extract(epoch FROM clock_timestamp() - {}) * 1000)::integer").format(started)
             template = sql.SQL(
                 "INSERT INTO {table} (track, version, files, started_at, duration_ms, outcome, sqlstate, message, "
-                "statement_number, line, host, tool_version) VALUES (%s, %s, %s, {started}, "
-                "{duration}, %s, %s, %s, %s, %s, %s, %s)"
+                "statement_number, line, host, tool_version, notices) VALUES (%s, %s, %s, {started}, "
+                "{duration}, %s, %s, %s, %s, %s, %s, %s, %s)"
             ).format(
                 table=param_identifier(self.connection, self.schema, ATTEMPTS_TABLE), started=started,
                 duration=duration,
@@ -167,23 +200,42 @@ class Recorder:
 
     def attempt_sql(self, track: Track, migration: MigrationVersion, outcome: str, *, duration_ms: int | None = None,
                     sqlstate: str | None = None, message: str | None = None, statement_number: int | None = None,
-                    line: int | None = None, client_ms: int | None = None) -> str:
-        """The INSERT of one attempt row, timed by the server's clock.
+                    line: int | None = None, notices: str | None = None, started: int | None = None) -> str:
+        """The INSERT of one attempt row, timed by the server's clock (or, with `started`, the UPDATE that
+        ends the `started` row of that id: one row per try, its duration measured from its start).
 
-        Without duration_ms the row measures from the version's start (the transaction's, or client_ms
-        before this message in batch mode); with it, the attempt started duration_ms ago.
+        Without duration_ms the row measures from the start of the version's transaction; with it,
+        the attempt started duration_ms ago. An INSERT of outcome `started` returns the row's id.
         """
+        if started is not None:
+            return self._finish_sql(started, outcome, sqlstate, message, statement_number, line, notices)
         values: tuple[Any, ...] = (track.name, migration.version, migration.filenames)
         if duration_ms is not None:
             timing = GIVEN
             values += (int(duration_ms) / 1000.0, int(duration_ms))
-        elif client_ms is not None:
-            timing = CLIENT
-            values += (client_ms / 1000.0,) * 2  # started_at and the duration both count from it
         else:
             timing = SERVER
-        values += (outcome, sqlstate or None, message, statement_number, line, self.host, TOOL_VERSION)
-        return fill(self.connection, self._attempt_template(timing), values)
+        values += (outcome, sqlstate or None, message, statement_number, line, self.host, TOOL_VERSION,
+                   notices[-NOTICES_LIMIT:] if notices else None)
+        query = fill(self.connection, self._attempt_template(timing), values)
+        return query + " RETURNING id" if outcome == "started" else query
+
+    def _finish_sql(self, attempt_id: int, outcome: str, sqlstate: str | None, message: str | None,
+                    statement_number: int | None, line: int | None, notices: str | None) -> str:
+        key = ("finish",)
+        template = self._templates.get(key)
+        if template is None:
+            from psycopg2 import sql
+
+            template = sql.SQL(
+                "UPDATE {table} SET "
+                "duration_ms = (extract(epoch FROM clock_timestamp() - started_at) * 1000)::integer, outcome = %s, "
+                "sqlstate = %s, message = %s, statement_number = %s, line = %s, "
+                "notices = right(coalesce(notices || E'\\n', '') || %s, %s) WHERE id = %s"
+            ).format(table=param_identifier(self.connection, self.schema, ATTEMPTS_TABLE)).as_string(self.connection)
+            self._templates[key] = template
+        return fill(self.connection, template, (outcome, sqlstate or None, message, statement_number, line,
+                                                notices or "", NOTICES_LIMIT, attempt_id))
 
     def record_attempt(self, attempt_sql: str) -> bool:
         """Write one attempt row in its own transaction; False when the server cannot take it."""
@@ -195,3 +247,14 @@ class Recorder:
             return True
         except Exception:  # the server went away, or the table is gone: the failure itself matters more
             return False
+
+    def add_notices(self, track: Track, migration: MigrationVersion, notices: str) -> None:
+        """Notices that arrived with a version's last message, after its attempt row was sent: added to
+        that row (the version's newest attempt), so the attempt log keeps what the file printed."""
+        from psycopg2 import sql
+
+        table = param_identifier(self.connection, self.schema, ATTEMPTS_TABLE)
+        query = sql.SQL("UPDATE {t} SET notices = right(coalesce(notices || E'\\n', '') || %s, %s) WHERE id = "
+                        "(SELECT max(id) FROM {t} WHERE track = %s AND version = %s)").format(t=table)
+        with self.connection.cursor() as cursor:
+            cursor.execute(query, (notices, NOTICES_LIMIT, track.name, migration.version))

@@ -37,7 +37,9 @@ CREATE TABLE IF NOT EXISTS {table} (
 )
 """
 ATTEMPTS_TABLE = "migration_attempts"
-APPLIED, FAILED, RETRYING = "applied", "failed", "retrying"
+# attempt outcomes; `started` is written before the first statement of a file that runs outside one
+# transaction, so a run killed mid-file leaves a trace (status shows the version as interrupted)
+APPLIED, FAILED, RETRYING, STARTED = "applied", "failed", "retrying", "started"
 # The platform's Data API roles: the ledger is closed to them (and to PUBLIC) wherever they exist.
 API_ROLES = ("anon", "authenticated")
 TABLE_PRIVILEGES = "SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER"
@@ -56,11 +58,13 @@ CREATE TABLE IF NOT EXISTS {table} (
     statement_number INTEGER,
     line INTEGER,
     host TEXT,
-    tool_version TEXT
+    tool_version TEXT,
+    notices TEXT
 )
 """
 ATTEMPT_COLUMNS = ("id", "track", "version", "files", "started_at", "duration_ms", "outcome", "sqlstate", "message",
-           "statement_number", "line", "host", "tool_version")
+                   "statement_number", "line", "host", "tool_version", "notices")
+ATTEMPT_ADDED_COLUMNS: tuple[tuple[str, str], ...] = (("notices", "TEXT"),)
 
 
 class Attempt(NamedTuple):
@@ -79,8 +83,16 @@ class Attempt(NamedTuple):
     line: int | None
     host: str | None
     tool_version: str | None
+    notices: str | None = None
 
 
+# the earlier script's columns, added too when a hand-made table lacks one (else every write fails)
+LEGACY_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("applied_at", "TIMESTAMP WITHOUT TIME ZONE DEFAULT CURRENT_TIMESTAMP"),
+    ("description", "TEXT"),
+    ("status", "TEXT NOT NULL DEFAULT 'applied'"),
+    ("error_message", "TEXT"),
+)
 ADDED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("checksum", "TEXT"),
     ("filename", "TEXT"),
@@ -239,14 +251,17 @@ def ensure_history_tables(connection: Any, schema: str, tracks: list[Track],
     if existing is None:
         existing = read_all_columns(connection, schema, tracks)
     access, roles = read_ledger_access(connection, schema, tracks)
-    wanted = {name for name, _ in ADDED_COLUMNS}
+    columns = LEGACY_COLUMNS + ADDED_COLUMNS
+    wanted = {name for name, _ in columns}
     todo = [t for t in tracks if t.history_table not in existing or wanted - existing[t.history_table]]
     attempts_ddl = None if ATTEMPTS_TABLE in existing else sql.SQL(ATTEMPTS_DDL).format(table=attempts_table(schema))
+    attempts_missing = [] if attempts_ddl is not None else [
+        (name, kind) for name, kind in ATTEMPT_ADDED_COLUMNS if name not in existing[ATTEMPTS_TABLE]]
     to_close = [entry for entry in access if entry.open and entry.owned]
     for entry in access:
         if entry.open and not entry.owned and entry.reachable_by:
             log.warning("warning: %s", ledger_warnings(schema, [entry])[0])
-    if not todo and attempts_ddl is None and not to_close:
+    if not todo and attempts_ddl is None and not attempts_missing and not to_close:
         return []
     changes: list[str] = []
     statements = [sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))]
@@ -254,6 +269,10 @@ def ensure_history_tables(connection: Any, schema: str, tracks: list[Track],
         changes.append(f"created {schema}.{ATTEMPTS_TABLE}")
         statements.append(attempts_ddl)
         statements += _close_statements(schema, ATTEMPTS_TABLE, roles, sequence=f"{ATTEMPTS_TABLE}_id_seq")
+    for name, kind in attempts_missing:
+        changes.append(f"upgraded {schema}.{ATTEMPTS_TABLE} (added {name})")
+        statements.append(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} " + kind).format(
+            attempts_table(schema), sql.Identifier(name)))
     for track in todo:
         table = _table(schema, track)
         if track.history_table not in existing:
@@ -266,7 +285,9 @@ def ensure_history_tables(connection: Any, schema: str, tracks: list[Track],
         else:
             missing = sorted(wanted - existing[track.history_table])
             changes.append(f"upgraded {schema}.{track.history_table} (added {', '.join(missing)})")
-        for name, kind in ADDED_COLUMNS:
+        for name, kind in columns:
+            if name in existing.get(track.history_table, ()):
+                continue
             statements.append(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} " + kind).format(
                 table, sql.Identifier(name)))
     for entry in to_close:
@@ -312,6 +333,22 @@ def read_history(connection: Any, schema: str, tracks: list[Track],
                 record[status] = record[status] or "applied"  # the earlier script's table may lack status
                 found.append(HistoryRow(track.name, *record))
     return rows
+
+
+def read_interrupted(connection: Any, schema: str) -> dict[tuple[str, str], datetime]:
+    """(track, version) -> started_at of every version whose latest attempt is `started`: a file that runs
+    outside one transaction began and never reported back (killed, crashed). The caller knows the attempt
+    log exists (read_all_columns); one query, nothing created."""
+    from psycopg2 import sql
+
+    table = param_identifier(connection, schema, ATTEMPTS_TABLE)
+    query = sql.SQL(
+        "SELECT a.track, a.version, a.started_at FROM {table} a WHERE a.outcome = %s AND NOT EXISTS "
+        "(SELECT 1 FROM {table} b WHERE b.track = a.track AND b.version = a.version AND b.id > a.id)"
+    ).format(table=table)
+    with connection.cursor() as cursor:
+        cursor.execute(query, (STARTED,))
+        return {(track, version): started_at for track, version, started_at in cursor.fetchall()}
 
 
 def read_attempts(connection: Any, schema: str, limit: int) -> list[Attempt] | None:

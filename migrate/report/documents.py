@@ -24,11 +24,14 @@ def item_json(item: MigrationInfo, root: Path) -> dict[str, Any]:
         "state": item.state,
         "out_of_order": item.out_of_order,
         "files": [display_path(f.path, root) for f in item.migration.files] if item.migration else [],
+        "added_files": [display_path(f.path, root) for f in item.added_files],
         "checksum": item.migration.checksum if item.migration else None,
         "recorded_checksum": row.checksum if row else None,
         "applied_at": row.applied_at.isoformat() if row and row.applied_at else None,
         "execution_ms": row.execution_ms if row else None,
         "error": row.error_message if row and item.state == "failed" else None,
+        "interrupted": item.interrupted,
+        "interrupted_at": item.interrupted_at.isoformat() if item.interrupted_at else None,
     }
 
 
@@ -110,7 +113,7 @@ def attempts_json(attempts: list[Any]) -> list[dict[str, Any]]:
 
 
 def migrate_json(environment: str, database: str, root: Path, plan: Plan, applied: list[Any], adopted: int,
-                 batch: bool, error: Any = None, failed: MigrationInfo | None = None) -> dict[str, Any]:
+                 error: Any = None, failed: MigrationInfo | None = None) -> dict[str, Any]:
     """migrate's document: what was applied, what failed and what was not attempted."""
     todo = plan.to_apply()
     return {
@@ -127,7 +130,6 @@ def migrate_json(environment: str, database: str, root: Path, plan: Plan, applie
             item_json(failed, root), state="failed", error=error.message),
         "not_attempted": [item_json(item, root) for item in todo[len(applied) + (failed is not None):]],
         "adopted_checksums": adopted,
-        "batch": batch,
         "error": None if error is None else {"exit_code": error.exit_code, "message": error.message},
         "warnings": list(plan.warnings),
     }

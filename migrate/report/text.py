@@ -36,6 +36,11 @@ def _state_text(item: MigrationInfo) -> str:
     state = item.state
     if item.out_of_order:
         state += " (out-of-order)"
+    if item.state == "added":
+        state += ": " + ", ".join(f.name for f in item.added_files) + (" never ran" if item.to_run is None
+                                                                         else " to run now")
+    if item.interrupted:
+        state += f" (interrupted mid-file: {_when(item.interrupted_at)})"
     if item.state == "failed" and item.row is not None and item.row.error_message:
         state += ": " + item.row.error_message.strip().splitlines()[0]
     return state
@@ -109,7 +114,9 @@ def print_dry_run(plan: Plan, modes: dict[tuple[str, str], str], environment: st
         for item in pending:
             assert item.migration is not None
             note = "retry of failed" if item.state == "failed" else ("out-of-order" if item.out_of_order else "")
-            for migration_file in item.migration.files:
+            note = "added to an applied version (--run-added)" if item.state == "added" else note
+            note = "interrupted mid-file: runs again from its start" if item.interrupted else note
+            for migration_file in item.files_to_run:
                 rows.append([item.version, display_path(migration_file.path, root),
                              modes[(track_name, item.version)], note])
         print(format_table(rows, ["version", "file", "mode", "note"]), file=out)
@@ -125,20 +132,13 @@ def print_applied(index: int, total: int, track: str, filenames: str, execution_
     print(f"[{index}/{total}] {track} {filenames}  {execution_ms} ms", file=_out(stream), flush=True)
 
 
-def print_migrate_summary(applied: int, plan_total: int, batches: tuple[int, int] | None = None,
-                          stream: TextIO | None = None) -> None:
-    """The last line of a run; `batches` (batch mode): batch transactions committed, versions run on their own."""
+def print_migrate_summary(applied: int, plan_total: int, stream: TextIO | None = None) -> None:
+    """The last line of a run."""
     out = _out(stream)
     if applied == 0:
         print("Nothing to apply: the database is up to date.", file=out)
-    elif batches is None:
-        print(f"Applied {applied} migration(s).", file=out)
-    elif batches == (1, 0):
-        print(f"Applied {applied} migration(s) in batch mode (one transaction, savepoint each).", file=out)
     else:
-        count, alone = batches
-        print(f"Applied {applied} migration(s) in batch mode ({count} batch transaction(s), savepoint each; "
-              f"{alone} on their own).", file=out)
+        print(f"Applied {applied} migration(s).", file=out)
 
 
 def _by_track(plan: Plan) -> dict[str, list[MigrationInfo]]:
@@ -248,6 +248,11 @@ def _short(checksum: str | None) -> str:
 def print_repair(result: Any, stream: TextIO | None = None) -> None:
     """One line per history row repair changes (or would change, with --dry-run)."""
     out = _out(stream)
+    for skip in result.skipped:
+        print(f"{skip.track} {skip.version} ({skip.files}): left alone: {skip.reason}", file=out)
+    if not result.actions and result.skipped:
+        print("No history row changed.", file=out)
+        return
     if not result.actions:
         print("Nothing to repair: every applied version matches its file(s) and no version is failed.", file=out)
         return
