@@ -81,10 +81,10 @@ def verify(c, env="local", json=False, verbose=False):
     _run("verify", env=env, json=json, verbose=verbose)
 
 
-@task(help={"env": "environment (default local); refused unless MIGRATE_DISPOSABLE=true",
-            "yes": "do not ask on confirm-guarded environments", "verbose": "debug logs"})
+@task(help={"env": "environment (default local); refused unless its file says MIGRATE_DISPOSABLE=true",
+            "yes": "do not ask (needed without a terminal)", "verbose": "debug logs"})
 def reset(c, env="local", yes=False, verbose=False):
-    """Drop and recreate the app schema (disposable environments only)."""
+    """Drop and recreate the app schema (disposable environments, on the server their file names or this machine)."""
     _run("reset", env=env, yes=yes, verbose=verbose)
 
 
@@ -127,13 +127,20 @@ def repair(c, env="local", dry_run=False, yes=False, verbose=False):
     _run("repair", env=env, dry_run=dry_run, yes=yes, verbose=verbose)
 
 
-@task(help={"version": "mark every version up to this one as applied (required)",
+@task(help={"up_to": "mark every version up to this one as applied (required)",
             "track": "track (default lanconnect)", "env": "environment (default local)",
             "yes": "do not ask on confirm-guarded environments", "verbose": "debug logs"})
-def baseline(c, version=None, track=None, env="local", yes=False, verbose=False):
-    """Mark every version up to --version as applied without running it (adopt an existing database)."""
-    _run("baseline", env=env, yes=yes, verbose=verbose, baseline_version=None if version is None else str(version),
-         track=track)
+def baseline(c, up_to=None, track=None, env="local", yes=False, verbose=False):
+    """Mark every version up to --up-to as applied without running it (adopt an existing database)."""
+    _run("baseline", env=env, yes=yes, verbose=verbose, up_to=None if up_to is None else str(up_to), track=track)
+
+
+@task
+def version(c):
+    """Print the tool's version: the same string history rows record as tool_version."""
+    from migrate.cli import tool_version
+
+    print(tool_version())
 
 
 @task(help={"quick": "smoke run: N=5, 3 rounds, no extras (a few seconds)",

@@ -5,6 +5,9 @@
 environment, applies command-line overrides, calls the command in `commands`, and turns
 every failure into one stderr line (plus, with --json, one JSON error document on stdout)
 and the documented exit code (errors.py). Nothing else in the package prints an error.
+
+Every command that reaches a database says first, on stderr, where it is going: the
+environment, the masked target and the source that named it (an env file, the shell, flags).
 """
 
 from __future__ import annotations
@@ -16,12 +19,16 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 from migrate.errors import EXIT_CONFIG, EXIT_MIGRATION_FAILED, EXIT_UNREACHABLE, MigrateError
-from migrate.settings import Settings, load_settings
+from migrate.settings import Settings, load_settings, require_target
 
 # what `python -m migrate` accepts (the Invoke tasks add dev-start, start and stop)
 COMMANDS = ("migrate", "status", "dry-run", "wait", "db-stop", "verify", "reset", "repair", "baseline", "history")
 COMMANDS += ("new", "lint")  # authoring: take positional words (new: description; lint: files)
 WORD_COMMANDS = ("new", "lint")
+# the commands that reach a database: they print the target line and need a named server
+# (dev-start says it itself when it migrates from this machine: with docker compose the stack picks its server)
+TARGET_COMMANDS = ("migrate", "status", "dry-run", "wait", "verify", "reset", "repair", "baseline", "history")
+log = logging.getLogger("migrate")
 
 
 class Flags(NamedTuple):
@@ -33,7 +40,7 @@ class Flags(NamedTuple):
     timeout: float | None = None
     limit: int = 20
     verbose: bool = False
-    baseline_version: str | None = None
+    up_to: str | None = None  # baseline --up-to V
     track: str | None = None
     words: tuple[str, ...] = ()
     dry_run: bool = False
@@ -58,7 +65,7 @@ def _table() -> dict[str, Callable[[Settings, Flags], Any]]:
         "verify": lambda s, f: commands.verify(s, as_json=f.json),
         "reset": lambda s, f: commands.reset(s, yes=f.yes),
         "repair": lambda s, f: commands.repair(s, dry_run=f.dry_run, yes=f.yes),
-        "baseline": lambda s, f: commands.baseline(s, f.baseline_version, f.track, yes=f.yes),
+        "baseline": lambda s, f: commands.baseline(s, f.up_to, f.track, yes=f.yes),
         "history": lambda s, f: commands.history(s, limit=f.limit, as_json=f.json),
         "new": lambda s, f: commands.new(s, " ".join(f.words), f.track or "lanconnect"),
         "lint": lambda s, f: commands.lint(s, list(f.words), as_json=f.json),
@@ -76,17 +83,21 @@ def configure_logging(verbose: bool = False) -> None:
     logging.getLogger("migrate").setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
-def apply_overrides(settings: Settings, flags: Flags) -> Settings:
-    """The earlier script's --host/--port/--database/--user/--password win over every layer."""
+def connection_flags(flags: Flags) -> dict[str, str]:
+    """The earlier script's --host/--port/--database/--user/--password as libpq keywords (they win over
+    every other source; load_settings applies them and the target line names them)."""
     given = {"host": flags.host, "port": flags.port, "dbname": flags.database, "user": flags.user,
              "password": flags.password}
-    given = {key: value for key, value in given.items() if value is not None}
-    if given:
-        target = settings.target
-        connection = dict(target.connection)
-        connection.update(given)
-        embedded = target.embedded_pgdata if set(given) <= {"dbname"} else None
-        settings = settings._replace(target=target._replace(connection=connection, embedded_pgdata=embedded))
+    return {key: value for key, value in given.items() if value}
+
+
+def resolve(command: str, flags: Flags, root: Path, environ: Mapping[str, str] | None) -> Settings:
+    """The environment's Settings with the command line applied; for a command that connects, the
+    target is required and its line printed before anything else happens."""
+    settings = load_settings(flags.env, root, environ, connection_flags(flags))
+    if command in TARGET_COMMANDS:
+        require_target(settings)
+        log.info("%s", settings.target_line())
     return settings
 
 
@@ -111,14 +122,15 @@ def run_command(command: str, flags: Flags, *, root: Path | None = None,
 
             commands.start(root, flags.env, docker=(os.environ if environ is None else environ).get("MIGRATE_DOCKER"))
         else:
-            settings = apply_overrides(load_settings(flags.env, root, environ), flags)
-            _table()[command](settings, flags)
+            _table()[command](resolve(command, flags, root, environ), flags)
         return 0
     except MigrateError as error:
         if flags.json and not error.reported_as_json:
             from migrate.report import documents
 
             documents.print_json(documents.error_json(error))  # --json promises one document on stdout
+        for line in error.earlier:
+            print(f"migrate: error: {line}", file=sys.stderr)
         print(f"migrate: error: {error.message}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
@@ -143,6 +155,18 @@ def _names_many(env: str) -> bool:
     return is_many(env)
 
 
+class _PrintVersion(argparse.Action):
+    """`--version`: the version is looked up only when asked for (a no-op run imports no more)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=kwargs.get("help"))
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        print(tool_version())
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m migrate",
@@ -158,14 +182,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "status also takes `all` or a comma list")
     parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     parser.add_argument("--yes", action="store_true",
-                        help="do not ask on confirm-guarded environments (migrate, reset, repair, baseline)")
+                        help="do not ask: confirm-guarded environments (migrate, repair, baseline) and reset")
     parser.add_argument("--timeout", type=float, default=None,
                         help="wait: seconds (default MAX_WAIT_TIME); status --env all: "
                         "connect timeout per environment (default 5)")
     parser.add_argument("--limit", type=int, default=20, help="history: how many attempts to show (default 20)")
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logs on stderr")
-    parser.add_argument("--version", dest="baseline_version", default=None,
-                        help="baseline: mark every version up to this one as applied")
+    parser.add_argument("--version", action=_PrintVersion,
+                        help="print the tool's version (as history rows record it) and exit")
+    parser.add_argument("--up-to", dest="up_to", default=None, metavar="V",
+                        help="baseline: mark every version up to V as applied")
     parser.add_argument("--track", default=None,
                         help="new, baseline: lanconnect (default) or client_specific")
     parser.add_argument("--run-added", dest="run_added", action="store_true",
@@ -183,8 +209,13 @@ def main(argv: Sequence[str] | None = None, *, root: Path | None = None,
          environ: Mapping[str, str] | None = None) -> int:
     """`python -m migrate ARGS`: the exit code (root and environ as for run_command)."""
     parser = build_parser()
+    words = list(sys.argv[1:] if argv is None else argv)
+    if "--version" in words and len(words) > 1:  # baseline's option was --version: never a silent exit 0
+        print("migrate: error: --version prints the tool's version and takes nothing else; "
+              "baseline's option is --up-to V", file=sys.stderr)
+        return EXIT_CONFIG
     try:
-        args = parser.parse_intermixed_args(argv)
+        args = parser.parse_intermixed_args(words)
     except SystemExit as stop:  # argparse already printed the usage error
         return EXIT_CONFIG if stop.code else 0
     command = args.command or ("status" if args.status else "dry-run" if args.dry_run else "migrate")
@@ -197,10 +228,17 @@ def main(argv: Sequence[str] | None = None, *, root: Path | None = None,
               file=sys.stderr)
         return EXIT_CONFIG
     flags = Flags(env=args.env, json=args.json, yes=args.yes, timeout=args.timeout,
-                  limit=args.limit, verbose=args.verbose, baseline_version=args.baseline_version,
+                  limit=args.limit, verbose=args.verbose, up_to=args.up_to,
                   track=args.track, words=tuple(args.words), dry_run=args.dry_run, host=args.host, port=args.port,
                   database=args.database, user=args.user, password=args.password, run_added=args.run_added)
     return run_command(command, flags, root=root, environ=environ)
+
+
+def tool_version() -> str:
+    """The tool's version as every history and attempt row records it (`tool_version`)."""
+    from migrate.history.recorder import TOOL_VERSION
+
+    return TOOL_VERSION
 
 
 def database_error_message(error: Exception) -> tuple[str, int] | None:

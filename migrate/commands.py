@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 from migrate.errors import ConfigError, MigrateError, ValidationError
 from migrate.plan import Plan, build_plan, include_added, validate_plan
 from migrate.report import documents, text
-from migrate.settings import Settings
+from migrate.settings import Settings, require_target
 from migrate.snapshot import read_plan_snapshot
 
 if TYPE_CHECKING:  # imported where they are used: a run with nothing pending never loads them
@@ -108,7 +108,7 @@ def migrate(settings: Settings, as_json: bool = False, yes: bool = False, ask: A
     from migrate.snapshot import open_locked_snapshot
 
     if settings.safety.reset_schema:  # the earlier script's MIGRATION_RESET_SCHEMA=true
-        require_disposable(settings, "MIGRATION_RESET_SCHEMA=true")
+        require_disposable(settings, "MIGRATION_RESET_SCHEMA=true", yes=yes, ask=ask)
     lock, tracks, versions, existing, history = open_locked_snapshot(settings)
     connection, label = lock.session.connection, settings.target.label()
     files = None
@@ -119,10 +119,12 @@ def migrate(settings: Settings, as_json: bool = False, yes: bool = False, ask: A
         linting = PendingLint(settings)
         scripts = _parse_and_lint(plan, settings, linting, as_json)
         if plan.to_apply() or settings.safety.reset_schema:  # asked before anything is written
-            confirm(settings, f"Apply {len(plan.to_apply())} migration(s) to {settings.env_name}?",
+            first = f"Drop schema {settings.schema} on {label}, then apply" if settings.safety.reset_schema else "Apply"
+            confirm(settings, f"{first} {len(plan.to_apply())} migration(s) to {settings.env_name}?",
                     f"nothing was applied to {settings.env_name!r}", remedy="review `dry-run` and pass --yes",
                     yes=yes, ask=ask, show=lambda: text.print_dry_run(plan, modes_of(scripts), settings.env_name,
-                                                                      label, settings.root, stream=sys.stderr))
+                                                                      label, settings.root, stream=sys.stderr),
+                    required=settings.safety.confirm or settings.safety.reset_schema)
         if settings.safety.reset_schema:
             drop_and_recreate_schema(connection, settings.schema)
             existing = read_all_columns(connection, settings.schema, tracks)
@@ -199,6 +201,9 @@ def status_environments(env: str, root: Path, as_json: bool = False, timeout: fl
 
     overview = read_overview(environment_names(env, root), root, DEFAULT_TIMEOUT if timeout is None else timeout,
                              environ)
+    for column in overview.environments:  # each environment's target line, as a single-environment run prints it
+        if column.database is not None:
+            log.info("environment %s: %s (from %s)", column.name, column.database, column.source)
     if as_json:
         documents.print_json(documents.overview_json(overview))
     else:
@@ -211,11 +216,13 @@ def reset(settings: Settings, yes: bool = False, ask: Ask | None = None) -> None
     from migrate.database.run_lock import open_locked_session
     from migrate.guards import confirm, drop_and_recreate_schema, require_disposable
 
-    require_disposable(settings, "reset")
+    require_disposable(settings, "reset", yes=yes, ask=ask)
     session = open_locked_session(settings.target, settings.schema, settings.run.run_lock_timeout)
     try:
         confirm(settings, f"Drop schema {settings.schema} on {settings.env_name}?",
-                f"nothing was changed on {settings.env_name!r}", yes=yes, ask=ask)
+                f"nothing was changed on {settings.env_name!r}", yes=yes, ask=ask, required=True,
+                show=lambda: text.print_line(f"reset drops schema {settings.schema} with everything in it, history "
+                                             f"included, on {settings.target.label()}", stream=sys.stderr))
         drop_and_recreate_schema(session.connection, settings.schema)
     finally:
         session.close()
@@ -237,7 +244,7 @@ def repair(settings: Settings, dry_run: bool = False, yes: bool = False, ask: As
 
     if dry_run:
         tracks = build_tracks(settings.migrations_dir)
-        session = wait_until_ready(settings.target)
+        session = wait_until_ready(settings.target, read_only=True)
         try:
             plan = read_plan(settings, session, tracks, find_all_versions(settings, tracks))
         finally:
@@ -266,7 +273,7 @@ def repair(settings: Settings, dry_run: bool = False, yes: bool = False, ask: As
 
 def baseline(settings: Settings, version: str | None, track: str | None = None, yes: bool = False,
              ask: Ask | None = None) -> BaselineResult:
-    """Mark every version of `track` up to `version` as applied, without running any of them.
+    """Mark every version of `track` up to `version` (--up-to) as applied, without running any of them.
 
     On a MIGRATE_CONFIRM environment the count is confirmed before anything is written.
     """
@@ -278,7 +285,7 @@ def baseline(settings: Settings, version: str | None, track: str | None = None, 
     from migrate.tracks import build_tracks, track_names
 
     if version is None:
-        raise ConfigError("baseline needs --version V (every version up to V is marked applied)")
+        raise ConfigError("baseline needs --up-to V (every version up to V is marked applied)")
     parse_baseline_version(version)
     track_name = track or track_names()[0]
     chosen = [t for t in build_tracks(settings.migrations_dir) if t.name == track_name]
@@ -328,7 +335,7 @@ def history(settings: Settings, limit: int = 20, as_json: bool = False) -> list[
 
     if limit < 1:
         raise ConfigError(f"--limit {limit}: give a positive number of attempts to show")
-    session = wait_until_ready(settings.target)
+    session = wait_until_ready(settings.target, read_only=True)
     try:
         attempts = read_attempts(session.connection, settings.schema, limit)
     finally:
@@ -411,8 +418,10 @@ def dev_start(settings: Settings, compose: Compose | None = None) -> str:
                         f"(MIGRATE_ENV={settings.env_name})")
         stack.up(compose, settings.root, settings.env_name)
         return "compose"
+    require_target(settings)  # only now does this machine connect: the compose stack picks its own server
     text.print_line(f"dev-start: docker compose is not available ({compose.reason}); using "
                     f"{settings.target.label()} and `inv migrate --env {settings.env_name}`")
+    log.info("%s", settings.target_line())
     migrate(settings)
     return "migrate"
 

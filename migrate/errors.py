@@ -32,6 +32,9 @@ class MigrateError(Exception):
     exit_code = EXIT_MIGRATION_FAILED
     # set when the command already printed its --json document with this error in it
     reported_as_json = False
+    # problems of the same kind found with this one (every file refused, say): the edge prints one
+    # error line for each of these before the message's own
+    earlier: tuple[str, ...] = ()
 
     def __init__(self, message: str, exit_code: int | None = None) -> None:
         super().__init__(message)

@@ -32,6 +32,7 @@ class EnvironmentStatus:
     name: str
     status: str = OK
     database: str | None = None
+    source: str | None = None  # where its target came from (an env file, the shell), as the target line says
     error: str | None = None
     plan: Plan | None = None
     _states: dict[tuple[str, str], str] | None = field(default=None, repr=False)
@@ -80,14 +81,15 @@ def read_environment(name: str, root: Path, timeout: float, environ: Mapping[str
                      ) -> EnvironmentStatus:
     """One environment's plan, read-only; every expected failure becomes its status."""
     from migrate.database.connection import wait_until_ready
-    from migrate.settings import load_settings
+    from migrate.settings import load_settings, require_target
     from migrate.snapshot import find_all_versions, read_plan
     from migrate.tracks import build_tracks
 
     column = EnvironmentStatus(name)
     try:
         settings = load_settings(name, root, environ)
-        column.database = settings.target.label()
+        require_target(settings)
+        column.database, column.source = settings.target.label(), settings.origin.where
         tracks = build_tracks(settings.migrations_dir)
         versions = find_all_versions(settings, tracks)
         session = wait_until_ready(settings.target, timeout=min(settings.target.max_wait, timeout))

@@ -18,14 +18,16 @@ from typing import Any, Callable, Generic, TypeVar
 from migrate.database.connection import Session, wait_until_ready
 from migrate.database.run_lock import RunLock, open_locked_session, open_run_lock
 from migrate.errors import ConfigError
-from migrate.files.sqlfiles import MigrationVersion, find_migration_versions
+from migrate.files.sqlfiles import FilesRefused, MigrationVersion, find_migration_versions
 from migrate.history.tables import (
     ATTEMPTS_TABLE,
     HistoryRow,
     ensure_history_tables,
+    ledger_warnings,
     read_all_columns,
     read_history,
     read_interrupted,
+    read_ledger_access,
 )
 from migrate.plan import Plan, build_plan, mark_interrupted
 from migrate.settings import Settings
@@ -35,13 +37,25 @@ T = TypeVar("T")
 
 
 def find_all_versions(settings: Settings, tracks: list[Track]) -> dict[str, list[MigrationVersion]]:
-    """Every version of every track on disk; bad names and unreadable files raise."""
+    """Every version of every track on disk; bad names and unreadable files raise.
+
+    Entries that are not regular files are gathered across the tracks: one error names them all.
+    """
     if not settings.migrations_dir.is_dir():
         raise ConfigError(
             f"MIGRATIONS_DIR {settings.migrations_dir} does not exist; run from the project root "
             "or set MIGRATIONS_DIR"
         )
-    return {track.name: find_migration_versions(track, settings.root) for track in tracks}
+    versions: dict[str, list[MigrationVersion]] = {}
+    refused: list[str] = []
+    for track in tracks:
+        try:
+            versions[track.name] = find_migration_versions(track, settings.root)
+        except FilesRefused as error:
+            refused += error.lines
+    if refused:
+        raise FilesRefused(refused)
+    return versions
 
 
 def read_plan(settings: Settings, session: Session, tracks: list[Track],
@@ -69,21 +83,28 @@ def files_while_connecting(settings: Settings, tracks: list[Track], open_session
 
 def read_plan_snapshot(settings: Settings, timeout: float | None = None) -> Plan:
     """Files + history as they are now, without the lock and without writing anything; versions
-    interrupted mid-file are marked from the attempt log (when it exists)."""
+    interrupted mid-file are marked from the attempt log (when it exists).
+
+    Read-only: a person is waiting, so the server gets MIGRATE_READ_TIMEOUT, not MAX_WAIT_TIME.
+    A ledger the platform's API roles can reach is reported among the plan's warnings (migrate closes it).
+    """
     tracks = build_tracks(settings.migrations_dir)
 
-    def open_session() -> tuple[Session, dict[str, list[HistoryRow]], dict[tuple[str, str], Any]]:
-        session = wait_until_ready(settings.target, timeout)
+    def open_session() -> tuple[Session, dict[str, list[HistoryRow]], dict[tuple[str, str], Any], list[str]]:
+        session = wait_until_ready(settings.target, timeout, read_only=True)
         try:
             connection, schema = session.connection, settings.schema
             existing = read_all_columns(connection, schema, tracks)
             interrupted = read_interrupted(connection, schema) if ATTEMPTS_TABLE in existing else {}
-            return session, read_history(connection, schema, tracks, existing), interrupted
+            access, _ = read_ledger_access(connection, schema, tracks)
+            return (session, read_history(connection, schema, tracks, existing), interrupted,
+                    ledger_warnings(schema, access))
         finally:
             session.close()  # the history is read: nothing else is asked of this server
 
-    versions, (_, history, interrupted) = files_while_connecting(settings, tracks, open_session)
-    return mark_interrupted(build_plan(tracks, versions, history, settings.root), interrupted)
+    versions, (_, history, interrupted, exposed) = files_while_connecting(settings, tracks, open_session)
+    plan = mark_interrupted(build_plan(tracks, versions, history, settings.root), interrupted)
+    return plan._replace(warnings=plan.warnings + tuple(exposed)) if exposed else plan
 
 
 def open_locked_snapshot(settings: Settings) -> tuple[RunLock, list[Track], dict[str, list[MigrationVersion]],

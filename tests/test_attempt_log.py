@@ -68,4 +68,4 @@ def test_attempt_table_is_added_to_an_existing_history(project: Project, db: Dat
 def test_history_limit_must_be_positive(project: Project, db: Database) -> None:
     result = project.run("history", "--limit", "0")
     assert result.code == 2
-    assert result.err.strip() == "migrate: error: --limit 0: give a positive number of attempts to show"
+    assert result.err.splitlines()[-1] == "migrate: error: --limit 0: give a positive number of attempts to show"

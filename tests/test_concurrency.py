@@ -115,7 +115,7 @@ def test_lock_timeout_exits_5_naming_the_holder(project: Project, db: Database) 
         second = project.run("migrate", env={"MIGRATE_LOCK_TIMEOUT": "0.5"})
         waited = time.monotonic() - started
         repair = project.run("repair", env={"MIGRATE_LOCK_TIMEOUT": "0.3"})
-        baseline = project.run("baseline", "--version", "1", env={"MIGRATE_LOCK_TIMEOUT": "0.3"})
+        baseline = project.run("baseline", "--up-to", "1", env={"MIGRATE_LOCK_TIMEOUT": "0.3"})
     finally:
         db.execute("INSERT INTO public.gate VALUES (now())")
         first.wait(timeout=60)

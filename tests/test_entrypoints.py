@@ -46,9 +46,9 @@ def test_exit_codes_through_python_m_migrate_and_inv(project: Project, db: Datab
     assert inv_bad_env.code == 2 and "envs/nowhere.env does not exist" in inv_bad_env.err
     assert project.run_process("frobnicate").code == 2
     # 3: unreachable
-    unreachable = {"DATABASE_URL": "postgresql://u@127.0.0.1:1/d", "MAX_WAIT_TIME": "0.5"}
-    assert project.run_process("status", env=unreachable).code == 3
-    assert project.inv("status", env=unreachable).code == 3
+    project.env_file("down", "DATABASE_URL=postgresql://u@127.0.0.1:1/d\nMAX_WAIT_TIME=0.5\n")
+    assert project.run_process("status", "--env", "down").code == 3
+    assert project.inv("status", "--env", "down").code == 3
     # 4: validation
     project.write("lanconnect", "002_b.sql", "CREATE TABL b (id int);")
     assert project.run_process("migrate").code == 4

@@ -157,7 +157,7 @@ def test_repair_realigns_checksums_and_clears_failed_rows(project: Project, db: 
 def test_baseline_marks_versions_applied_without_running_them(project: Project, db: Database) -> None:
     for number in (1, 2, 3):
         project.write("lanconnect", f"00{number}_t{number}.sql", f"CREATE TABLE baseline_t{number} (id int);")
-    result = project.inv("baseline", "--version", "2")
+    result = project.inv("baseline", "--up-to", "2")
     assert result.code == 0, result.err
     assert "lanconnect 001 (001_t1.sql): marked applied (not run)" in result.out
     rows = db.history_rows()
@@ -170,7 +170,7 @@ def test_baseline_marks_versions_applied_without_running_them(project: Project, 
     migrated = project.run("migrate")
     assert migrated.code == 0, migrated.err
     assert db.tables("public") == ["baseline_t3"]
-    again = project.run("baseline", "--version", "2")
+    again = project.run("baseline", "--up-to", "2")
     assert again.code == 0 and "already applied, left alone" in again.out
 
 
@@ -178,20 +178,20 @@ def test_baseline_refuses_versions_recorded_differently(project: Project, db: Da
     project.write("lanconnect", "001_t1.sql", "SELECT * FROM no_such_table;")
     project.write("lanconnect", "002_t2.sql", "CREATE TABLE baseline_t2 (id int);")
     assert project.run("migrate").code == 1
-    result = project.run("baseline", "--version", "002")
+    result = project.run("baseline", "--up-to", "002")
     assert result.code == 4
     assert ("migrate: error: lanconnect version 001 is already recorded differently (status failed)"
             in result.err)
     assert db.history() == [("001", "failed")]
-    bad = project.run("baseline", "--version", "2", "--track", "nope")
+    bad = project.run("baseline", "--up-to", "2", "--track", "nope")
     assert bad.code == 2 and "--track 'nope': unknown track" in bad.err
     none = project.run("baseline")
-    assert none.code == 2 and "baseline needs --version V" in none.err
+    assert none.code == 2 and "baseline needs --up-to V" in none.err
 
 
 def test_baseline_other_track(project: Project, db: Database) -> None:
     project.write("client_specific", "001_c.sql", "CREATE TABLE baseline_c (id int);")
-    result = project.run("baseline", "--version", "1", "--track", "client_specific")
+    result = project.run("baseline", "--up-to", "1", "--track", "client_specific")
     assert result.code == 0, result.err
     assert db.history("client_specific") == [("001", "applied")]
     assert db.history("lanconnect") == []

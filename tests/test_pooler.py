@@ -70,21 +70,22 @@ def pgbouncer(db: Database) -> Iterator[int]:
 
 def test_transaction_mode_pooler_is_refused(project: Project, db: Database, pgbouncer: int) -> None:
     project.write("lanconnect", "001_a.sql", "CREATE TABLE pooled (id int);")
-    url = f"postgresql://postgres@127.0.0.1:{pgbouncer}/tx"
-    result = project.run("migrate", env={"DATABASE_URL": url})
+    project.env_file("pooled", f"DATABASE_URL=postgresql://postgres@127.0.0.1:{pgbouncer}/tx\n")
+    result = project.run("migrate", "--env", "pooled")
     assert result.code == 2, result.err
     line = result.err.strip().splitlines()[-1]
     assert line.startswith("migrate: error: the connection to postgresql://postgres@127.0.0.1:"
                            f"{pgbouncer}/tx goes through a transaction-mode pooler (port {pgbouncer})")
     assert "session mode (Supavisor/PgBouncer port 5432)" in line
     assert db.tables("langconnect") == [] and "pooled" not in db.tables("public")
-    repair = project.run("repair", env={"DATABASE_URL": url})
+    repair = project.run("repair", "--env", "pooled")
     assert repair.code == 2 and "transaction-mode pooler" in repair.err
 
 
 def test_session_mode_pooler_is_accepted(project: Project, db: Database, pgbouncer: int) -> None:
     project.write("lanconnect", "001_a.sql", "CREATE TABLE pooled (id int);")
-    result = project.run("migrate", env={"DATABASE_URL": f"postgresql://postgres@127.0.0.1:{pgbouncer}/sess"})
+    project.env_file("pooled", f"DATABASE_URL=postgresql://postgres@127.0.0.1:{pgbouncer}/sess\n")
+    result = project.run("migrate", "--env", "pooled")
     assert result.code == 0, result.err
     assert db.history() == [("001", "applied")]
 

@@ -28,10 +28,21 @@ def test_layers_file_then_local_file_then_process_environment(tmp_path: Path) ->
 
 
 def test_database_url_wins_over_postgres_and_pg_variables(tmp_path: Path) -> None:
-    root = _root(tmp_path, x__env="POSTGRES_HOST=old-host\n")
-    settings = load_settings("x", root, {"DATABASE_URL": "postgresql://app:pw@db:6000/appdb", "PGHOST": "pg"})
+    root = _root(tmp_path, x__env="")
+    settings = load_settings("x", root, {"DATABASE_URL": "postgresql://app:pw@db:6000/appdb", "PGHOST": "pg",
+                                         "POSTGRES_HOST": "old-host"})
     assert dict(settings.target.connection) == {"user": "app", "password": "pw", "host": "db", "port": "6000",
                                          "dbname": "appdb"}
+
+
+def test_the_files_server_wins_over_the_shells_whole(tmp_path: Path) -> None:
+    """The connection comes from one source: a file naming a server takes none of the shell's connection keys."""
+    root = _root(tmp_path, x__env="POSTGRES_HOST=old-host\n")
+    settings = load_settings("x", root, {"DATABASE_URL": "postgresql://app:pw@db:6000/appdb", "PGHOST": "pg",
+                                         "POSTGRES_PASSWORD": "from-shell", "PGPORT": "7000"})
+    assert dict(settings.target.connection) == {"host": "old-host", "port": "5432", "dbname": "postgres",
+                                                "user": "postgres"}
+    assert settings.origin == ("file", "envs/x.env")
 
 
 def test_earlier_scripts_postgres_variables_with_its_defaults(tmp_path: Path) -> None:

@@ -61,12 +61,13 @@ def test_a_bad_file_is_reported_at_once_while_the_server_is_still_awaited(projec
     # the session opens on a second thread while the files are read; a bad file must not wait for it
     project.write("lanconnect", "001_ok.sql", "CREATE TABLE ok (id int);")
     project.write("lanconnect", "add_users.sql", "CREATE TABLE users (id int);")
-    unreachable = {"DATABASE_URL": "postgresql://postgres@127.0.0.1:1/nowhere", "MAX_WAIT_TIME": "600"}
+    project.env_file("down", "DATABASE_URL=postgresql://postgres@127.0.0.1:1/nowhere\n")
+    unreachable = {"MAX_WAIT_TIME": "600", "MIGRATE_READ_TIMEOUT": "600"}
     for command in ("migrate", "status"):
-        result = project.run(command, env=unreachable, timeout=60)  # waiting for the server would take 600 s
+        result = project.run(command, "--env", "down", env=unreachable, timeout=60)  # waiting would take 600 s
         assert result.code == 4, result.err
-        assert result.err.strip().startswith("migrate: error: migrations/lanconnect/add_users.sql: not a migration "
-                                             "file name"), result.err
+        assert result.err.strip().splitlines()[-1].startswith(
+            "migrate: error: migrations/lanconnect/add_users.sql: not a migration file name"), result.err
 
 
 def test_a_run_refused_for_a_bad_file_releases_the_run_lock_its_session_took(project: Project, db: Database) -> None:
@@ -122,7 +123,7 @@ def test_history_and_attempt_rows_are_exact_in_a_schema_whose_name_needs_quoting
     assert repaired.code == 0, repaired.err
     assert db.query(f"SELECT version FROM {table}.lanconnect_migration_versions WHERE status = 'failed'") == []
     project.write("client_specific", "001_adopted.sql", "CREATE TABLE t3 (id int);")
-    baseline = project.run("baseline", "--version", "001", "--track", "client_specific", "--yes",
+    baseline = project.run("baseline", "--up-to", "001", "--track", "client_specific", "--yes",
                            env={"MIGRATE_SCHEMA": schema})
     assert baseline.code == 0, baseline.err
     assert db.query(f"SELECT version, status FROM {table}.client_migration_versions") == [("001", "applied")]

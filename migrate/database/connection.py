@@ -87,8 +87,14 @@ class ServerError(NamedTuple):
 
 
 def connection_params(target: Target) -> dict[str, str]:
-    """libpq keywords for this target; starts the embedded server when it is used."""
+    """libpq keywords for this target; starts the embedded server when it is used.
+
+    A target without a host is refused: libpq would fill it from PGHOST or its own default and
+    reach whatever server this machine runs (settings refuse it first, naming the setting).
+    """
     params = dict(target.connection)
+    if target.embedded_pgdata is None and not (params.get("host") or params.get("hostaddr")):
+        raise ConfigError("no database server is named (no host); set DATABASE_URL or POSTGRES_HOST")
     if target.embedded_pgdata is not None:
         from migrate.database.embedded import ensure_running
 
@@ -195,12 +201,19 @@ def wait_until_ready(
     sleep: Callable[[float], None] = time.sleep,
     require_primary: bool = False,
     params: Mapping[str, str] | None = None,
+    read_only: bool = False,
 ) -> Session:
     """An open, ready session; retries transient failures until `timeout` seconds pass.
 
     params: the libpq keywords to use instead of the target's own (verify's scratch database).
+    read_only: a person waits for status, dry-run or history: by default give up after the target's
+    read_wait (MIGRATE_READ_TIMEOUT, ~10 s), not MAX_WAIT_TIME (a container waiting for its server).
     """
-    timeout = target.max_wait if timeout is None else timeout
+    setting = "MAX_WAIT_TIME"
+    if timeout is None:
+        timeout = target.max_wait
+        if read_only and target.read_wait < timeout:
+            timeout, setting = target.read_wait, "MIGRATE_READ_TIMEOUT"
     deadline = time.monotonic() + timeout
     params = connection_params(target) if params is None else params
     where = target.masked_dsn(params)
@@ -232,8 +245,10 @@ def wait_until_ready(
         if remaining <= 0:
             raise UnreachableError(
                 f"database at {where} not ready after {timeout:g} s ({attempts} attempts): {last}; "
-                "check that the server is running, or raise MAX_WAIT_TIME"
+                f"check that the server is running, or raise {setting}"
             )
+        if attempts == 1:  # say once what the wait is for, and for how long
+            log.info("waiting up to %g s for the database at %s (%s)", timeout, where, last)
         log.debug("database not ready (%s); retrying in %.2f s", last, delay)
         sleep(min(delay, remaining))
         delay = min(delay * 2, target.wait_max_interval, MAX_POLL_INTERVAL)

@@ -5,13 +5,20 @@ written (`004`), ordered by numeric value (`0002` before `00010`). Files of one 
 share a number form one version, applied in file-name order and recorded once; their
 checksum covers every file, so a file added later under an applied number is never silently
 skipped (plan.py calls it `added`).
+
+Only regular files inside the project are read: a directory, FIFO, device, symlink loop or
+link leaving the project named like a migration is refused (one line each, all of them at
+once) before anything connects, and so is a file larger than MAX_FILE_BYTES. A FIFO would
+otherwise block the run forever while it holds the run lock, and /dev/zero exhaust memory.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
+import stat
 from pathlib import Path
 from typing import NamedTuple
 
@@ -23,6 +30,23 @@ NAME_RE = re.compile(r"^(\d+)[_-](.+)\.sql$")
 IGNORED_NAMES = {"README.md", ".gitkeep", ".keep"}
 CHECKSUM_ALGORITHM = "sha256"
 BOM = b"\xef\xbb\xbf"
+# A migration file larger than this is refused before it is read: it is read, decoded and parsed whole.
+MAX_FILE_BYTES = 64 * 1024 * 1024
+NOT_A_FILE_ADVICE = "only regular files inside the project can be migrations; move it out of the track folder"
+
+
+class FileRefused(ValueError):
+    """Why a path named like a migration is not read (not a regular file, too large); never holds its text."""
+
+
+class FilesRefused(ValidationError):
+    """Every entry of the track folders refused as FileRefused, one line each (exit 4)."""
+
+    def __init__(self, lines: list[str]) -> None:
+        more = f" ({len(lines) - 1} more above)" if len(lines) > 1 else ""
+        super().__init__(lines[-1] + more)
+        self.lines = lines
+        self.earlier = tuple(lines[:-1])
 
 
 class MigrationFile(NamedTuple):
@@ -105,16 +129,24 @@ def find_migration_versions(track: Track, root: Path) -> list[MigrationVersion]:
         raise ConfigError(f"{display_path(directory, root)}: a track folder is expected here, found a file")
     bad: list[Path] = []
     files: list[MigrationFile] = []
+    refused: list[str] = []
     with os.scandir(directory) as entries:  # scandir: the file type comes with the listing, no stat per file
-        listed = sorted((entry.name, entry.path, entry.is_dir()) for entry in entries)
-    for name, location, is_directory in listed:
-        if is_directory or is_ignored_name(name):
+        listed = sorted((entry.name, entry.path, _is_file(entry), entry.is_symlink()) for entry in entries)
+    for name, location, is_file, is_link in listed:
+        if is_ignored_name(name):
             continue
-        match = NAME_RE.match(name)
-        if not match:
-            bad.append(directory / name)
-            continue
-        files.append(_read_file(track.name, directory, name, location, match, root))
+        try:
+            if not is_file or is_link:  # rare: what it is, and where a link leads, cost a stat or two
+                _check_entry(location, is_file, root)
+            match = NAME_RE.match(name)
+            if not match:
+                bad.append(directory / name)
+                continue
+            files.append(_read_file(track.name, directory, name, location, match, root))
+        except FileRefused as reason:
+            refused.append(f"{display_path(directory / name, root)}: {reason}")
+    if refused:
+        raise FilesRefused(refused)
     if bad:
         more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
         raise ValidationError(
@@ -136,11 +168,63 @@ def _group(files: list[MigrationFile]) -> list[MigrationVersion]:
     return versions
 
 
+def _is_file(entry: os.DirEntry[str]) -> bool:
+    """A regular file, or a link to one (from the listing's file type); False for a link that loops."""
+    try:
+        return entry.is_file()
+    except OSError:  # ELOOP: _check_entry says what it is
+        return False
+
+
+def _check_entry(location: str, is_file: bool, root: Path) -> None:
+    """Raise FileRefused unless `location` is a regular file, or a link to one inside the project."""
+    try:
+        info = os.stat(location)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise FileRefused(f"is a symbolic link that loops; {NOT_A_FILE_ADVICE}") from None
+        if error.errno == errno.ENOENT:
+            raise FileRefused(f"is a symbolic link to nothing ({os.readlink(location)}); "
+                              f"{NOT_A_FILE_ADVICE}") from None
+        raise FileRefused(f"cannot be read ({error.strerror}); check its permissions") from None
+    if not stat.S_ISREG(info.st_mode):
+        link = f"a symbolic link to {os.path.realpath(location)}, " if os.path.islink(location) else ""
+        raise FileRefused(f"is {link}{_kind(info.st_mode)}, not a regular file; {NOT_A_FILE_ADVICE}")
+    real = Path(os.path.realpath(location))
+    if not real.is_relative_to(root.resolve()):
+        raise FileRefused(f"is a symbolic link to {real}, outside the project; copy the file into the project "
+                          "(a link may point inside it)")
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a file"
+
+
 def read_bytes(path: str | Path) -> bytes:
     """The file's bytes through os.open/os.read: half the cost of Path.read_bytes, which a
-    no-op run pays for every migration file (1000 files: ~4 ms instead of ~10 ms)."""
-    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    no-op run pays for every migration file (1000 files: ~4 ms instead of ~10 ms).
+
+    Opened without blocking and checked on the open descriptor (no race with a swapped file):
+    FileRefused for anything but a regular file of at most MAX_FILE_BYTES.
+    """
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_BINARY", 0))
     try:
+        info = os.fstat(descriptor)
+        if not stat.S_ISREG(info.st_mode):
+            raise FileRefused(f"is {_kind(info.st_mode)}, not a regular file; {NOT_A_FILE_ADVICE}")
+        if info.st_size > MAX_FILE_BYTES:
+            raise FileRefused(
+                f"is {info.st_size / 1048576:.0f} MB, larger than the {MAX_FILE_BYTES // 1048576} MB a migration "
+                "file may be; split it into smaller migrations, or load bulk data from a file psql reads (\\copy)"
+            )
         chunks = []
         while chunk := os.read(descriptor, 1 << 16):
             chunks.append(chunk)

@@ -6,6 +6,13 @@ added with ADD COLUMN IF NOT EXISTS, and only when one is missing, so a routine 
 DDL lock. The attempt log (`migration_attempts`) says how each version got where it stands:
 every try, its duration, and for a failure the SQLSTATE, message, statement and line.
 Every identifier goes through psycopg2.sql.Identifier. Rows are written by recorder.Recorder.
+
+The ledger lets no one in: these tables are created (and closed in place when found open)
+with every privilege revoked from PUBLIC and from the platform's API roles (Supabase's `anon`
+and `authenticated`, where they exist), and with row-level security enabled and no policy.
+An app schema exposed through a Data API would otherwise let the public key read the ledger,
+and with common default grants write it: a deploy denial-of-service. The owner (the role that
+migrates) bypasses row-level security; any other role needs BYPASSRLS or a policy of yours.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from datetime import datetime
 from typing import Any, Iterable, NamedTuple
 
 from migrate.database.sql import param_identifier
+from migrate.errors import ConfigError
 from migrate.tracks import Track
 
 log = logging.getLogger("migrate")
@@ -32,6 +40,9 @@ ATTEMPTS_TABLE = "migration_attempts"
 # attempt outcomes; `started` is written before the first statement of a file that runs outside one
 # transaction, so a run killed mid-file leaves a trace (status shows the version as interrupted)
 APPLIED, FAILED, RETRYING, STARTED = "applied", "failed", "retrying", "started"
+# The platform's Data API roles: the ledger is closed to them (and to PUBLIC) wherever they exist.
+API_ROLES = ("anon", "authenticated")
+TABLE_PRIVILEGES = "SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER"
 
 ATTEMPTS_DDL = """
 CREATE TABLE IF NOT EXISTS {table} (
@@ -110,6 +121,19 @@ class HistoryRow(NamedTuple):
         return int(self.version) if self.version.isdigit() else None
 
 
+class LedgerAccess(NamedTuple):
+    """Who besides its owner can reach one ledger table, and whether row-level security is on."""
+
+    table: str
+    row_security: bool
+    owned: bool  # the current user owns it (or is a member of its owner): it can close it
+    reachable_by: tuple[str, ...]  # PUBLIC (a direct grant) and the API roles that hold any privilege
+
+    @property
+    def open(self) -> bool:
+        return bool(self.reachable_by) or not self.row_security
+
+
 def _table(schema: str, track: Track) -> Any:
     from psycopg2 import sql
 
@@ -124,21 +148,88 @@ def attempts_table(schema: str) -> Any:
 
 def read_existing_columns(connection: Any, schema: str, tracks: Iterable[Track],
                           also: Iterable[str] = ()) -> dict[str, set[str]]:
-    """For each history table (and table named in `also`) that exists: its column names."""
+    """For each history table (and table named in `also`) that exists: its column names.
+
+    Refuses (exit 2) a table whose row-level security hides every row from the current user (no
+    policy, not its owner): its history would read as empty and every migration as pending.
+    """
     names = [track.history_table for track in tracks] + list(also)
     with connection.cursor() as cursor:
         cursor.execute(
             """
-            SELECT c.relname, array_agg(a.attname::text)
+            SELECT c.relname, array_agg(a.attname::text),
+                   row_security_active(c.oid) AND NOT EXISTS (SELECT FROM pg_policy p WHERE p.polrelid = c.oid),
+                   current_user::text
               FROM pg_class c
               JOIN pg_namespace n ON n.oid = c.relnamespace
               JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
              WHERE n.nspname = %s AND c.relname = ANY(%s) AND c.relkind IN ('r', 'p')
-             GROUP BY c.relname
+             GROUP BY c.relname, c.oid
             """,
             (schema, names),
         )
-        return {name: set(columns) for name, columns in cursor.fetchall()}
+        rows = sorted(cursor.fetchall(), key=lambda row: names.index(row[0]))
+    for name, _, hidden, user in rows:
+        if hidden:
+            raise ConfigError(
+                f"{schema}.{name} has row-level security and no policy, so its rows are hidden from user {user!r}, "
+                "which does not own it: run as the role that owns the ledger (the one that migrates), give "
+                f"{user!r} BYPASSRLS, or add a policy for it"
+            )
+    return {name: set(columns) for name, columns, _, _ in rows}
+
+
+def read_ledger_access(connection: Any, schema: str, tracks: Iterable[Track]
+                       ) -> tuple[list[LedgerAccess], tuple[str, ...]]:
+    """Every existing ledger table's LedgerAccess, and which API roles exist here (one query)."""
+    names = [track.history_table for track in tracks] + [ATTEMPTS_TABLE]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT c.relname::text, c.relrowsecurity, pg_has_role(c.relowner, 'USAGE'),
+                   ARRAY(SELECT 'PUBLIC' FROM aclexplode(c.relacl) a WHERE a.grantee = 0 LIMIT 1)
+                   || ARRAY(SELECT r.rolname::text FROM pg_roles r WHERE r.rolname = ANY(%(roles)s)
+                               AND has_table_privilege(r.oid, c.oid, %(privileges)s) ORDER BY 1)
+              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = %(schema)s AND c.relname = ANY(%(names)s) AND c.relkind IN ('r', 'p')
+            UNION ALL
+            SELECT NULL, NULL, NULL, ARRAY(SELECT rolname::text FROM pg_roles WHERE rolname = ANY(%(roles)s) ORDER BY 1)
+            """,
+            {"roles": list(API_ROLES), "privileges": TABLE_PRIVILEGES, "schema": schema, "names": names},
+        )
+        rows = cursor.fetchall()
+    roles = tuple(next(row[3] for row in rows if row[0] is None))
+    access = [LedgerAccess(name, rls, owned, tuple(reach)) for name, rls, owned, reach in rows if name is not None]
+    return sorted(access), roles
+
+
+def ledger_warnings(schema: str, access: Iterable[LedgerAccess]) -> list[str]:
+    """What status says about a ledger table the platform's API roles (or PUBLIC) can reach."""
+    warnings = []
+    for entry in access:
+        if not entry.reachable_by:
+            continue
+        rls = "" if entry.row_security else " and row-level security is off"
+        fix = ("the next migrate revokes them and enables row-level security" if entry.owned else
+               f"its owner must revoke them (REVOKE ALL ON {schema}.{entry.table} FROM "
+               f"{', '.join(entry.reachable_by)}) and enable row-level security")
+        warnings.append(f"{schema}.{entry.table} (the migration ledger) is reachable by {', '.join(entry.reachable_by)}"
+                        f"{rls}: a platform API key could read or write it; {fix}")
+    return warnings
+
+
+def _close_statements(schema: str, table: str, roles: tuple[str, ...], sequence: str | None = None) -> list[Any]:
+    """REVOKE from PUBLIC and the API roles, ENABLE ROW LEVEL SECURITY (with no policy): owner only."""
+    from psycopg2 import sql
+
+    grantees = sql.SQL(", ").join([sql.SQL("PUBLIC")] + [sql.Identifier(role) for role in roles])
+    name = sql.Identifier(schema, table)
+    statements = [sql.SQL("REVOKE ALL ON TABLE {} FROM {}").format(name, grantees),
+                  sql.SQL("ALTER TABLE {} ENABLE ROW LEVEL SECURITY").format(name)]
+    if sequence is not None:
+        statements.append(sql.SQL("REVOKE ALL ON SEQUENCE {} FROM {}").format(sql.Identifier(schema, sequence),
+                                                                               grantees))
+    return statements
 
 
 def read_all_columns(connection: Any, schema: str, tracks: Iterable[Track]) -> dict[str, set[str]]:
@@ -148,28 +239,36 @@ def read_all_columns(connection: Any, schema: str, tracks: Iterable[Track]) -> d
 
 def ensure_history_tables(connection: Any, schema: str, tracks: list[Track],
                           existing: dict[str, set[str]] | None = None) -> list[str]:
-    """Create the schema and tables, or add missing columns; returns what it changed.
+    """Create the schema and tables, or add missing columns, and close the ledger; returns what it changed.
 
     existing: read_all_columns as read under the run lock this session holds (saves a query).
+    Tables created here are closed in the same transaction (the schema's default privileges may
+    grant new tables to the API roles); tables found open are closed when this user owns them.
     """
     from psycopg2 import sql
 
-    # one catalog query; DDL (and its lock) only when something is missing
+    # two catalog queries; DDL (and its lock) only when something is missing or open
     if existing is None:
         existing = read_all_columns(connection, schema, tracks)
+    access, roles = read_ledger_access(connection, schema, tracks)
     columns = LEGACY_COLUMNS + ADDED_COLUMNS
     wanted = {name for name, _ in columns}
     todo = [t for t in tracks if t.history_table not in existing or wanted - existing[t.history_table]]
     attempts_ddl = None if ATTEMPTS_TABLE in existing else sql.SQL(ATTEMPTS_DDL).format(table=attempts_table(schema))
     attempts_missing = [] if attempts_ddl is not None else [
         (name, kind) for name, kind in ATTEMPT_ADDED_COLUMNS if name not in existing[ATTEMPTS_TABLE]]
-    if not todo and attempts_ddl is None and not attempts_missing:
+    to_close = [entry for entry in access if entry.open and entry.owned]
+    for entry in access:
+        if entry.open and not entry.owned and entry.reachable_by:
+            log.warning("warning: %s", ledger_warnings(schema, [entry])[0])
+    if not todo and attempts_ddl is None and not attempts_missing and not to_close:
         return []
     changes: list[str] = []
     statements = [sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))]
     if attempts_ddl is not None:
         changes.append(f"created {schema}.{ATTEMPTS_TABLE}")
         statements.append(attempts_ddl)
+        statements += _close_statements(schema, ATTEMPTS_TABLE, roles, sequence=f"{ATTEMPTS_TABLE}_id_seq")
     for name, kind in attempts_missing:
         changes.append(f"upgraded {schema}.{ATTEMPTS_TABLE} (added {name})")
         statements.append(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} " + kind).format(
@@ -182,6 +281,7 @@ def ensure_history_tables(connection: Any, schema: str, tracks: list[Track],
             for column in ("applied_at", "status"):
                 statements.append(sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ({})").format(
                     sql.Identifier(f"idx_{track.history_table}_{column}"), table, sql.Identifier(column)))
+            statements += _close_statements(schema, track.history_table, roles)
         else:
             missing = sorted(wanted - existing[track.history_table])
             changes.append(f"upgraded {schema}.{track.history_table} (added {', '.join(missing)})")
@@ -190,6 +290,11 @@ def ensure_history_tables(connection: Any, schema: str, tracks: list[Track],
                 continue
             statements.append(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} " + kind).format(
                 table, sql.Identifier(name)))
+    for entry in to_close:
+        was = f"it was reachable by {', '.join(entry.reachable_by)}; " if entry.reachable_by else ""
+        changes.append(f"closed {schema}.{entry.table} ({was}privileges revoked from "
+                       f"{', '.join(('PUBLIC',) + roles)}, row-level security enabled)")
+        statements += _close_statements(schema, entry.table, roles)
     query = sql.SQL(";\n").join(statements)
     with connection.cursor() as cursor:
         # one simple-query message: PostgreSQL runs it as one implicit transaction
