@@ -19,10 +19,12 @@ from migrate.checks.lint_rules import ERROR, RULES, WARNING, FileLinter, Finding
 from migrate.errors import ConfigError, MigrateError, ValidationError
 from migrate.files.sqlfiles import (
     NAME_RE,
+    FilesRefused,
     MigrationFile,
     checksum_of,
     decode_text,
     is_ignored,
+    refused_entries,
 )
 from migrate.files.statements import (
     FileRefused,
@@ -187,13 +189,17 @@ def _folder_order(path: Path) -> tuple[int, str]:
     return (names.index(path.name) if path.name in names else len(names), path.name)
 
 
-def _sql_files_below(folder: Path) -> list[Path]:
-    """The .sql files of `folder` (not *.down.sql), then those of its subfolders, walked the same way."""
+def _sql_files_below(folder: Path, root: Path) -> list[Path]:
+    """The .sql files of `folder` (not *.down.sql), then those of its subfolders, walked the same way;
+    an entry named like one that is no regular file is refused as migrate refuses it (FilesRefused)."""
+    refused = refused_entries(folder, root)
+    if refused:
+        raise FilesRefused(refused)
     entries = sorted(folder.iterdir())
     files = sorted((p for p in entries if p.is_file() and not is_ignored(p)), key=_file_order)
     folders = sorted((p for p in entries if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")),
                      key=_folder_order)
-    return files + [f for sub in folders for f in _sql_files_below(sub)]
+    return files + [f for sub in folders for f in _sql_files_below(sub, root)]
 
 
 def find_paths_to_lint(settings: Settings, paths: Iterable[str] = ()) -> list[Path]:
@@ -204,6 +210,9 @@ def find_paths_to_lint(settings: Settings, paths: Iterable[str] = ()) -> list[Pa
     found: list[Path] = []
     if not given:
         folders = [track.directory for track in build_tracks(settings.migrations_dir)]
+        refused = [line for folder in folders if folder.is_dir() for line in refused_entries(folder, settings.root)]
+        if refused:
+            raise FilesRefused(refused)
         for folder in folders:
             if folder.is_dir():
                 found.extend(sorted((p for p in folder.iterdir() if p.is_file() and not is_ignored(p)),
@@ -216,7 +225,7 @@ def find_paths_to_lint(settings: Settings, paths: Iterable[str] = ()) -> list[Pa
         path = Path(name)
         path = path if path.is_absolute() else settings.root / path
         if path.is_dir():
-            below = _sql_files_below(path)
+            below = _sql_files_below(path, settings.root)
             if not below:
                 raise ConfigError(f"{name.rstrip('/') or name}: no .sql file in this folder or below it; name "
                                   "migration files, a track folder or the migrations folder")

@@ -168,6 +168,22 @@ def _group(files: list[MigrationFile]) -> list[MigrationVersion]:
     return versions
 
 
+def refused_entries(directory: Path, root: Path) -> list[str]:
+    """One line per entry of `directory` that is named like a SQL file but is no regular file inside the
+    project (what migrate refuses): lint and new refuse the same folder the same way."""
+    refused = []
+    with os.scandir(directory) as entries:
+        listed = sorted((entry.name, entry.path, _is_file(entry), entry.is_symlink()) for entry in entries)
+    for name, location, is_file, is_link in listed:
+        if is_ignored_name(name) or (is_file and not is_link):
+            continue
+        try:
+            _check_entry(location, is_file, root)
+        except FileRefused as reason:
+            refused.append(f"{display_path(directory / name, root)}: {reason}")
+    return refused
+
+
 def _is_file(entry: os.DirEntry[str]) -> bool:
     """A regular file, or a link to one (from the listing's file type); False for a link that loops."""
     try:
