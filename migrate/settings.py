@@ -102,6 +102,18 @@ class Safety(NamedTuple):
     reset_schema: bool = False
 
 
+class ShadowOptions(NamedTuple):
+    """Where verify builds its shadow database and what from (checks/shadow.py): MIGRATE_SHADOW_URL (libpq
+    keywords of a server for shadow databases), MIGRATE_SHADOW_DISPOSABLE (nothing else uses that server),
+    MIGRATE_SHADOW_SETUP (a project SQL file that builds the platform instead of a pg_dump of the target)."""
+
+    connection: Mapping[str, str] | None = None
+    url_source: str = ""
+    disposable: bool = False
+    setup_file: Path | None = None
+    setup_source: str = ""
+
+
 class Settings(NamedTuple):
     """Everything a command needs to know about one environment: who it is, and four narrow records.
 
@@ -120,6 +132,7 @@ class Settings(NamedTuple):
     lint: LintOptions = LintOptions()
     safety: Safety = Safety()
     docker: str | None = None  # MIGRATE_DOCKER: the docker binary for dev-start/stop, or off
+    shadow: ShadowOptions = ShadowOptions()
 
 
 # keywords the tool sets itself (or that are in the URL's other parts): not repeated as ?key=value
@@ -237,6 +250,7 @@ _KNOWN_KEYS = {
     libpq for _, _, libpq, _ in CONNECTION_KEYS
 }
 _KNOWN_KEYS |= {"MIGRATE_LINT"}
+_KNOWN_KEYS |= {"MIGRATE_SHADOW_URL", "MIGRATE_SHADOW_DISPOSABLE", "MIGRATE_SHADOW_SETUP"}
 
 
 def _build_settings(env: str, root: Path, env_file: Path, layers: _Layers) -> Settings:
@@ -294,6 +308,7 @@ def _build_settings(env: str, root: Path, env_file: Path, layers: _Layers) -> Se
             reset_schema=_flag(layers, "MIGRATION_RESET_SCHEMA", False),
         ),
         docker=layers.get("MIGRATE_DOCKER"),
+        shadow=_shadow_options(layers, root),
     )
 
 
@@ -411,3 +426,23 @@ def _choice(layers: _Layers, key: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise ConfigError(f"{layers.where(key)}: {key}={layers.get(key)!r} is not one of {', '.join(choices)}")
     return value
+
+
+def _shadow_options(layers: _Layers, root: Path) -> ShadowOptions:
+    """MIGRATE_SHADOW_URL / _DISPOSABLE / _SETUP (checks/shadow.py); the URL is never echoed: it may hold a password."""
+    url = layers.get("MIGRATE_SHADOW_URL")
+    connection = None
+    if url:
+        from psycopg2 import ProgrammingError
+        from psycopg2.extensions import parse_dsn
+
+        try:
+            connection = dict(parse_dsn(url))
+        except ProgrammingError:
+            raise ConfigError(f"{layers.where('MIGRATE_SHADOW_URL')}: MIGRATE_SHADOW_URL is not a valid connection "
+                              "URL (expected postgresql://user:password@host:port/database)") from None
+    setup = layers.get("MIGRATE_SHADOW_SETUP")
+    setup_file = None if setup is None else (Path(setup) if Path(setup).is_absolute() else root / setup)
+    return ShadowOptions(connection=connection, url_source=layers.where("MIGRATE_SHADOW_URL"),
+                         disposable=_flag(layers, "MIGRATE_SHADOW_DISPOSABLE", False), setup_file=setup_file,
+                         setup_source=layers.where("MIGRATE_SHADOW_SETUP"))
