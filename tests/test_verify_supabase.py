@@ -232,3 +232,31 @@ def test_an_extension_the_shadow_server_lacks_is_a_finding_that_says_what_to_do(
     else:
         assert missing == []
     assert document["shadow"]["dropped"] is True
+
+
+def test_changing_the_platform_is_an_error_attaching_to_it_is_not(project: Project, platform: list[str]) -> None:
+    project.write("lanconnect", "001_attach.sql", """
+        DROP POLICY IF EXISTS "Anyone reads avatars" ON storage.objects;
+        CREATE POLICY "Anyone reads avatars" ON storage.objects FOR SELECT USING (bucket_id = 'avatars');
+    """)
+    project.write("lanconnect", "002_change.sql", """
+        ALTER TABLE storage.objects ADD COLUMN IF NOT EXISTS app_tag text;
+        GRANT SELECT ON auth.users TO authenticated;
+    """)
+    project.write("lanconnect", "003_helper.sql", """
+        CREATE OR REPLACE FUNCTION storage.app_owner_of(name text) RETURNS uuid LANGUAGE sql AS $$ SELECT NULL::uuid $$;
+    """)
+    project.write("lanconnect", "004_allowed.sql", """
+        -- migrate:allow-schema storage
+        CREATE INDEX IF NOT EXISTS objects_owner_idx ON storage.objects (owner);
+    """)
+    _disposable(project)
+    code, document, err = _verify(project)
+    assert code == 4, err
+    found = [(f["severity"], f["kind"], f["files"][0].rsplit("/", 1)[1], f["changes"]) for f in document["findings"]]
+    assert found == [
+        ("error", "protected-schema", "002_change.sql",
+         ["changed table auth.users", "added column storage.objects.app_tag"]),
+        ("warning", "protected-schema", "003_helper.sql", ["added function storage.app_owner_of(name text)"]),
+    ]
+    assert [f["result"] for f in document["files"]] == ["ok", "protected-schema", "ok", "ok"]

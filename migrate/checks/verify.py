@@ -183,6 +183,8 @@ def _describe(result: VerifyResult, shadow: Shadow) -> None:
 class _Verifier:
     """One verify run on one shadow: the runs, the observations between them, the findings."""
 
+    observer: Session  # a session on the shadow that only reads (opened by run)
+
     def __init__(self, settings: Settings, shadow: Shadow, tracks: list[Track], items: list[MigrationInfo],
                  scripts: dict[tuple[str, str], list[Script]], reaches: dict[str, Reach], result: VerifyResult) -> None:
         self.settings = settings
