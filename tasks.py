@@ -74,10 +74,10 @@ def lint(c, file=None, env="local", json=False, verbose=False):
     _run("lint", env=env, json=json, verbose=verbose, words=tuple(files))
 
 
-@task(help={"env": "environment whose server hosts the scratch database (default local)",
+@task(help={"env": "environment to verify for (default local): its platform, its shadow server",
             "json": "one JSON document on stdout", "verbose": "debug logs"})
 def verify(c, env="local", json=False, verbose=False):
-    """Apply every migration twice on a scratch database: catch non-idempotent files (exit 4)."""
+    """Run every migration, then again, on a shadow database: catch non-idempotent files (exit 4)."""
     _run("verify", env=env, json=json, verbose=verbose)
 
 

@@ -308,20 +308,21 @@ def baseline(settings: Settings, version: str | None, track: str | None = None, 
 
 
 def verify(settings: Settings, as_json: bool = False) -> Any:
-    """Apply every migration twice on a scratch database; findings exit 4 (see checks.verify)."""
+    """Every migration on a shadow database, each file run again right after its first run and the whole set
+    once more; error findings exit 4, no shadow server exits 6 (see checks.verify, checks.shadow)."""
     from migrate.checks.verify import run_verify
     from migrate.snapshot import find_all_versions
     from migrate.tracks import build_tracks
 
     tracks = build_tracks(settings.migrations_dir)
-    result = run_verify(settings, tracks, find_all_versions(settings, tracks), settings.target.label())
+    result = run_verify(settings, tracks, find_all_versions(settings, tracks))
     if as_json:
         documents.print_json(documents.verify_json(result, settings.env_name))
     else:
         text.print_verify(result, settings.env_name)
-    if result.findings:
-        kinds = sorted({finding.kind for finding in result.findings})
-        error = ValidationError(f"verify found {len(result.findings)} problem(s) ({', '.join(kinds)}); "
+    if result.errors:
+        kinds = sorted({finding.kind for finding in result.errors})
+        error = ValidationError(f"verify found {len(result.errors)} problem(s) ({', '.join(kinds)}); "
                                 "see the findings above")
         error.reported_as_json = as_json
         raise error

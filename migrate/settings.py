@@ -181,6 +181,18 @@ class Safety(NamedTuple):
     reset_schema: bool = False
 
 
+class ShadowOptions(NamedTuple):
+    """Where verify builds its shadow database and what from (checks/shadow.py): MIGRATE_SHADOW_URL (libpq
+    keywords of a server for shadow databases), MIGRATE_SHADOW_DISPOSABLE (nothing else uses that server),
+    MIGRATE_SHADOW_SETUP (a project SQL file that builds the platform instead of a pg_dump of the target)."""
+
+    connection: Mapping[str, str] | None = None
+    url_source: str = ""
+    disposable: bool = False
+    setup_file: Path | None = None
+    setup_source: str = ""
+
+
 class Settings(NamedTuple):
     """Everything a command needs to know about one environment: who it is, and four narrow records.
 
@@ -200,6 +212,7 @@ class Settings(NamedTuple):
     safety: Safety = Safety()
     docker: str | None = None  # MIGRATE_DOCKER: the docker binary for dev-start/stop, or off
     origin: Origin = Origin()
+    shadow: ShadowOptions = ShadowOptions()  # verify and drift: where and how the shadow is built
 
     def target_line(self) -> str:
         """The one line every connecting command prints first: environment, masked target, source."""
@@ -516,6 +529,7 @@ _KNOWN_KEYS = {
 } | {
     "MIGRATE_SQL_LOCK_TIMEOUT", "MIGRATE_STATEMENT_TIMEOUT", "MIGRATE_LOCK_RETRIES", "MIGRATE_LOCK_RETRY_DELAY",
     "MIGRATE_EXECUTOR", "MIGRATE_PSQL", "MIGRATE_DOCKER", "MIGRATE_LINT", "MIGRATE_LINT_ALLOW",
+    "MIGRATE_SHADOW_URL", "MIGRATE_SHADOW_DISPOSABLE", "MIGRATE_SHADOW_SETUP",
 } | set(CONNECTION_VARIABLES)
 
 
@@ -580,6 +594,7 @@ def _build_settings(env: str, root: Path, env_file: Path, layers: _Layers, flags
         ),
         docker=layers.get("MIGRATE_DOCKER"),
         origin=origin,
+        shadow=_shadow_options(layers, root),
     )
 
 
@@ -813,3 +828,22 @@ def _lint_allow(layers: _Layers, key: str) -> tuple[str, ...]:
         elif entry not in allow:
             allow.append(entry)
     return tuple(allow)
+
+
+def _shadow_options(layers: _Layers, root: Path) -> ShadowOptions:
+    """MIGRATE_SHADOW_URL / _DISPOSABLE / _SETUP (checks/shadow.py); the URL is never echoed: it may hold a password."""
+    url = layers.get("MIGRATE_SHADOW_URL")
+    connection = None
+    if url:
+        try:
+            connection = parse_database_url(url)
+        except UrlProblem as problem:
+            raise ConfigError(f"{layers.where('MIGRATE_SHADOW_URL')}: MIGRATE_SHADOW_URL is not a clean "
+                              f"postgresql://user:password@host:port/database URL ({problem}); {URL_ADVICE}") from None
+    setup = layers.get("MIGRATE_SHADOW_SETUP")
+    setup_file = None if setup is None else (Path(setup) if Path(setup).is_absolute() else root / setup)
+    return ShadowOptions(connection=connection, url_source=layers.where("MIGRATE_SHADOW_URL"),
+                         disposable=_flag(layers.files.get("MIGRATE_SHADOW_DISPOSABLE"),
+                                          layers.file_where("MIGRATE_SHADOW_DISPOSABLE"), "MIGRATE_SHADOW_DISPOSABLE",
+                                          False), setup_file=setup_file,
+                         setup_source=layers.where("MIGRATE_SHADOW_SETUP"))

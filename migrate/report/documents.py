@@ -62,16 +62,35 @@ def lint_json(findings: list[Any], files: list[str]) -> dict[str, Any]:
 
 
 def verify_json(result: Any, environment: str) -> dict[str, Any]:
+    """verify's document: the shadow it used, every file's runs, every finding (with its severity)."""
+    findings = [{"kind": f.kind, "severity": f.severity, "track": f.track, "version": f.version, "files": f.files,
+                 "message": f.message, "changes": f.changes} for f in result.findings]
     return {
         "environment": environment,
         "server": result.server,
         "scratch_database": result.scratch_database,
         "scratch_dropped": result.dropped,
+        "shadow": {
+            "database": result.scratch_database,
+            "server": result.server,
+            "why": result.server_why,
+            "disposable": result.disposable,
+            "platform": result.platform,
+            "schemas": result.platform_schemas,
+            "extensions": result.platform_extensions,
+            "left_out": result.left_out,
+            "roles_created": result.roles_created,
+            "roles_dropped": result.roles_dropped,
+            "dropped": result.dropped,
+        },
         "files": [{"track": r.track, "version": r.version, "file": r.file, "first_run_ms": r.first_run_ms,
-                   "second_run_ms": r.second_run_ms, "result": r.result} for r in result.runs],
-        "findings": [{"kind": f.kind, "track": f.track, "version": f.version, "files": f.files,
-                      "message": f.message, "changes": f.changes} for f in result.findings],
-        "ok": not result.findings,
+                   "second_run_ms": r.second_run_ms, "final_run_ms": r.final_run_ms, "result": r.result}
+                  for r in result.runs],
+        "findings": findings,
+        "errors": sum(1 for f in result.findings if f.severity == "error"),
+        "warnings": sum(1 for f in result.findings if f.severity == "warning"),
+        "notes": sum(1 for f in result.findings if f.severity == "info"),
+        "ok": not any(f.severity == "error" for f in result.findings),
     }
 
 

@@ -187,25 +187,39 @@ def _first_changes(changes: list[str], limit: int = 3) -> str:
 
 
 def print_verify(result: Any, environment: str, stream: TextIO | None = None) -> None:
-    """verify's findings table (or its all-clear line), then one line per file checked."""
+    """verify: where its shadow was and what from, one line per file, then the findings (errors first)."""
     from tabulate import tabulate
 
     out = _out(stream)
-    print(f"Environment {environment}: verified on scratch database {result.scratch_database} "
-          f"({result.server}), {'dropped' if result.dropped else 'NOT dropped'} afterwards", file=out)
-    rows = [[run.track, run.version, run.file, "" if run.first_run_ms is None else f"{run.first_run_ms} ms",
-             "" if run.second_run_ms is None else f"{run.second_run_ms} ms", run.result] for run in result.runs]
+    print(f"Environment {environment}: verified on shadow database {result.scratch_database} on {result.server} "
+          f"({result.server_why}), {'dropped' if result.dropped else 'NOT dropped'} afterwards", file=out)
+    built = [f"schemas {', '.join(result.platform_schemas)}" if result.platform_schemas else "no schemas"]
+    if result.platform_extensions:
+        built.append(f"extensions {', '.join(result.platform_extensions)}")
+    if result.roles_created:
+        built.append(f"roles created {', '.join(result.roles_created)}")
+    print(f"Platform: {result.platform} ({'; '.join(built)})", file=out)
+    rows = [[run.track, run.version, run.file, _ms(run.first_run_ms), _ms(run.second_run_ms), _ms(run.final_run_ms),
+             run.result] for run in result.runs]
     if rows:
-        print(tabulate(rows, headers=["track", "version", "file", "first run", "second run", "result"]), file=out)
+        print(tabulate(rows, headers=["track", "version", "file", "first run", "re-run", "final run", "result"]),
+              file=out)
     else:
         print("No migration files to verify.", file=out)
-    if not result.findings:
-        print(f"\nverify: {len(result.runs)} file(s) applied twice: no findings.", file=out)
-        return
-    print(f"\n{len(result.findings)} finding(s):", file=out)
-    findings = [[f.kind, ", ".join(f.files), f.message + (": " + _first_changes(f.changes) if f.changes else "")]
-                for f in result.findings]
-    print(tabulate(findings, headers=["finding", "file(s)", "detail"]), file=out)
+    order = {"error": 0, "warning": 1, "info": 2}
+    findings = sorted(result.findings, key=lambda f: order.get(f.severity, 3))
+    errors = sum(1 for f in findings if f.severity == "error")
+    if findings:
+        print(f"\n{len(findings)} finding(s), {errors} error(s):", file=out)
+        table = [[f.severity, f.kind, ", ".join(f.files) or "(shadow)",
+                  f.message + (": " + _first_changes(f.changes) if f.changes else "")] for f in findings]
+        print(tabulate(table, headers=["severity", "finding", "file(s)", "detail"]), file=out)
+    if not errors:
+        print(f"\nverify: {len(result.runs)} file(s) run, re-run and run again as a set: no errors.", file=out)
+
+
+def _ms(value: int | None) -> str:
+    return "" if value is None else f"{value} ms"
 
 
 def ask(prompt: str) -> str:

@@ -1,0 +1,14 @@
+-- Every new auth user gets a profile (the platform's documented pattern: a trigger on auth.users).
+CREATE OR REPLACE FUNCTION langconnect.handle_new_user() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = '' AS $$
+BEGIN
+  INSERT INTO langconnect.profiles (id, display_name)
+  VALUES (NEW.id, NEW.raw_user_meta_data ->> 'full_name')
+  ON CONFLICT (id) DO NOTHING;
+  RETURN NEW;
+END;
+$$;
+
+DROP TRIGGER IF EXISTS on_auth_user_created ON auth.users;
+CREATE TRIGGER on_auth_user_created AFTER INSERT ON auth.users
+  FOR EACH ROW EXECUTE FUNCTION langconnect.handle_new_user();
