@@ -182,7 +182,7 @@ def test_a_user_who_may_not_create_databases_gets_a_clear_error(project: Project
     try:
         url = db.url.replace("postgres@", f"{role}@", 1)
         project.write("lanconnect", "001_ok.sql", "CREATE SCHEMA IF NOT EXISTS langconnect;\n")
-        project.env_file("nocreatedb", f"DATABASE_URL={url}\n")
+        project.env_file("nocreatedb", f"DATABASE_URL={url}\nMIGRATE_DISPOSABLE=true\n")
         result = project.run("verify", "--env", "nocreatedb")
         assert result.code == 2, result.err
         assert "verify could not create a shadow database on " in result.err
