@@ -109,6 +109,9 @@ CREATE TABLE IF NOT EXISTS realtime.messages (
     inserted_at timestamp NOT NULL DEFAULT now()
 );
 ALTER TABLE realtime.messages ENABLE ROW LEVEL SECURITY;
+CREATE OR REPLACE FUNCTION realtime.topic() RETURNS text LANGUAGE sql STABLE AS $$
+  SELECT nullif(current_setting('realtime.topic', true), '')::text
+$$;
 
 GRANT USAGE ON SCHEMA auth, storage, extensions, realtime TO anon, authenticated, service_role;
 GRANT SELECT ON auth.users TO service_role;

@@ -36,7 +36,7 @@ def test_migrate_applies_the_supabase_shaped_set_under_strict_lint_without_a_lin
     assert lint_lines(result.err) == []
     assert result.out.splitlines()[-1] == f"Applied {len(files)} migration(s)."
     # the patterns did what the platform documents: a new user gets a profile, the buckets and policies exist
-    db.execute("INSERT INTO auth.users (email) VALUES ('ada@example.com')")
+    db.execute("INSERT INTO auth.users (id, email) VALUES (gen_random_uuid(), 'ada@example.com')")
     assert db.query("SELECT display_name FROM langconnect.profiles") == [("ada@example.com",)]
     assert db.query("SELECT id FROM storage.buckets ORDER BY id") == [("avatars",), ("note-attachments",)]
     assert db.query("SELECT tablename, count(*) FROM pg_policies WHERE schemaname IN ('storage', 'realtime') "
