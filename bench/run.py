@@ -33,6 +33,7 @@ import psycopg2
 from psycopg2 import sql
 
 BENCH = Path(__file__).resolve().parent
+REALISTIC_VERSIONS = 240
 REPO = BENCH.parent
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 ACTIONS = ("apply", "noop", "status")
@@ -137,55 +138,9 @@ def start_embedded(pgdata: Path) -> Server:
 
 # ---------------------------------------------------------------- migration sets
 
-MIXED_KINDS = ("table", "function", "do", "policy", "view_trigger")
-
-
 def small_file(number: int) -> str:
     return (f"-- generated: one small table\n"
             f"CREATE TABLE IF NOT EXISTS public.bench_t{number:05d} (id bigint PRIMARY KEY, name text);\n")
-
-
-def mixed_file(number: int) -> str:
-    """A realistic file: functions, DO blocks, indexes, row-level security policies, triggers."""
-    table = f"bench_app.item_{number:03d}"
-    kind = MIXED_KINDS[number % len(MIXED_KINDS)]
-    # names are schema-qualified: a session-level SET search_path would leak into dbmate's own queries
-    head = f"-- mixed set file {number}: {kind}\n"
-    base = (f"CREATE TABLE IF NOT EXISTS {table} (\n    id bigserial PRIMARY KEY,\n    owner text NOT NULL "
-            f"DEFAULT current_user,\n    body jsonb NOT NULL DEFAULT '{{}}',\n    created_at timestamptz NOT NULL "
-            f"DEFAULT now()\n);\nCREATE INDEX IF NOT EXISTS item_{number:03d}_owner ON {table} (owner, created_at);\n")
-    if kind == "table":
-        body = base + (f"CREATE INDEX IF NOT EXISTS item_{number:03d}_body ON {table} USING gin (body);\n"
-                       f"COMMENT ON TABLE {table} IS 'items, file {number}';\n")
-    elif kind == "function":
-        body = base + (
-            f"CREATE OR REPLACE FUNCTION bench_app.count_{number:03d}(who text) RETURNS bigint\n"
-            f"LANGUAGE plpgsql STABLE AS $$\nDECLARE\n    n bigint;\nBEGIN\n"
-            f"    SELECT count(*) INTO n FROM {table} WHERE owner = who; -- a ; inside a body\n"
-            f"    RETURN n;\nEND;\n$$;\n")
-    elif kind == "do":
-        body = base + (
-            "DO $do$\nBEGIN\n    IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = "
-            f"'item_{number:03d}_body_object') THEN\n        ALTER TABLE {table} ADD CONSTRAINT "
-            f"item_{number:03d}_body_object CHECK (jsonb_typeof(body) = 'object');\n    END IF;\nEND\n$do$;\n"
-            f"INSERT INTO {table} (owner, body) SELECT 'seed', jsonb_build_object('n', g) "
-            "FROM generate_series(1, 50) AS g;\n")
-    elif kind == "policy":
-        body = base + (
-            f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;\n"
-            f"DROP POLICY IF EXISTS item_{number:03d}_own ON {table};\n"
-            f"CREATE POLICY item_{number:03d}_own ON {table} FOR ALL USING (owner = current_user) "
-            "WITH CHECK (owner = current_user);\n")
-    else:
-        body = base + (
-            f"CREATE OR REPLACE FUNCTION bench_app.touch_{number:03d}() RETURNS trigger LANGUAGE plpgsql AS $$\n"
-            "BEGIN\n    NEW.created_at := now();\n    RETURN NEW;\nEND;\n$$;\n"
-            f"DROP TRIGGER IF EXISTS item_{number:03d}_touch ON {table};\n"
-            f"CREATE TRIGGER item_{number:03d}_touch BEFORE UPDATE ON {table} FOR EACH ROW "
-            f"EXECUTE FUNCTION bench_app.touch_{number:03d}();\n"
-            f"CREATE OR REPLACE VIEW bench_app.recent_{number:03d} AS SELECT id, owner FROM {table} "
-            "WHERE created_at > now() - interval '1 day';\n")
-    return head + body
 
 
 @dataclass
@@ -227,11 +182,45 @@ def build_small_set(base: Path, count: int) -> MigrationSet:
     return build_set(base, f"N={count}", {"lanconnect": [small_file(i) for i in range(1, count + 1)]})
 
 
-def build_mixed_set(base: Path, count: int = 60) -> MigrationSet:
-    first = ["-- mixed set: the app schema\nCREATE SCHEMA IF NOT EXISTS bench_app;\n"]
-    texts = first + [mixed_file(i) for i in range(1, count)]
-    split = (2 * count) // 3
-    return build_set(base, "mixed", {"lanconnect": texts[:split], "client_specific": texts[split:]})
+def build_realistic_set(base: Path, versions: int = REALISTIC_VERSIONS) -> MigrationSet:
+    """The realistic set (bench/realistic.py), with the floor's plan and dbmate's copy of each file.
+
+    floor.json tells bench/floor.py how the tool must run each special file: statement by statement
+    outside a transaction (CREATE INDEX CONCURRENTLY), or through psql (the seed file with COPY data).
+    """
+    import json
+
+    from realistic import generate
+
+    name = "app"
+    root = base / name
+    (root / "envs").mkdir(parents=True)
+    (root / "envs" / "local.env").write_text("MAX_WAIT_TIME=60\nMIGRATE_LOCK_TIMEOUT=120\n")
+    (root / "dbmate").mkdir()
+    plan: dict[str, dict[str, Any]] = {}
+    counts = dict.fromkeys(TRACK_DIRS, 0)
+    for sequence, generated in enumerate(generate(versions), start=1):
+        folder = root / "migrations" / generated.track
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / generated.name).write_text(generated.text)
+        counts[generated.track] += 1
+        relative = f"migrations/{generated.track}/{generated.name}"
+        if generated.statements is not None:
+            plan[relative] = {"statements": list(generated.statements)}
+        elif generated.psql:
+            plan[relative] = {"psql": True}
+        if generated.statements is not None:
+            # dbmate sends a file as one message, an implicit transaction block that CONCURRENTLY refuses
+            # even with transaction:false: one dbmate migration per statement
+            for part, statement in enumerate(generated.statements):
+                (root / "dbmate" / f"{sequence:04d}{part:02d}_{generated.track}_{generated.name}").write_text(
+                    f"-- migrate:up transaction:false\n{statement};\n-- migrate:down\n")
+            continue
+        up = generated.dbmate_text if generated.dbmate_text is not None else generated.text
+        (root / "dbmate" / f"{sequence:04d}00_{generated.track}_{generated.name}").write_text(
+            f"-- migrate:up\n{up}\n-- migrate:down\n")
+    (root / "floor.json").write_text(json.dumps(plan, indent=1))
+    return MigrationSet(name, root, counts)
 
 
 # ---------------------------------------------------------------- runners
@@ -250,7 +239,10 @@ def real_psql() -> tuple[str, str]:
 
 
 def dbmate_binary() -> str | None:
-    return shutil.which("dbmate")
+    """dbmate beside this Python first: pip puts it there, and PATH may hold a pyenv shim (a bash
+    script that adds ~20 ms to every start)."""
+    beside = Path(sys.executable).parent / "dbmate"
+    return str(beside) if beside.is_file() and os.access(beside, os.X_OK) else shutil.which("dbmate")
 
 
 def command_for(runner: str, action: str, mset: MigrationSet, url: str, dbmate_url: str) -> list[str]:
@@ -266,8 +258,9 @@ def command_for(runner: str, action: str, mset: MigrationSet, url: str, dbmate_u
         return [python, "-c", "import psycopg2"]
     if runner == "dbmate":
         binary = dbmate_binary() or "dbmate"
+        # its table qualified: a file's `SET search_path` stays set on dbmate's one session
         return [binary, "--url", dbmate_url, "--migrations-dir", str(mset.dbmate_dir), "--no-dump-schema",
-                "status" if action == "status" else "up"]
+                "--migrations-table", "public.schema_migrations", "status" if action == "status" else "up"]
     raise ValueError(runner)
 
 
@@ -302,12 +295,16 @@ def run_timed(command: list[str], cwd: Path, environ: dict[str, str], check: boo
         handle, memory_file = tempfile.mkstemp(prefix="bench-rss-")
         os.close(handle)
         command = [TIME_BIN, "-f", "%M", "-o", memory_file, *command]
-    started = time.perf_counter()
-    process = subprocess.Popen(command, cwd=cwd, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    # read the pipes to the end so a chatty child never blocks, then reap it with its own rusage
-    out, err = process.stdout.read(), process.stderr.read()  # type: ignore[union-attr]
-    _, status, usage = os.wait4(process.pid, 0)
-    elapsed = time.perf_counter() - started
+    # output goes to files, never pipes: a child printing more than a pipe holds on the stream not
+    # being read would block (the realistic set's NOTICE lines on stderr did), and files cost nothing
+    with tempfile.TemporaryFile() as out_file, tempfile.TemporaryFile() as err_file:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, cwd=cwd, env=environ, stdout=out_file, stderr=err_file)
+        _, status, usage = os.wait4(process.pid, 0)  # reaped with its own rusage
+        elapsed = time.perf_counter() - started
+        out_file.seek(0)
+        err_file.seek(0)
+        out, err = out_file.read(), err_file.read()
     process.returncode = os.waitstatus_to_exitcode(status)
     max_rss_kb = usage.ru_maxrss
     if memory_file:
@@ -624,7 +621,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--embedded", action="store_true", help="use an embedded PostgreSQL even when 5432 answers")
     parser.add_argument("--rounds", type=int, default=None, help="rounds (default 5; 3 with --quick)")
     parser.add_argument("--sizes", default=None, help="comma-separated N (default 10,100,1000)")
-    parser.add_argument("--no-mixed", action="store_true", help="leave out the realistic mixed set")
+    parser.add_argument("--no-realistic", action="store_true", help="leave out the realistic set (bench/realistic.py)")
+    parser.add_argument("--realistic-versions", type=int, default=REALISTIC_VERSIONS,
+                        help=f"versions in the realistic set (default {REALISTIC_VERSIONS})")
     parser.add_argument("--no-extras", action="store_true", help="leave out 10k status, wait and concurrency")
     parser.add_argument("--no-dbmate", action="store_true", help="leave out dbmate even when installed")
     parser.add_argument("--only-extras", action="store_true", help="only the 10k status, wait and concurrency")
@@ -655,8 +654,8 @@ def main(argv: list[str] | None = None) -> int:
     log(f"server {server.label} (PostgreSQL {server.version}), {rounds} rounds, runners {', '.join(runners)}")
     try:
         sets = [build_small_set(workdir, n) for n in sizes]
-        if not args.quick and not args.no_mixed:
-            sets.append(build_mixed_set(workdir))
+        if not args.quick and not args.no_realistic:
+            sets.append(build_realistic_set(workdir, args.realistic_versions))
         results = Results()
         if not args.only_extras:
             if not args.quick:
