@@ -19,10 +19,9 @@ in the file, so statements.context_location maps CONTEXT back to the file.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
 from migrate.files.psqlscan import literal_end
 
@@ -59,34 +58,20 @@ class Body:
         return "the DO block" if self.is_do_block else f"the body of function {self.name}"
 
 
-def find_body(node: Any, text: str, statement_start: int, statement_end: int,
-              line_of: Callable[[int], int]) -> Body | None:
-    """The PL/pgSQL body of a DO or CREATE FUNCTION/PROCEDURE statement, or None (other statements and
-    languages). `text` is what pglast parsed; `line_of` maps one of its offsets to the file line."""
-    kind = type(node).__name__
-    if kind == "DoStmt":
-        options = {o.defname: o for o in (getattr(node, "args", None) or ())}
-        language = _string(options.get("language")) or "plpgsql"
-        literal = getattr(options.get("as"), "location", None)
-        name = DO_BLOCK
-    elif kind == "CreateFunctionStmt":
-        options = {o.defname: o for o in (getattr(node, "options", None) or ())}
-        language = _string(options.get("language")) or ""
-        at = getattr(options.get("as"), "location", None)  # the AS keyword; the body literal follows it
-        literal = None if at is None else _AFTER_AS.match(text, at + 2).end()  # type: ignore[union-attr]
-        name = getattr((getattr(node, "funcname", None) or [None])[-1], "sval", None) or "?"
-    else:
+def find_body(is_do_block: bool, language: str, location: int, name: str, body: str, text: str,
+              statement_start: int, statement_end: int, line_of: Callable[[int], int]) -> Body | None:
+    """The PL/pgSQL body of a DO (is_do_block) or CREATE FUNCTION/PROCEDURE statement, or None for
+    another language. `location`: where the parser put the body's option (a DO block's literal, a
+    function's AS keyword), as a character offset of `text`, what pglast parsed; `body`: the literal's
+    value; `line_of` maps an offset of `text` to the file line."""
+    if language.lower() != "plpgsql" or location < 0:
         return None
-    if language.lower() != "plpgsql" or literal is None or literal < 0:
-        return None
+    literal = location if is_do_block else _AFTER_AS.match(text, location + 2).end()  # type: ignore[union-attr]
     span = literal_end(text, literal)
     if span is None:
         return None
     start, end = span
-    body = _body_value(options.get("as"))
-    if body is None:
-        return None
-    if kind == "DoStmt":
+    if is_do_block:
         def source(variant: str) -> str:
             tag = _tag(variant)
             return f"CREATE FUNCTION pg_temp.migrate_do() RETURNS void LANGUAGE plpgsql AS {tag}{variant}{tag}"
@@ -96,16 +81,19 @@ def find_body(node: Any, text: str, statement_start: int, statement_end: int,
         def source(variant: str) -> str:
             tag = _tag(variant)
             return f"{prefix}{tag}{variant}{tag}{suffix}"
-    return Body(name, body, literal, start, end, line_of(literal), source)
+    return Body(DO_BLOCK if is_do_block else name, body, literal, start, end, line_of(literal), source)
 
 
-def parse_body(body: Body) -> tuple[Any, str | None]:
-    """(pglast's PL/pgSQL tree, None), or (None, the error PostgreSQL would report too) or (None, None)
-    when pglast cannot judge the body (catalog lookups it does not implement)."""
+def parse_body(body: Body) -> tuple[str | None, str | None]:
+    """(pglast's PL/pgSQL tree as JSON text, None), or (None, the error PostgreSQL would report too) or
+    (None, None) when pglast cannot judge the body (catalog lookups it does not implement).
+
+    The tree stays text: only a DO block's is ever read (statements._do_block_reason), and decoding
+    every function's tree took longer than parsing it (a 60 KB file of functions: ~6 ms; issue 16)."""
     from pglast import parser
 
     try:
-        return json.loads(parser.parse_plpgsql_json(body.source(body.text))), None
+        return parser.parse_plpgsql_json(body.source(body.text)), None
     except parser.ParseError as error:
         message = str(error.args[0]) if error.args else ""
         return None, message if REFUSED.match(message) else None
@@ -168,16 +156,3 @@ def _tag(body: str) -> str:
     while tag in body:
         tag = tag[:-1] + "x$"
     return tag
-
-
-def _string(option: Any) -> str | None:
-    value = getattr(option, "arg", None)
-    return getattr(value, "sval", None)
-
-
-def _body_value(option: Any) -> str | None:
-    """The body's text: a DO's `as` is one String, a function's a list holding one."""
-    value = getattr(option, "arg", None)
-    if isinstance(value, (list, tuple)):
-        return getattr(value[0], "sval", None) if len(value) == 1 else None
-    return getattr(value, "sval", None)

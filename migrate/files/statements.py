@@ -12,22 +12,28 @@ context_location maps PostgreSQL's CONTEXT back to a line of the file.
 from __future__ import annotations
 
 import bisect
+import json
 import re
 from dataclasses import dataclass, field, replace
+from functools import cached_property
+from itertools import accumulate
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from migrate.errors import ValidationError
-from migrate.files.plpgsql import Body, bounded, error_place, find_body, near_text, parse_body
+from migrate.files.plpgsql import DO_BLOCK, Body, bounded, error_place, find_body, near_text, parse_body
 from migrate.files.psqlscan import SENDING, MetaCommand, PsqlText, scan_psql
 from migrate.files.sqlfiles import MigrationFile
 from migrate.paths import display_path
 
+# (the word each marker cannot match without, its pattern): the word is looked for first, because
+# a MULTILINE pattern is tried at every line of the file (4 of them cost 2 ms for a 60 KB file)
 NO_TRANSACTION_MARKERS = (
-    re.compile(r"^\s*--\s*migrate:no-transaction\b", re.IGNORECASE | re.MULTILINE),
-    re.compile(r"^\s*--.*\btransaction:\s*false\b", re.IGNORECASE | re.MULTILINE),  # dbmate
-    re.compile(r"^\s*--\s*transactional:\s*false\b", re.IGNORECASE | re.MULTILINE),  # yoyo
-    re.compile(r"^\s*--\s*postgres-migrations\s+disable-transaction\b", re.IGNORECASE | re.MULTILINE),
+    ("migrate:no-transaction", re.compile(r"^\s*--\s*migrate:no-transaction\b", re.IGNORECASE | re.MULTILINE)),
+    ("transaction:", re.compile(r"^\s*--.*\btransaction:\s*false\b", re.IGNORECASE | re.MULTILINE)),  # dbmate
+    ("transactional:", re.compile(r"^\s*--\s*transactional:\s*false\b", re.IGNORECASE | re.MULTILINE)),  # yoyo
+    ("disable-transaction", re.compile(r"^\s*--\s*postgres-migrations\s+disable-transaction\b",
+                                       re.IGNORECASE | re.MULTILINE)),
 )
 PG_DUMP_RESTRICT_LINE = re.compile(r"^[ \t]*\\(un)?restrict\b.*$", re.MULTILINE)
 NOT_NEWLINE = re.compile(r"[^\n]")
@@ -75,11 +81,21 @@ class Script:
     statements: tuple[Statement, ...]
     no_transaction: str | None = None
     needs_psql: str | None = None
-    # pglast's raw statements, kept so lint walks the same parse instead of parsing again;
-    # None for a file psql must run (its SQL is not parsed whole)
-    raws: tuple[Any, ...] | None = field(default=None, compare=False, repr=False)
     # PL/pgSQL errors of its DO blocks and function bodies (parse_file raises the first unless lenient)
     plpgsql_errors: tuple[FileRefused, ...] = field(default=(), compare=False, repr=False)
+    # its SQL was parsed whole (not a file psql must run): `raws` can be had
+    parsed: bool = field(default=False, compare=False, repr=False)
+
+    @cached_property
+    def raws(self) -> tuple[Any, ...] | None:
+        """pglast's raw statements as Python objects (its AST), one per statement; None for a file psql must
+        run. Built on first use: only lint walks them, and building them cost 4x the rest of the parse
+        (pglast's JSON, which the statements come from: 5 s against 0.7 s for the realistic set; issue 16)."""
+        if not self.parsed:
+            return None
+        from pglast import parser
+
+        return tuple(parser.parse_sql(blank_restrict_lines(self.file.text)))
 
     @property
     def transactional(self) -> bool:
@@ -100,19 +116,44 @@ class _Lines:
     """Maps a character offset of a text to its 1-based line and column."""
 
     def __init__(self, text: str) -> None:
-        self.starts = [0] + [i + 1 for i, ch in enumerate(text) if ch == "\n"]
+        # each line's start from the lengths of the lines before it: ~15x faster than a loop over the
+        # characters (a 60 KB file: 0.1 ms instead of 1.6 ms; bench/RESULTS.md)
+        self.starts = [0, *accumulate(len(line) + 1 for line in text.split("\n")[:-1])]
 
     def locate(self, offset: int) -> tuple[int, int]:
         line = bisect.bisect_right(self.starts, offset)
         return line, offset - self.starts[line - 1] + 1
 
 
+_last_lines: tuple[str, _Lines] | None = None
+
+
+def lines_of(text: str) -> _Lines:
+    """The line index of `text`, built once for the same text object: lint asks for the place of
+    hundreds of nodes in one file, and building the index on every call was most of a realistic
+    project's apply time (issue 16). Keyed by identity (`is`), holding the text, so it cannot be
+    mistaken for another text; one entry, since callers go through a file at a time."""
+    global _last_lines
+    last = _last_lines
+    if last is not None and last[0] is text:
+        return last[1]
+    lines = _Lines(text)
+    _last_lines = (text, lines)
+    return lines
+
+
 def locate(text: str, offset: int) -> tuple[int, int]:
-    return _Lines(text).locate(offset)
+    """1-based (line, column) of a character offset of `text`."""
+    return lines_of(text).locate(offset)
 
 
 def blank_restrict_lines(text: str) -> str:
-    """pg_dump 17.6+ writes `\\restrict KEY` / `\\unrestrict KEY`; blank them, keeping line numbers."""
+    """pg_dump 17.6+ writes `\\restrict KEY` / `\\unrestrict KEY`; blank them, keeping line numbers.
+
+    A file without the word is returned as it is (the same object), without trying the pattern at
+    every line."""
+    if "restrict" not in text:
+        return text
     return PG_DUMP_RESTRICT_LINE.sub(lambda m: " " * len(m.group(0)), text)
 
 
@@ -144,7 +185,7 @@ def _parse_sql(migration_file: MigrationFile, text: str, where: str, executor: s
     from pglast import parser
 
     try:
-        raw_statements = parser.parse_sql(text)
+        raw_statements = _raw_statements(text)
     except parser.ParseError as error:
         message, offset = error.args[0], error.args[1] if len(error.args) > 1 else 0
         line, column = locate(text, max(int(offset or 0), 0))
@@ -154,8 +195,107 @@ def _parse_sql(migration_file: MigrationFile, text: str, where: str, executor: s
                           "write its SQL or delete it", "syntax-error")
     statements, problems = _build_statements(migration_file, text, raw_statements, where)
     return Script(migration_file, tuple(statements), no_transaction=_file_reason(text, statements),
-                  needs_psql="MIGRATE_EXECUTOR=psql" if executor == "psql" else None, raws=tuple(raw_statements),
+                  needs_psql="MIGRATE_EXECUTOR=psql" if executor == "psql" else None, parsed=True,
                   plpgsql_errors=tuple(problems))
+
+
+class _RawStatement(NamedTuple):
+    """One statement as pglast's JSON gives it: where it is (in characters) and its node, as plain data."""
+
+    start: int
+    end: int | None  # None: to the end of the text
+    kind: str  # the node's type, e.g. IndexStmt
+    node: dict[str, Any]
+
+
+# The statement types whose fields classify them (see _no_transaction_reason, _plpgsql_body,
+# _concurrent_index); every other statement is known by its type alone.
+_NEEDS_FIELDS = frozenset({"IndexStmt", "DropStmt", "ReindexStmt", "VacuumStmt", "ClusterStmt", "AlterDatabaseStmt",
+                           "AlterTableStmt", "DiscardStmt", "CreateSubscriptionStmt", "DoStmt", "CreateFunctionStmt"})
+_STATEMENT_START = '{"stmt":{"'  # how libpg_query writes each RawStmt; no other node has a `stmt` field
+_JSON = json.JSONDecoder()
+
+
+def _raw_statements(text: str) -> list[_RawStatement]:
+    """pglast's parse as JSON: libpg_query (PostgreSQL's own parser), with no Python object per node.
+
+    Only the few statement types that need their fields to be classified are decoded: decoding
+    every statement's tree cost as much as parsing it (the realistic set: 0.6 s against 0.4 s).
+    The rest are read off the JSON text: each statement is `{"stmt":{"<type>":...}` and ends with its
+    optional `"stmt_location"` and `"stmt_len"` (inside a JSON string every quote is escaped, so the
+    text cannot fake either). A document not written that way is decoded whole instead.
+    Offsets in the JSON are UTF-8 byte offsets; they are turned into character offsets here
+    (pglast's parse_sql does the same for its objects)."""
+    from pglast import parser
+
+    document = parser.parse_sql_json(text)
+    chars = _CharOffsets(text)
+    found = []
+    for kind, node, start, length in _json_statements(document):
+        found.append(_RawStatement(chars.at(start), chars.at(start + length) if length else None, kind, node))
+    return found
+
+
+def _statement_tail(tail: str) -> tuple[int, int] | None:
+    """(stmt_location, stmt_len) from the end of a statement's JSON (`...,"stmt_location":5,"stmt_len":9}`),
+    each 0 when left out; None when it does not end that way."""
+    if not tail.endswith("}"):
+        return None
+    rest = tail[:-1]
+    numbers = []
+    for key in (',"stmt_len":', ',"stmt_location":'):
+        head, found, value = rest.rpartition(key)
+        if found and value.isdigit():
+            numbers.append(int(value))
+            rest = head
+        else:
+            numbers.append(0)
+    return numbers[1], numbers[0]
+
+
+def _json_statements(document: str) -> list[tuple[str, dict[str, Any], int, int]]:
+    """(type, fields or {}, byte offset, byte length or 0) of each statement of pglast's JSON document."""
+    starts = []
+    at = document.find(_STATEMENT_START)
+    while at >= 0:
+        starts.append(at)
+        at = document.find(_STATEMENT_START, at + len(_STATEMENT_START))
+    statements = []
+    for number, at in enumerate(starts):
+        end = starts[number + 1] - 1 if number + 1 < len(starts) else document.rfind("]")
+        tail = _statement_tail(document[max(at, end - 64):end])
+        begin = at + len(_STATEMENT_START)
+        kind = document[begin:document.find('"', begin)]
+        if tail is None or not kind.isidentifier():
+            break
+        node: dict[str, Any] = {}
+        if kind in _NEEDS_FIELDS:
+            node = _JSON.raw_decode(document, at + len('{"stmt":'))[0][kind]
+        statements.append((kind, node, *tail))
+    else:
+        if starts or '"stmts"' not in document:
+            return statements
+    return [(kind, node if kind in _NEEDS_FIELDS else {}, raw.get("stmt_location", 0), raw.get("stmt_len", 0))
+            for raw in json.loads(document).get("stmts", ()) for kind, node in raw["stmt"].items()]
+
+
+class _CharOffsets:
+    """Character offsets of a text's UTF-8 byte offsets (pglast's JSON counts bytes), line by line."""
+
+    def __init__(self, text: str) -> None:
+        self.ascii = text.isascii()
+        if not self.ascii:
+            lines = text.split("\n")
+            self.encoded = [line.encode() for line in lines]
+            self.char_starts = [0, *accumulate(len(line) + 1 for line in lines[:-1])]
+            self.byte_starts = [0, *accumulate(len(line) + 1 for line in self.encoded[:-1])]
+
+    def at(self, offset: int) -> int:
+        if self.ascii or offset < 0:
+            return offset
+        line = bisect.bisect_right(self.byte_starts, offset) - 1
+        within = self.encoded[line][:offset - self.byte_starts[line]]
+        return self.char_starts[line] + len(within.decode("utf-8", "ignore"))
 
 
 def _psql_file_reason(text: str, psql: PsqlText, where: str) -> tuple[str | None, tuple[FileRefused, ...]]:
@@ -170,7 +310,7 @@ def _psql_file_reason(text: str, psql: PsqlText, where: str) -> tuple[str | None
     from pglast import parser
 
     try:
-        raw_statements = parser.parse_sql(sql_only)
+        raw_statements: list[_RawStatement] | None = _raw_statements(sql_only)
     except parser.ParseError:
         raw_statements = None
     if raw_statements is None:
@@ -187,24 +327,24 @@ def _psql_file_reason(text: str, psql: PsqlText, where: str) -> tuple[str | None
     return _file_reason(text, statements), tuple(problems)
 
 
-def _build_statements(migration_file: MigrationFile, text: str, raw_statements: Any,
+def _build_statements(migration_file: MigrationFile, text: str, raw_statements: list[_RawStatement],
                       where: str) -> tuple[list[Statement], list[FileRefused]]:
     """Statements with their text, position and what they need, from pglast's raw statements; and
     the PL/pgSQL errors of their DO blocks and function bodies, placed in the file."""
-    lines = _Lines(text)
+    lines = lines_of(text)
+    chars = _CharOffsets(text)
     statements: list[Statement] = []
     problems: list[FileRefused] = []
     for index, raw in enumerate(raw_statements, start=1):
-        start = raw.stmt_location or 0
-        length = raw.stmt_len or (len(text) - start)
-        body = text[start:start + length]
+        start = raw.start
+        body = text[start:raw.end] if raw.end is not None else text[start:]
         # stmt_location may point at leading whitespace/comments the parser skipped
         stripped = body.lstrip()
         start += len(body) - len(stripped)
         line, column = lines.locate(start)
-        node = raw.stmt
-        plpgsql = find_body(node, text, start, start + len(stripped), lambda offset: lines.locate(offset)[0])
-        tree, error = parse_body(plpgsql) if plpgsql is not None else (None, None)
+        kind, node = raw.kind, raw.node
+        plpgsql = _plpgsql_body(kind, node, text, start, start + len(stripped), chars, lines)
+        tree, error = parse_body(plpgsql) if plpgsql is not None else (None, None)  # tree: pglast's JSON text
         if plpgsql is not None and error is not None:
             problems.append(_plpgsql_problem(plpgsql, error, text, lines, where))
         statements.append(Statement(
@@ -214,13 +354,64 @@ def _build_statements(migration_file: MigrationFile, text: str, raw_statements: 
             offset=start,
             line=line,
             column=column,
-            no_transaction=_do_block_reason(tree) if type(node).__name__ == "DoStmt" else _no_transaction_reason(node),
-            transaction_control=type(node).__name__ == "TransactionStmt",
-            concurrent_index=_concurrent_index(node),
+            no_transaction=_do_block_reason(tree) if kind == "DoStmt" else _no_transaction_reason(kind, node),
+            transaction_control=kind == "TransactionStmt",
+            concurrent_index=_concurrent_index(kind, node),
             body_line=plpgsql.line if plpgsql is not None else None,
             body_of=plpgsql.name if plpgsql is not None else None,
         ))
     return statements, problems
+
+
+def _node(value: Any) -> tuple[str, dict[str, Any]]:
+    """(type, fields) of a node in pglast's JSON (`{"String": {"sval": "x"}}`); ("", {}) for anything else."""
+    if isinstance(value, dict) and len(value) == 1:
+        ((kind, fields),) = value.items()
+        if isinstance(fields, dict):
+            return kind, fields
+    return "", {}
+
+
+def _options(items: Any) -> dict[str, dict[str, Any]]:
+    """A statement's DefElem list (`options`, `args`, `params`) by option name."""
+    found: dict[str, dict[str, Any]] = {}
+    for item in items or ():
+        kind, fields = _node(item)
+        if kind == "DefElem" and "defname" in fields:
+            found[fields["defname"]] = fields  # a repeated option: the last one, as the server reads it
+    return found
+
+
+def _string(value: Any) -> str | None:
+    kind, fields = _node(value)
+    return fields.get("sval", "") if kind == "String" else None
+
+
+def _plpgsql_body(kind: str, node: dict[str, Any], text: str, start: int, end: int, chars: _CharOffsets,
+                  lines: _Lines) -> Body | None:
+    """The PL/pgSQL body of a DO or CREATE FUNCTION/PROCEDURE statement (plpgsql.find_body), from its JSON."""
+    if kind == "DoStmt":
+        options = _options(node.get("args"))
+        language = _string(options.get("language", {}).get("arg")) or "plpgsql"
+        body = options.get("as", {})
+        value = _string(body.get("arg"))
+        name = DO_BLOCK
+    elif kind == "CreateFunctionStmt":
+        options = _options(node.get("options"))
+        language = _string(options.get("language", {}).get("arg")) or ""
+        body = options.get("as", {})
+        kind_of, fields = _node(body.get("arg"))
+        items = fields.get("items", ()) if kind_of == "List" else ()
+        value = _string(items[0]) if len(items) == 1 else None
+        names = node.get("funcname") or [None]
+        name = _string(names[-1]) or "?"
+    else:
+        return None
+    location = body.get("location")
+    if value is None or location is None:
+        return None
+    return find_body(kind == "DoStmt", language, chars.at(location), name, value, text, start, end,
+                     lambda offset: lines.locate(offset)[0])
 
 
 def _plpgsql_problem(body: Body, message: str, text: str, lines: _Lines, where: str) -> FileRefused:
@@ -279,19 +470,19 @@ def _routine_name(shown: str) -> str:
     return name[1:-1].replace('""', '"') if name.startswith('"') and name.endswith('"') else name
 
 
-def _concurrent_index(node: Any) -> tuple[str, str] | None:
-    if type(node).__name__ != "IndexStmt" or not getattr(node, "concurrent", False) or not node.idxname:
+def _concurrent_index(kind: str, node: dict[str, Any]) -> tuple[str, str] | None:
+    if kind != "IndexStmt" or not node.get("concurrent") or not node.get("idxname"):
         return None
-    relation = node.relation
-    schema = getattr(relation, "schemaname", None)
-    table = '"' + relation.relname.replace('"', '""') + '"'
-    return ((f'"{schema}".' if schema else "") + table, node.idxname)
+    relation = node.get("relation", {})
+    schema = relation.get("schemaname")
+    table = '"' + relation.get("relname", "").replace('"', '""') + '"'
+    return ((f'"{schema}".' if schema else "") + table, node["idxname"])
 
 
 def without_tree(script: Script) -> Script:
     """The script without pglast's statements, once lint has walked them: they are most of a parsed
-    file's memory (see commands.parse_pending)."""
-    return replace(script, raws=None) if script.raws is not None else script
+    file's memory (see commands.parse_pending). A copy parses them again if asked."""
+    return replace(script) if "raws" in script.__dict__ else script
 
 
 def sql_for_pglast(text: str, psql: PsqlText) -> str:
@@ -361,13 +552,24 @@ ALLOW_SCHEMA_MARKER = re.compile(r"^\s*--\s*migrate:allow-schema\b(.*)$", re.IGN
 def allowed_schemas(text: str) -> set[str]:
     """Protected schemas a file allows itself to change: `-- migrate:allow-schema storage[, auth]` (lint, verify)."""
     allowed: set[str] = set()
+    if not _may_hold(text, "migrate:allow-schema"):
+        return allowed
     for match in ALLOW_SCHEMA_MARKER.finditer(text):
         allowed.update(name for name in re.split(r"[\s,]+", match.group(1).strip()) if name)
     return allowed
 
 
+def _may_hold(text: str, word: str) -> bool:
+    """Could a case-insensitive pattern that needs `word` (ASCII, lower case) match in `text`? False only
+    when it cannot: an ASCII text without the word. (Unicode case folding could match a non-ASCII text
+    in ways lower() does not, so such a text is always tried.)"""
+    return not text.isascii() or word in text.lower()
+
+
 def _marker_reason(text: str) -> str | None:
-    for marker in NO_TRANSACTION_MARKERS:
+    for word, marker in NO_TRANSACTION_MARKERS:
+        if not _may_hold(text, word):
+            continue
         found = marker.search(text)
         if found:
             return f"marker {found.group(0).strip()!r}"
@@ -387,37 +589,34 @@ def _file_reason(text: str, statements: list[Statement]) -> str | None:
     return None
 
 
-def _no_transaction_reason(node: Any) -> str | None:
-    """Why PostgreSQL would refuse this statement inside a transaction block, if it would."""
-    kind = type(node).__name__
-    if kind == "IndexStmt" and getattr(node, "concurrent", False):
+def _no_transaction_reason(kind: str, node: dict[str, Any]) -> str | None:
+    """Why PostgreSQL would refuse this statement (pglast's JSON: its type and fields) inside a transaction
+    block, if it would."""
+    if kind == "IndexStmt" and node.get("concurrent"):
         return "CREATE INDEX CONCURRENTLY"
-    if kind == "DropStmt" and getattr(node, "concurrent", False):
+    if kind == "DropStmt" and node.get("concurrent"):
         return "DROP INDEX CONCURRENTLY"
     if kind == "ReindexStmt":
-        options = {getattr(p, "defname", "") for p in (getattr(node, "params", None) or ())}
-        if "concurrently" in options:
+        if "concurrently" in _options(node.get("params")):
             return "REINDEX CONCURRENTLY"
-        object_kind = getattr(getattr(node, "kind", None), "name", "")
+        object_kind = str(node.get("kind", ""))
         if object_kind.endswith(("DATABASE", "SYSTEM", "SCHEMA")):
             return f"REINDEX {object_kind.rsplit('_', 1)[-1]}"
-    if kind == "VacuumStmt" and getattr(node, "is_vacuumcmd", False):
+    if kind == "VacuumStmt" and node.get("is_vacuumcmd"):
         return "VACUUM"
-    if kind == "ClusterStmt" and getattr(node, "relation", None) is None:
+    if kind == "ClusterStmt" and node.get("relation") is None:
         return "CLUSTER without a table"
-    if kind == "AlterDatabaseStmt":
-        options = {getattr(o, "defname", "") for o in (getattr(node, "options", None) or ())}
-        if "tablespace" in options:
-            return "ALTER DATABASE SET TABLESPACE"
+    if kind == "AlterDatabaseStmt" and "tablespace" in _options(node.get("options")):
+        return "ALTER DATABASE SET TABLESPACE"
     if kind == "AlterTableStmt":
-        for command in getattr(node, "cmds", None) or ():
-            definition = getattr(command, "def_", None)
-            if getattr(definition, "concurrent", False):
+        for command in node.get("cmds") or ():
+            _, fields = _node(command)
+            if _node(fields.get("def"))[1].get("concurrent"):
                 return "ALTER TABLE ... DETACH PARTITION CONCURRENTLY"
-    if kind == "DiscardStmt" and getattr(getattr(node, "target", None), "name", "") == "DISCARD_ALL":
+    if kind == "DiscardStmt" and node.get("target") == "DISCARD_ALL":
         return "DISCARD ALL"
     if kind == "CreateSubscriptionStmt":
-        options = {getattr(o, "defname", ""): _option_text(o) for o in (getattr(node, "options", None) or ())}
+        options = {name: _option_text(option) for name, option in _options(node.get("options")).items()}
         if options.get("connect") in _FALSE or options.get("create_slot") in _FALSE:
             return None  # no replication slot is created: PostgreSQL allows it in a transaction
         return "CREATE SUBSCRIPTION (creates a replication slot)"
@@ -436,20 +635,28 @@ def _no_transaction_reason(node: Any) -> str | None:
 _FALSE = {"false", "off", "no", "0", "f"}
 
 
-def _option_text(option: Any) -> str:
-    value = getattr(option, "arg", None)
-    text = getattr(value, "sval", None) or getattr(value, "boolval", None)
-    if text is None and value is not None:
-        text = getattr(value, "ival", None)
-    return str(text).lower() if text is not None else "true"
+def _option_text(option: dict[str, Any]) -> str:
+    """A DefElem's value as the option means it (`connect = false`); no value means true. The JSON leaves
+    out false and 0 (`{"Boolean": {}}`)."""
+    kind, fields = _node(option.get("arg"))
+    if kind == "String":
+        return str(fields.get("sval", "")).lower()
+    if kind == "Boolean":
+        return str(bool(fields.get("boolval", False))).lower()
+    if kind == "Integer":
+        return str(fields.get("ival", 0))
+    return "true"
 
 
-def _do_block_reason(tree: Any) -> str | None:
+def _do_block_reason(tree: str | None) -> str | None:
     """A PL/pgSQL DO block that COMMITs or ROLLBACKs cannot run inside a transaction block.
 
-    `tree`: its body as pglast's PL/pgSQL parser read it (None: another language, or a body pglast
-    cannot judge; the server will)."""
-    found = _find_keys(tree, {"PLpgSQL_stmt_commit", "PLpgSQL_stmt_rollback"}) if tree is not None else None
+    `tree`: its body as pglast's PL/pgSQL parser wrote it, JSON text (None: another language, or a
+    body pglast cannot judge; the server will). It is decoded only when it names such a statement:
+    decoding every body's tree cost more than parsing it (issue 16)."""
+    if tree is None or ("PLpgSQL_stmt_commit" not in tree and "PLpgSQL_stmt_rollback" not in tree):
+        return None
+    found = _find_keys(json.loads(tree), {"PLpgSQL_stmt_commit", "PLpgSQL_stmt_rollback"})
     if found:
         verb = "COMMIT" if found == "PLpgSQL_stmt_commit" else "ROLLBACK"
         return f"DO block with {verb}"
