@@ -13,6 +13,10 @@ subclass carries the exit code the process must end with.
 | 4    | validation failed (bad file names, syntax, changed files)      |
 | 5    | run lock not acquired in time, or lost during the run          |
 | 6    | refused (confirmation needed, destructive command)             |
+| 7    | drift: the database (or a committed schema file) differs from  |
+|      | what its migrations produce                                    |
+| 8    | a deploy is in progress (a migration run holds the run lock):  |
+|      | drift is not measured on half a deploy                         |
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ EXIT_UNREACHABLE = 3
 EXIT_VALIDATION = 4
 EXIT_LOCK = 5
 EXIT_REFUSED = 6
+EXIT_DRIFT = 7
+EXIT_DEPLOY_IN_PROGRESS = 8
 
 
 class MigrateError(Exception):
@@ -80,3 +86,15 @@ class Refused(MigrateError):
     """The command needs a confirmation or is not allowed on this environment."""
 
     exit_code = EXIT_REFUSED
+
+
+class DriftFound(MigrateError):
+    """The live database, or a committed schema file, differs from what the migrations produce."""
+
+    exit_code = EXIT_DRIFT
+
+
+class DeployInProgress(MigrateError):
+    """A migration run holds the run lock: comparing now would report half a deploy."""
+
+    exit_code = EXIT_DEPLOY_IN_PROGRESS
