@@ -51,6 +51,7 @@ from typing import Any, Iterable, NamedTuple
 MIGRATION_USER = "(migration user)"
 OWNER = "(owner)"
 RENAMED_KINDS = ("constraint", "index", "trigger", "policy")
+_IN_SCHEMA = ("table", "view", "materialized view", "sequence", "function", "procedure", "type")
 
 
 Key = tuple[str, str]  # (kind, qualified name)
@@ -570,13 +571,21 @@ def _read(cursor: Any, schema: str, attached: set[tuple[str, str, str]], owners:
                 objects[("owner", f"{kind} {name}")] = owner
                 parents[("owner", f"{kind} {name}")] = (kind, name)
 
+    # what lives directly in the schema belongs to it (a missing schema is one finding)
+    schema_key = next((key for key in objects if key[0] == "schema"), None)
+    if schema_key is not None:
+        prefix = schema_key[1] + "."
+        for key in list(objects):
+            if key[0] in _IN_SCHEMA and key not in parents and key[1].startswith(prefix):
+                parents[key] = schema_key
+
     # comments on every object of the model
     if described:
         cursor.execute("SELECT classoid, objoid, objsubid, description FROM pg_description "
                        "WHERE objoid = ANY(%(oids)s::oid[])", {"oids": sorted({key[1] for key in described})})
         for classid, objid, subid, text in cursor.fetchall():
             found = described.get((int(classid), int(objid), int(subid)))
-            if found is not None:
+            if found is not None and found[0] != "extension":  # an extension's comment comes with its version
                 objects[("comment", f"{found[0]} {found[1]}")] = text
                 parents[("comment", f"{found[0]} {found[1]}")] = found
     cursor.execute(_GRANTS, params)
