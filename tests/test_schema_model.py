@@ -100,9 +100,11 @@ NEW_USER_TRIGGER = ("CREATE TRIGGER on_auth_user_created AFTER INSERT ON auth.us
                     "FOR EACH ROW EXECUTE FUNCTION langconnect.handle_new_user()")
 READ_DOCUMENTS = ("CREATE POLICY \"Users read their own documents\" ON storage.objects FOR SELECT TO authenticated "
                   "USING (bucket_id = 'documents' AND owner = auth.uid())")
+READY_COMMENT = ("COMMENT ON VIEW langconnect.ready_documents IS "
+                 "'Documents whose processing is done, as their owner sees them'")
 READY_VIEW = ("CREATE VIEW langconnect.ready_documents WITH (security_invoker = true) AS "
               "SELECT id, owner_id, title FROM langconnect.documents WHERE status = 'ready'; "
-              "GRANT SELECT ON langconnect.ready_documents TO authenticated")
+              "GRANT SELECT ON langconnect.ready_documents TO authenticated; " + READY_COMMENT)
 
 # (id, the hand edit, its revert, the one finding it must give)
 EDITS = [
@@ -163,6 +165,9 @@ EDITS = [
      "GRANT DELETE ON langconnect.documents TO authenticated", "changed grant langconnect.documents to authenticated"),
     ("a column grant", "GRANT UPDATE (title) ON langconnect.documents TO anon",
      "REVOKE UPDATE (title) ON langconnect.documents FROM anon", "extra grant langconnect.documents.title to anon"),
+    ("revoke a column grant", "REVOKE UPDATE (value) ON langconnect.client_settings FROM service_role",
+     "GRANT UPDATE (value) ON langconnect.client_settings TO service_role",
+     "missing grant langconnect.client_settings.value to service_role"),
     ("a grant on the schema", "GRANT CREATE ON SCHEMA langconnect TO anon",
      "REVOKE CREATE ON SCHEMA langconnect FROM anon", "changed grant langconnect to anon"),
     ("revoke a function from PUBLIC", "REVOKE EXECUTE ON FUNCTION langconnect.handle_new_user() FROM PUBLIC",
@@ -200,11 +205,16 @@ EDITS = [
     ("add a table to a publication", "ALTER PUBLICATION supabase_realtime ADD TABLE langconnect.documents",
      "ALTER PUBLICATION supabase_realtime DROP TABLE langconnect.documents",
      "extra publication langconnect.documents in supabase_realtime"),
+    ("drop a table from a publication", "ALTER PUBLICATION supabase_realtime DROP TABLE langconnect.client_settings",
+     "ALTER PUBLICATION supabase_realtime ADD TABLE langconnect.client_settings",
+     "missing publication langconnect.client_settings in supabase_realtime"),
+    ("change a comment", "COMMENT ON VIEW langconnect.ready_documents IS 'Ready'", READY_COMMENT,
+     "changed comment view langconnect.ready_documents"),
     ("change a sequence's increment", "ALTER SEQUENCE langconnect.plans_id_seq INCREMENT BY 10",
      "ALTER SEQUENCE langconnect.plans_id_seq INCREMENT BY 1", "changed sequence langconnect.plans_id_seq"),
-    ("change the owner of a table", "ALTER TABLE langconnect.client_settings OWNER TO service_role",
-     "ALTER TABLE langconnect.client_settings OWNER TO CURRENT_USER",
-     "changed owner table langconnect.client_settings"),
+    ("change the owner of a table", "ALTER TABLE langconnect.documents OWNER TO service_role",
+     "ALTER TABLE langconnect.documents OWNER TO CURRENT_USER",
+     "changed owner table langconnect.documents"),
     ("add an extension to the app schema", "CREATE EXTENSION citext SCHEMA langconnect", "DROP EXTENSION citext",
      "extra extension citext"),
 ]
@@ -239,8 +249,8 @@ def test_findings_carry_both_definitions_readably(pair: Pair) -> None:
     [narrowed] = _found(pair, "REVOKE DELETE ON langconnect.documents FROM authenticated",
                         "GRANT DELETE ON langconnect.documents TO authenticated")
     assert (narrowed.expected, narrowed.actual) == ("DELETE, INSERT, SELECT, UPDATE", "INSERT, SELECT, UPDATE")
-    [owner] = _found(pair, "ALTER TABLE langconnect.client_settings OWNER TO service_role",
-                     "ALTER TABLE langconnect.client_settings OWNER TO CURRENT_USER")
+    [owner] = _found(pair, "ALTER TABLE langconnect.documents OWNER TO service_role",
+                     "ALTER TABLE langconnect.documents OWNER TO CURRENT_USER")
     assert (owner.expected, owner.actual) == ("(migration user)", "service_role")
     [renamed] = _found(pair, "ALTER TABLE langconnect.plans RENAME CONSTRAINT plans_name_key TO plans_name_unique",
                        "ALTER TABLE langconnect.plans RENAME CONSTRAINT plans_name_unique TO plans_name_key")
@@ -271,18 +281,18 @@ def test_without_owners_an_owner_change_is_no_drift(pair: Pair) -> None:
     finally:
         connection.close()
     assert [key for key in expected.objects if key[0] == "owner"] == []
-    assert _found(pair, "ALTER TABLE langconnect.client_settings OWNER TO service_role; "
+    assert _found(pair, "ALTER TABLE langconnect.documents OWNER TO service_role; "
                         "ALTER FUNCTION langconnect.touch_updated_at() OWNER TO service_role",
-                  "ALTER TABLE langconnect.client_settings OWNER TO CURRENT_USER; "
+                  "ALTER TABLE langconnect.documents OWNER TO CURRENT_USER; "
                   "ALTER FUNCTION langconnect.touch_updated_at() OWNER TO CURRENT_USER", owners=False) == [
         # the model without owners is compared to one with them: only the owner entries differ
         Finding("missing", "owner", name, "(migration user)", None) for name in sorted(
             name for kind, name in pair.model.objects if kind == "owner")]
-    pair.target.execute("ALTER TABLE langconnect.client_settings OWNER TO service_role")
+    pair.target.execute("ALTER TABLE langconnect.documents OWNER TO service_role")
     try:
         assert compare(expected, pair.read(owners=False)) == []
     finally:
-        pair.target.execute("ALTER TABLE langconnect.client_settings OWNER TO CURRENT_USER")
+        pair.target.execute("ALTER TABLE langconnect.documents OWNER TO CURRENT_USER")
 
 
 def test_the_history_tables_are_never_in_the_model(pair: Pair) -> None:
