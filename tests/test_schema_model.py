@@ -82,6 +82,7 @@ def test_after_migrate_two_databases_have_the_same_model(pair: Pair) -> None:
     assert compare(pair.model, actual) == []
     assert actual.objects == pair.model.objects
     assert actual.not_compared == pair.model.not_compared == []
+    assert actual.major == pair.model.major >= 14
     kinds = {kind for kind, _ in actual.objects}
     assert kinds >= {"schema", "table", "column", "constraint", "index", "view", "sequence", "function", "trigger",
                      "policy", "type", "grant", "owner"}
@@ -384,8 +385,13 @@ def test_what_the_model_cannot_compare_is_listed_never_ignored(pair: Pair) -> No
         CREATE FOREIGN DATA WRAPPER drift_test_fdw;
         CREATE SERVER drift_test_server FOREIGN DATA WRAPPER drift_test_fdw;
         CREATE FOREIGN TABLE langconnect.remote (id integer) SERVER drift_test_server;
+        CREATE OPERATOR FAMILY langconnect.fam USING btree;
+        CREATE FUNCTION langconnect.on_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN END $$;
+        CREATE EVENT TRIGGER drift_test_ddl ON ddl_command_end EXECUTE FUNCTION langconnect.on_ddl();
     """
     revert = """
+        DROP EVENT TRIGGER drift_test_ddl; DROP FUNCTION langconnect.on_ddl();
+        DROP OPERATOR FAMILY langconnect.fam USING btree;
         DROP FOREIGN TABLE langconnect.remote; DROP SERVER drift_test_server; DROP FOREIGN DATA WRAPPER drift_test_fdw;
         DROP AGGREGATE langconnect.total(integer); DROP COLLATION langconnect.plain;
         DROP TEXT SEARCH CONFIGURATION langconnect.docs; DROP STATISTICS langconnect.plans_stats;
@@ -401,12 +407,14 @@ def test_what_the_model_cannot_compare_is_listed_never_ignored(pair: Pair) -> No
         pair.target.execute(revert)
     # the function behind the cast is compared; the rest is listed
     assert [str(f) for f in compare(pair.model, actual)] == [
-        "extra function langconnect.status_text(langconnect.document_status)"]
+        "extra function langconnect.on_ddl()", "extra function langconnect.status_text(langconnect.document_status)"]
     assert actual.not_compared == sorted([
         "aggregate langconnect.total(integer)",
         "cast from langconnect.document_status to text",
         "collation langconnect.plain",
+        "event trigger drift_test_ddl",
         "foreign table langconnect.remote",
+        "operator family langconnect.fam for access method btree",
         "operator langconnect.===(integer,integer)",
         "rule plans_no_delete on table langconnect.plans",
         "server drift_test_server",
@@ -508,6 +516,22 @@ SHAPE_EDITS = [
      "DROP INDEX langconnect.people_count_idx", "extra index langconnect.people_count_idx"),
     ("a standalone sequence's cache", "ALTER SEQUENCE langconnect.counter CACHE 20",
      "ALTER SEQUENCE langconnect.counter CACHE 1", "changed sequence langconnect.counter"),
+    ("a publication FOR ALL TABLES", "CREATE PUBLICATION drift_everything FOR ALL TABLES",
+     "DROP PUBLICATION drift_everything", "extra publication all tables in drift_everything"),
+    ("a publication FOR TABLES IN SCHEMA", "CREATE PUBLICATION drift_schema FOR TABLES IN SCHEMA langconnect",
+     "DROP PUBLICATION drift_schema", "extra publication tables in schema langconnect in drift_schema"),
+    ("a publication of some columns", "CREATE PUBLICATION drift_some FOR TABLE langconnect.people (id, name) "
+                                      "WHERE (id > 0)",
+     "DROP PUBLICATION drift_some", "extra publication langconnect.people in drift_some"),
+    ("comment on the schema", "COMMENT ON SCHEMA langconnect IS 'the app'", "COMMENT ON SCHEMA langconnect IS NULL",
+     "extra comment schema langconnect"),
+    ("comment on a function", "COMMENT ON FUNCTION langconnect.noop() IS 'does nothing'",
+     "COMMENT ON FUNCTION langconnect.noop() IS NULL", "extra comment function langconnect.noop()"),
+    ("comment on a constraint", "COMMENT ON CONSTRAINT people_pkey ON langconnect.people IS 'the id'",
+     "COMMENT ON CONSTRAINT people_pkey ON langconnect.people IS NULL",
+     "extra comment constraint langconnect.people.people_pkey"),
+    ("comment on a sequence", "COMMENT ON SEQUENCE langconnect.counter IS 'counts'",
+     "COMMENT ON SEQUENCE langconnect.counter IS NULL", "extra comment sequence langconnect.counter"),
     ("make a table unlogged", "ALTER TABLE langconnect.base SET UNLOGGED", "ALTER TABLE langconnect.base SET LOGGED",
      "changed table langconnect.base"),
     ("drop a table", "DROP TABLE langconnect.people CASCADE",

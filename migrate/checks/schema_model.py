@@ -68,6 +68,13 @@ class Model(NamedTuple):
     objects: dict[Key, str]
     not_compared: list[str]  # e.g. "operator langconnect.===(integer,integer)"
     parents: dict[Key, tuple[Key, ...]] = {}  # noqa: RUF012 - never mutated; read_model fills its own
+    server_version: int = 0  # server_version_num of the database read (0: not read from one)
+
+    @property
+    def major(self) -> int:
+        """The server's major version (15, 18): models of different majors differ in how PostgreSQL prints
+        definitions (a view's columns are qualified before 16), so drift compares like with like."""
+        return self.server_version // 10000
 
 
 class Finding(NamedTuple):
@@ -671,7 +678,7 @@ def _read(cursor: Any, schema: str, attached: set[tuple[str, str, str]], owners:
     if ns is not None:
         cursor.execute(_NOT_COMPARED, params)
         not_compared = sorted({row[0] for row in cursor.fetchall()})
-    return Model(objects, not_compared, parents)
+    return Model(objects, not_compared, parents, int(version))
 
 
 def compare(expected: Model, actual: Model) -> list[Finding]:
