@@ -27,12 +27,22 @@ Choices that make "one edit, one finding" hold:
 - **Implied objects are not repeated.** The index behind a primary key, unique or exclusion constraint is
   the constraint's (renaming the constraint renames both); NOT NULL is the column's nullability (PostgreSQL
   18 also stores it as a constraint); a view's columns are its definition (their grants and comments are
-  entries); the columns of a composite type are the type's definition.
+  entries); the columns of a composite type are the type's definition; an identity column's sequence is
+  the column's (its parameters are in the column's definition); a range type's constructors are the type's.
+- **What belongs to an object goes with it.** Model.parents says which entries each entry belongs to (a
+  column's table, a grant's, owner's or comment's object, an index's table, a serial's column, what lives
+  in the schema; a partition's column, index, constraint and trigger also the parent table's): compare()
+  reports a table added by hand once, not once per column, grant and comment, and a missing schema once.
 - **Positions are not compared**: a column's attnum depends on the columns once dropped, which differ
   between a database edited by hand and back and a fresh one.
 - **Renames pair up.** compare() reports a constraint, index, trigger or policy that is missing under one
   name and extra under another on the same table, with the same definition, as one changed object
   (`actual` says "renamed to ...").
+- **On platform tables, only what the files attach is read** (`attached`: the policy and trigger names
+  the files create there), so the platform itself is never compared: a policy added by hand on
+  storage.objects is not seen, and one the files create that was renamed there is "missing".
+- **Like with like.** PostgreSQL prints some definitions differently across major versions (a view's
+  columns are table-qualified before 16): compare models of the same major (Model.major).
 
 What the model leaves out: the tool's own history tables (their rows differ by design), objects that
 belong to an extension (the extension is one entry: name and schema, not version; only extensions in the
@@ -40,7 +50,8 @@ app schema, named by the caller, or used by the app's objects), and the platform
 finds in the app schema and cannot compare (operators, casts of app types, rules other than a view's,
 statistics objects, text search objects, collations, conversions, aggregates, operator classes and
 families, foreign tables and their servers, event triggers running app functions) is listed in
-`not_compared`, never silently ignored.
+`not_compared`, never silently ignored; compare() looks at `objects` only, so the caller lists both sides'
+`not_compared` (an operator created by hand on the target is in the actual model's list alone).
 """
 
 from __future__ import annotations
