@@ -181,7 +181,10 @@ _OBJECT_QUERIES: tuple[str, ...] = (
                          || CASE WHEN c.relforcerowsecurity THEN ', forced' ELSE '' END,
                      'with (' || array_to_string(c.reloptions, ', ') || ')',
                      CASE c.relreplident WHEN 'n' THEN 'replica identity nothing' WHEN 'f' THEN 'replica identity full'
-                          WHEN 'i' THEN 'replica identity index' END,
+                          WHEN 'i' THEN 'replica identity using index ' ||
+                               (SELECT quote_ident(ri.relname) FROM pg_index i JOIN pg_class ri ON ri.oid = i.indexrelid
+                                 WHERE i.indrelid = c.oid AND i.indisreplident) END,
+                     'of type ' || nullif(c.reloftype, 0)::regtype::text,
                      (SELECT 'using ' || am.amname FROM pg_am am WHERE am.oid = c.relam AND am.amname <> 'heap'),
                      (SELECT 'tablespace ' || quote_ident(ts.spcname) FROM pg_tablespace ts
                        WHERE ts.oid = c.reltablespace)),
@@ -236,6 +239,8 @@ _OBJECT_QUERIES: tuple[str, ...] = (
                      CASE WHEN a.attstorage <> t.typstorage THEN 'storage ' || CASE a.attstorage
                           WHEN 'p' THEN 'plain' WHEN 'e' THEN 'external' WHEN 'm' THEN 'main' ELSE 'extended' END END,
                      CASE a.attcompression WHEN 'p' THEN 'compression pglz' WHEN 'l' THEN 'compression lz4' END,
+                     -- ALTER COLUMN SET STATISTICS (-1 before 17, NULL since: the default)
+                     CASE WHEN a.attstattarget >= 0 THEN 'statistics ' || a.attstattarget END,
                      -- attribute options a person sets (n_distinct); some builds keep their own (pg_attver=...)
                      'with (' || (SELECT string_agg(o, ', ') FROM unnest(a.attoptions) o WHERE left(o, 3) <> 'pg_')
                               || ')'),
