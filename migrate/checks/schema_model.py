@@ -617,11 +617,13 @@ def read_model(connection: Any, schema: str, attached: set[tuple[str, str, str]]
             try:
                 model = _read(cursor, schema, attached, owners, list(extensions))
             except BaseException:
-                cursor.execute("ROLLBACK")
+                if not connection.closed:  # a lost connection's error is the one to report
+                    cursor.execute("ROLLBACK")
                 raise
             cursor.execute("COMMIT")
     finally:
-        connection.autocommit = autocommit
+        if not connection.closed:
+            connection.autocommit = autocommit
     return model
 
 
