@@ -4,7 +4,9 @@ after its revert they compare equal again.
 
 Both databases get the Supabase-shaped platform (supabase_fixture) and the realistic app
 (tests/supabase_app), migrated by the real `migrate`. They are built once per server (module scope):
-every edit is reverted before the next test reads the target.
+every edit is reverted before the next test reads the target. Kinds the app does not have (partitioned
+and inherited tables, domains, composite types, publications of a schema or of every table, ...) are
+edited on a second pair built from plain SQL (`SHAPES`).
 """
 
 from __future__ import annotations

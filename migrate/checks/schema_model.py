@@ -41,8 +41,8 @@ Choices that make "one edit, one finding" hold:
 - **On platform tables, only what the files attach is read** (`attached`: the policy and trigger names
   the files create there), so the platform itself is never compared: a policy added by hand on
   storage.objects is not seen, and one the files create that was renamed there is "missing".
-- **Like with like.** PostgreSQL prints some definitions differently across major versions (a view's
-  columns are table-qualified before 16): compare models of the same major (Model.major).
+- **Like with like.** PostgreSQL prints some definitions differently across major versions (15 prints a
+  view's columns table-qualified, 18 does not): compare models of the same major (Model.major).
 
 What the model leaves out: the tool's own history tables (their rows differ by design), objects that
 belong to an extension (the extension is one entry: name and schema, not version; only extensions in the
@@ -84,7 +84,7 @@ class Model(NamedTuple):
     @property
     def major(self) -> int:
         """The server's major version (15, 18): models of different majors differ in how PostgreSQL prints
-        definitions (a view's columns are qualified before 16), so drift compares like with like."""
+        definitions (15 prints a view's columns table-qualified, 18 does not): compare like with like."""
         return self.server_version // 10000
 
 
