@@ -45,8 +45,9 @@ Choices that make "one edit, one finding" hold:
   view's columns table-qualified, 18 does not): compare models of the same major (Model.major).
 
 What the model leaves out: the tool's own history tables (their rows differ by design), objects that
-belong to an extension (the extension is one entry: name and schema, not version; only extensions in the
-app schema, named by the caller, or used by the app's objects), and the platform's own objects. What it
+belong to an extension (the extension is one entry: name and schema, not version, nor its comment, which
+comes with the version; only extensions in the app schema, named by the caller, or used by the app's
+objects), and the platform's own objects. What it
 finds in the app schema and cannot compare (operators, casts of app types, rules other than a view's,
 statistics objects, text search objects, collations, conversions, aggregates, operator classes and
 families, foreign tables and their servers, event triggers running app functions) is listed in
