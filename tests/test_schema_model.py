@@ -610,3 +610,23 @@ def test_a_failed_read_rolls_back_and_a_lost_connection_reports_its_own_error(pa
             read_model(connection, SCHEMA, pair.attached)
     finally:
         connection.close()
+
+
+def test_a_role_without_privileges_reads_the_same_model(pair: Pair) -> None:
+    """drift may read a target as a role that owns nothing (owners aside, it sees what the migration user sees)."""
+    connection = pair.expected.connect()
+    try:
+        expected = read_model(connection, SCHEMA, pair.attached, owners=False)
+    finally:
+        connection.close()
+    connection = pair.target.connect()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SET ROLE pg_monitor")  # a role of its own that holds no privilege in the app
+        actual = read_model(connection, SCHEMA, pair.attached, owners=False)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT current_user")
+            assert cursor.fetchone() == ("pg_monitor",)
+    finally:
+        connection.close()
+    assert compare(expected, actual) == []
