@@ -134,7 +134,7 @@ def run_drift(settings: Settings, owners: bool = True) -> DriftResult:
     with open_shadow(settings, every, "drift") as shadow:
         _describe(result.shadow, shadow)
         result.notes.extend(DriftNote(note.kind, note.message) for note in shadow.notes)
-        applied = apply_on_shadow(settings, shadow, files)
+        applied = apply_on_shadow(settings, shadow, files, quiet=True)
         result.notes.extend(_skipped_notes(applied, shadow.server.label()))
         expected = _read_shadow(settings, shadow, every, owners)
         missing_extensions = {entry.name for entry in shadow.platform.entries
