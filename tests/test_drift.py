@@ -287,3 +287,51 @@ def test_several_environments_and_status_drift(project: Project, db: Database, s
             "none", "1 object", "not checked: unreachable"]
         assert listed["environments"][1]["drift"]["drift"]["findings"][0]["name"] == "langconnect.profiles.nickname"
         assert _shadows(db) == [] and _shadows(other) == []
+
+
+def test_a_version_whose_file_is_gone_is_noted_and_what_it_made_shows_as_extra(project: Project, db: Database) -> None:
+    project.write("lanconnect", "001_things.sql", "CREATE SCHEMA IF NOT EXISTS langconnect;\n"
+                  "CREATE TABLE IF NOT EXISTS langconnect.things (id bigint PRIMARY KEY);\n")
+    gone = project.write("lanconnect", "002_more.sql", "CREATE TABLE IF NOT EXISTS langconnect.more (id bigint);\n")
+    _disposable(project)
+    assert project.run("migrate").code == 0
+    gone.unlink()
+    result = project.run("drift")
+    assert result.code == 7, result.err
+    assert _findings(result.out) == ["extra table langconnect.more"]
+    [note] = [line for line in result.out.splitlines() if line.startswith("note missing-file: ")]
+    assert note == ("note missing-file: lanconnect version 002 is recorded (applied) but no file has that version: "
+                    "what it created cannot be expected, so it shows as extra; restore the file to compare it")
+
+
+def test_a_migration_that_fails_on_the_shadow_stops_drift_naming_it(project: Project, db: Database, server: Server,
+                                                                     platform: list[str]) -> None:
+    if "pgcrypto" not in platform:
+        pytest.skip("the target's server has no pgcrypto: the file could not have been applied there")
+    from conftest import _embedded_server
+
+    project.write("lanconnect", "001_tokens.sql", """
+        CREATE EXTENSION IF NOT EXISTS pgcrypto WITH SCHEMA extensions;
+        CREATE SCHEMA IF NOT EXISTS langconnect;
+        CREATE TABLE IF NOT EXISTS langconnect.tokens (secret bytea DEFAULT extensions.gen_random_bytes(16));
+    """)
+    _disposable(project)
+    assert project.run("migrate").code == 0
+    embedded = _embedded_server()  # no pgcrypto there
+    (project.root / "envs" / "local.env").write_text(
+        f"DATABASE_URL={project.url}\nMAX_WAIT_TIME=5\nMIGRATE_SHADOW_URL={embedded.url('postgres')}\n"
+        "MIGRATE_SHADOW_DISPOSABLE=true\n")
+    result = project.run("drift", "--json")
+    assert result.code == 4, result.err
+    message = json.loads(result.out)["error"]["message"]
+    assert message.startswith("migrations/lanconnect/001_tokens.sql:1:1: ERROR ")
+    assert 'extension "pgcrypto" is not available' in message
+    assert "lanconnect version 001 fails on the shadow database, so the expected state could not be built" in message
+    assert "lacks that extension: point MIGRATE_SHADOW_URL at a server that has it" in message
+    connection = embedded.connect()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT datname FROM pg_database WHERE datname LIKE 'migrate_drift_%%'")
+            assert cursor.fetchall() == []
+    finally:
+        connection.close()

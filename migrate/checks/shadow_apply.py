@@ -166,8 +166,9 @@ def _apply(settings: Settings, shadow: Shadow, files: ShadowFiles) -> ShadowAppl
     return ShadowApplied(applied, skipped)
 
 
-def failure_hints(shadow: Shadow, head: str, skipped: list[str]) -> list[str]:
-    """What likely made a file fail on the shadow when it ran on the target: what the shadow lacks."""
+def failure_hints(shadow: Shadow, head: str, skipped: list[str], noun: str = "notes") -> list[str]:
+    """What likely made a file fail on the shadow when it ran on the target: what the shadow lacks.
+    noun: what the caller calls the shadow's notes (verify: findings)."""
     hints = []
     lowered = head.lower()
     if "extension" in lowered and ("not available" in lowered or "control file" in lowered):
@@ -175,7 +176,7 @@ def failure_hints(shadow: Shadow, head: str, skipped: list[str]) -> list[str]:
                      "MIGRATE_SHADOW_URL at a server that has it (for Supabase, `supabase start`'s database)")
     elif "does not exist" in lowered:
         hints.append("the shadow lacks what the file expects: see the missing-role, missing-extension and "
-                     "shadow-setup notes, or describe the platform in MIGRATE_SHADOW_SETUP")
+                     f"shadow-setup {noun}, or describe the platform in MIGRATE_SHADOW_SETUP")
     if skipped:
         hints.append(f"{', '.join(skipped)} did not run (cluster-level), which may be why")
     return hints

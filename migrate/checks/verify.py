@@ -286,7 +286,7 @@ class _Verifier:
 
     def _first_run_failed(self, item: MigrationInfo, names: list[str], error: MigrateError) -> None:
         head = error.message.split(f"; {item.track.name} version {item.version} failed", 1)[0]
-        hints = failure_hints(self.shadow, head, self.skipped)
+        hints = failure_hints(self.shadow, head, self.skipped, noun="findings")
         hints.append("if it runs on the target, the shadow differs from it there; if it fails everywhere and no "
                      "database has applied it yet, fix it")
         for name in names:
