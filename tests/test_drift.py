@@ -151,6 +151,9 @@ def test_pending_files_are_listed_as_pending_never_as_drift(
     assert code == 0
     assert [(p["track"], p["version"], p["state"]) for p in document["pending"]] == [("lanconnect", "007", "pending")]
     assert "007" not in [v["version"] for v in document["compared_with"] if v["track"] == "lanconnect"]
+    status = project.run("status", "--drift")  # one environment: status's table, then a drift line
+    assert status.code == 0, status.err
+    assert status.out.splitlines()[-1] == "Drift: none"
     # the same table made by hand before its migration ran is drift: the target has what no applied file made
     db.execute("CREATE TABLE langconnect.tags (id bigint PRIMARY KEY, name text NOT NULL)")
     made = project.run("drift")

@@ -351,6 +351,11 @@ def check_environment(name: str, root: Any, environ: Any = None, owners: bool = 
                else "a migration fails on the shadow" if isinstance(error, ShadowFailed)
                else "misconfigured" if isinstance(error, ConfigError) else f"exit {error.exit_code}")
         return DriftOutcome(name, NOT_CHECKED, f"not checked: {why}", error.exit_code, error.message, None, error)
+    except Exception as error:  # a database error (a privilege the catalog read needs): this environment only
+        from migrate.database.connection import first_line
+
+        return DriftOutcome(name, NOT_CHECKED, "not checked: error", 1, f"{type(error).__name__}: "
+                            f"{first_line(str(error))}")
     drifted = len(result.drifted)
     if drifted:
         return DriftOutcome(name, DRIFT, f"{drifted} object{'s' if drifted != 1 else ''}", EXIT_DRIFT, None, result)
