@@ -89,6 +89,353 @@ def test_after_migrate_two_databases_have_the_same_model(pair: Pair) -> None:
         print(key, "=>", actual.objects[key])
 
 
+TOUCH = """CREATE OR REPLACE FUNCTION langconnect.touch_updated_at() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  NEW.updated_at := {now};
+  RETURN NEW;
+END;
+$$"""
+NEW_USER_TRIGGER = ("CREATE TRIGGER on_auth_user_created AFTER INSERT ON auth.users "
+                    "FOR EACH ROW EXECUTE FUNCTION langconnect.handle_new_user()")
+READ_DOCUMENTS = ("CREATE POLICY \"Users read their own documents\" ON storage.objects FOR SELECT TO authenticated "
+                  "USING (bucket_id = 'documents' AND owner = auth.uid())")
+READY_COMMENT = ("COMMENT ON VIEW langconnect.ready_documents IS "
+                 "'Documents whose processing is done, as their owner sees them'")
+READY_VIEW = ("CREATE VIEW langconnect.ready_documents WITH (security_invoker = true) AS "
+              "SELECT id, owner_id, title FROM langconnect.documents WHERE status = 'ready'; "
+              "GRANT SELECT ON langconnect.ready_documents TO authenticated; " + READY_COMMENT)
+
+# (id, the hand edit, its revert, the one finding it must give)
+EDITS = [
+    ("add a column", "ALTER TABLE langconnect.documents ADD COLUMN summary text",
+     "ALTER TABLE langconnect.documents DROP COLUMN summary", "extra column langconnect.documents.summary"),
+    ("change a default", "ALTER TABLE langconnect.documents ALTER COLUMN status SET DEFAULT 'processing'",
+     "ALTER TABLE langconnect.documents ALTER COLUMN status SET DEFAULT 'draft'",
+     "changed column langconnect.documents.status"),
+    ("drop NOT NULL", "ALTER TABLE langconnect.documents ALTER COLUMN title DROP NOT NULL",
+     "ALTER TABLE langconnect.documents ALTER COLUMN title SET NOT NULL", "changed column langconnect.documents.title"),
+    ("change a column type", "ALTER TABLE langconnect.plans ALTER COLUMN max_documents TYPE bigint",
+     "ALTER TABLE langconnect.plans ALTER COLUMN max_documents TYPE integer",
+     "changed column langconnect.plans.max_documents"),
+    ("add an index", "CREATE INDEX documents_status_idx ON langconnect.documents (status)",
+     "DROP INDEX langconnect.documents_status_idx", "extra index langconnect.documents_status_idx"),
+    ("add a check constraint",
+     "ALTER TABLE langconnect.plans ADD CONSTRAINT plans_max_documents_check CHECK (max_documents > 0)",
+     "ALTER TABLE langconnect.plans DROP CONSTRAINT plans_max_documents_check",
+     "extra constraint langconnect.plans.plans_max_documents_check"),
+    ("rename a constraint", "ALTER TABLE langconnect.plans RENAME CONSTRAINT plans_name_key TO plans_name_unique",
+     "ALTER TABLE langconnect.plans RENAME CONSTRAINT plans_name_unique TO plans_name_key",
+     "changed constraint langconnect.plans.plans_name_key"),
+    ("drop a policy on storage.objects", 'DROP POLICY "Users read their own documents" ON storage.objects',
+     READ_DOCUMENTS, 'missing policy storage.objects."Users read their own documents"'),
+    ("change a policy's USING",
+     'ALTER POLICY "Owners manage their documents" ON langconnect.documents USING (true)',
+     'ALTER POLICY "Owners manage their documents" ON langconnect.documents USING (owner_id = auth.uid())',
+     'changed policy langconnect.documents."Owners manage their documents"'),
+    ("add a policy", 'CREATE POLICY "Anyone reads plans" ON langconnect.plans FOR SELECT USING (true)',
+     'DROP POLICY "Anyone reads plans" ON langconnect.plans', 'extra policy langconnect.plans."Anyone reads plans"'),
+    ("disable RLS", "ALTER TABLE langconnect.profiles DISABLE ROW LEVEL SECURITY",
+     "ALTER TABLE langconnect.profiles ENABLE ROW LEVEL SECURITY", "changed table langconnect.profiles"),
+    ("force RLS", "ALTER TABLE langconnect.documents FORCE ROW LEVEL SECURITY",
+     "ALTER TABLE langconnect.documents NO FORCE ROW LEVEL SECURITY", "changed table langconnect.documents"),
+    ("set a table option", "ALTER TABLE langconnect.documents SET (fillfactor = 70)",
+     "ALTER TABLE langconnect.documents RESET (fillfactor)", "changed table langconnect.documents"),
+    ("change a function body", TOUCH.format(now="clock_timestamp()"), TOUCH.format(now="now()"),
+     "changed function langconnect.touch_updated_at()"),
+    ("make a function SECURITY DEFINER", "ALTER FUNCTION langconnect.touch_updated_at() SECURITY DEFINER",
+     "ALTER FUNCTION langconnect.touch_updated_at() SECURITY INVOKER",
+     "changed function langconnect.touch_updated_at()"),
+    ("set a function's search_path", "ALTER FUNCTION langconnect.touch_updated_at() SET search_path = public",
+     "ALTER FUNCTION langconnect.touch_updated_at() RESET search_path",
+     "changed function langconnect.touch_updated_at()"),
+    ("add a function", "CREATE FUNCTION langconnect.answer() RETURNS int LANGUAGE sql AS 'SELECT 42'",
+     "DROP FUNCTION langconnect.answer()", "extra function langconnect.answer()"),
+    ("drop the trigger on auth.users", "DROP TRIGGER on_auth_user_created ON auth.users", NEW_USER_TRIGGER,
+     "missing trigger auth.users.on_auth_user_created"),
+    ("disable a trigger", "ALTER TABLE langconnect.documents DISABLE TRIGGER documents_touch",
+     "ALTER TABLE langconnect.documents ENABLE TRIGGER documents_touch",
+     "changed trigger langconnect.documents.documents_touch"),
+    ("grant to anon", "GRANT SELECT ON langconnect.documents TO anon",
+     "REVOKE SELECT ON langconnect.documents FROM anon", "extra grant langconnect.documents to anon"),
+    ("revoke from authenticated", "REVOKE ALL ON langconnect.documents FROM authenticated",
+     "GRANT SELECT, INSERT, UPDATE, DELETE ON langconnect.documents TO authenticated",
+     "missing grant langconnect.documents to authenticated"),
+    ("revoke one privilege", "REVOKE DELETE ON langconnect.documents FROM authenticated",
+     "GRANT DELETE ON langconnect.documents TO authenticated", "changed grant langconnect.documents to authenticated"),
+    ("a column grant", "GRANT UPDATE (title) ON langconnect.documents TO anon",
+     "REVOKE UPDATE (title) ON langconnect.documents FROM anon", "extra grant langconnect.documents.title to anon"),
+    ("revoke a column grant", "REVOKE UPDATE (value) ON langconnect.client_settings FROM service_role",
+     "GRANT UPDATE (value) ON langconnect.client_settings TO service_role",
+     "missing grant langconnect.client_settings.value to service_role"),
+    ("a grant on the schema", "GRANT CREATE ON SCHEMA langconnect TO anon",
+     "REVOKE CREATE ON SCHEMA langconnect FROM anon", "changed grant langconnect to anon"),
+    ("revoke a function from PUBLIC", "REVOKE EXECUTE ON FUNCTION langconnect.handle_new_user() FROM PUBLIC",
+     "GRANT EXECUTE ON FUNCTION langconnect.handle_new_user() TO PUBLIC",
+     "missing grant langconnect.handle_new_user() to PUBLIC"),
+    ("revoke a type from PUBLIC", "REVOKE USAGE ON TYPE langconnect.document_status FROM PUBLIC",
+     "GRANT USAGE ON TYPE langconnect.document_status TO PUBLIC",
+     "missing grant langconnect.document_status to PUBLIC"),
+    ("a grant on a sequence", "GRANT USAGE ON SEQUENCE langconnect.plans_id_seq TO authenticated",
+     "REVOKE USAGE ON SEQUENCE langconnect.plans_id_seq FROM authenticated",
+     "extra grant langconnect.plans_id_seq to authenticated"),
+    ("alter default privileges", "ALTER DEFAULT PRIVILEGES IN SCHEMA langconnect GRANT SELECT ON TABLES TO anon",
+     "ALTER DEFAULT PRIVILEGES IN SCHEMA langconnect REVOKE SELECT ON TABLES FROM anon",
+     "extra default privileges for role (migration user) in schema langconnect on tables to anon"),
+    ("alter global default privileges", "ALTER DEFAULT PRIVILEGES REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC",
+     "ALTER DEFAULT PRIVILEGES GRANT EXECUTE ON FUNCTIONS TO PUBLIC",
+     "extra default privileges for role (migration user) on functions to PUBLIC"),
+    ("add an enum label", "ALTER TYPE langconnect.document_status ADD VALUE 'archived'",
+     "DELETE FROM pg_enum WHERE enumtypid = 'langconnect.document_status'::regtype AND enumlabel = 'archived'",
+     "changed type langconnect.document_status"),
+    ("change a view's security_invoker", "ALTER VIEW langconnect.ready_documents SET (security_invoker = false)",
+     "ALTER VIEW langconnect.ready_documents SET (security_invoker = true)",
+     "changed view langconnect.ready_documents"),
+    ("drop a view", "DROP VIEW langconnect.ready_documents", READY_VIEW, "missing view langconnect.ready_documents"),
+    ("add a table", "CREATE TABLE langconnect.notes (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, body text "
+                    "NOT NULL DEFAULT '' CHECK (body <> 'x')); GRANT SELECT ON langconnect.notes TO anon; "
+                    "COMMENT ON TABLE langconnect.notes IS 'by hand'",
+     "DROP TABLE langconnect.notes", "extra table langconnect.notes"),
+    ("comment on a column", "COMMENT ON COLUMN langconnect.documents.title IS 'Shown in lists'",
+     "COMMENT ON COLUMN langconnect.documents.title IS NULL", "extra comment column langconnect.documents.title"),
+    ("comment on a policy on storage.objects",
+     'COMMENT ON POLICY "Avatar images are publicly accessible" ON storage.objects IS \'anyone\'',
+     'COMMENT ON POLICY "Avatar images are publicly accessible" ON storage.objects IS NULL',
+     'extra comment policy storage.objects."Avatar images are publicly accessible"'),
+    ("add a table to a publication", "ALTER PUBLICATION supabase_realtime ADD TABLE langconnect.documents",
+     "ALTER PUBLICATION supabase_realtime DROP TABLE langconnect.documents",
+     "extra publication langconnect.documents in supabase_realtime"),
+    ("drop a table from a publication", "ALTER PUBLICATION supabase_realtime DROP TABLE langconnect.client_settings",
+     "ALTER PUBLICATION supabase_realtime ADD TABLE langconnect.client_settings",
+     "missing publication langconnect.client_settings in supabase_realtime"),
+    ("change a comment", "COMMENT ON VIEW langconnect.ready_documents IS 'Ready'", READY_COMMENT,
+     "changed comment view langconnect.ready_documents"),
+    ("change a sequence's increment", "ALTER SEQUENCE langconnect.plans_id_seq INCREMENT BY 10",
+     "ALTER SEQUENCE langconnect.plans_id_seq INCREMENT BY 1", "changed sequence langconnect.plans_id_seq"),
+    ("change the owner of a table", "ALTER TABLE langconnect.documents OWNER TO service_role",
+     "ALTER TABLE langconnect.documents OWNER TO CURRENT_USER",
+     "changed owner table langconnect.documents"),
+    ("rename an index", "ALTER INDEX langconnect.documents_owner_idx RENAME TO documents_owner_id_idx",
+     "ALTER INDEX langconnect.documents_owner_id_idx RENAME TO documents_owner_idx",
+     "changed index langconnect.documents_owner_idx"),
+    ("rename a trigger", "ALTER TRIGGER documents_touch ON langconnect.documents RENAME TO documents_touched",
+     "ALTER TRIGGER documents_touched ON langconnect.documents RENAME TO documents_touch",
+     "changed trigger langconnect.documents.documents_touch"),
+    ("rename a policy",
+     'ALTER POLICY "Owners manage their documents" ON langconnect.documents RENAME TO "Owners manage documents"',
+     'ALTER POLICY "Owners manage documents" ON langconnect.documents RENAME TO "Owners manage their documents"',
+     'changed policy langconnect.documents."Owners manage their documents"'),
+    # on a platform table only the names the files create are read: a policy renamed there is missing
+    ("rename a policy on storage.objects",
+     'ALTER POLICY "Users read their own documents" ON storage.objects RENAME TO "Read own documents"',
+     'ALTER POLICY "Read own documents" ON storage.objects RENAME TO "Users read their own documents"',
+     'missing policy storage.objects."Users read their own documents"'),
+    ("replica identity full", "ALTER TABLE langconnect.plans REPLICA IDENTITY FULL",
+     "ALTER TABLE langconnect.plans REPLICA IDENTITY DEFAULT", "changed table langconnect.plans"),
+    ("add a domain", "CREATE DOMAIN langconnect.email AS text NOT NULL CHECK (VALUE ~ '@')",
+     "DROP DOMAIN langconnect.email", "extra type langconnect.email"),
+    ("add a composite type", "CREATE TYPE langconnect.pair AS (a integer, b text)", "DROP TYPE langconnect.pair",
+     "extra type langconnect.pair"),
+    ("add a range type", "CREATE TYPE langconnect.score_range AS RANGE (subtype = float8)",
+     "DROP TYPE langconnect.score_range", "extra type langconnect.score_range"),
+    ("add a materialized view",
+     "CREATE MATERIALIZED VIEW langconnect.plan_names AS SELECT name FROM langconnect.plans; "
+     "CREATE INDEX plan_names_idx ON langconnect.plan_names (name)",
+     "DROP MATERIALIZED VIEW langconnect.plan_names", "extra materialized view langconnect.plan_names"),
+    ("add a procedure", "CREATE PROCEDURE langconnect.tidy() LANGUAGE sql AS 'SELECT 1'",
+     "DROP PROCEDURE langconnect.tidy()", "extra procedure langconnect.tidy()"),
+    ("add an identity to a column", "ALTER TABLE langconnect.plans ALTER COLUMN max_documents ADD GENERATED BY "
+                                    "DEFAULT AS IDENTITY",
+     "ALTER TABLE langconnect.plans ALTER COLUMN max_documents DROP IDENTITY",
+     "changed column langconnect.plans.max_documents"),
+    ("change an identity's increment", "ALTER TABLE langconnect.audit_log ALTER COLUMN id SET INCREMENT BY 5",
+     "ALTER TABLE langconnect.audit_log ALTER COLUMN id SET INCREMENT BY 1", "changed column langconnect.audit_log.id"),
+    ("add an extension to the app schema", "CREATE EXTENSION citext SCHEMA langconnect", "DROP EXTENSION citext",
+     "extra extension citext"),
+]
+
+
+@pytest.mark.parametrize(("edit", "revert", "finding"), [edit[1:] for edit in EDITS], ids=[edit[0] for edit in EDITS])
+def test_each_hand_edit_is_one_finding_and_its_revert_none(pair: Pair, edit: str, revert: str, finding: str) -> None:
+    pair.target.execute(edit)
+    try:
+        after_edit = pair.read()
+    finally:
+        pair.target.execute(revert)
+    found = compare(pair.model, after_edit)
+    assert [str(f) for f in found] == [finding], [(str(f), f.expected, f.actual) for f in found]
+    assert compare(pair.model, pair.read()) == []
+
+
 def test_finding_reads_as_a_line() -> None:
     finding = Finding("changed", "column", "langconnect.documents.title", "text; not null", "text")
     assert str(finding) == "changed column langconnect.documents.title"
+
+
+def _found(pair: Pair, edit: str, revert: str, owners: bool = True) -> list[Finding]:
+    pair.target.execute(edit)
+    try:
+        return compare(pair.model, pair.read(owners))
+    finally:
+        pair.target.execute(revert)
+
+
+def test_findings_carry_both_definitions_readably(pair: Pair) -> None:
+    [narrowed] = _found(pair, "REVOKE DELETE ON langconnect.documents FROM authenticated",
+                        "GRANT DELETE ON langconnect.documents TO authenticated")
+    assert (narrowed.expected, narrowed.actual) == ("DELETE, INSERT, SELECT, UPDATE", "INSERT, SELECT, UPDATE")
+    [owner] = _found(pair, "ALTER TABLE langconnect.documents OWNER TO service_role",
+                     "ALTER TABLE langconnect.documents OWNER TO CURRENT_USER")
+    assert (owner.expected, owner.actual) == ("(migration user)", "service_role")
+    [renamed] = _found(pair, "ALTER TABLE langconnect.plans RENAME CONSTRAINT plans_name_key TO plans_name_unique",
+                       "ALTER TABLE langconnect.plans RENAME CONSTRAINT plans_name_unique TO plans_name_key")
+    assert (renamed.expected, renamed.actual) == ("UNIQUE (name)",
+                                                  "renamed to langconnect.plans.plans_name_unique; UNIQUE (name)")
+    [column] = _found(pair, "ALTER TABLE langconnect.documents ALTER COLUMN title DROP NOT NULL",
+                      "ALTER TABLE langconnect.documents ALTER COLUMN title SET NOT NULL")
+    assert (column.expected, column.actual) == ("text; not null", "text")
+    [policy] = _found(pair, 'DROP POLICY "Users read their own documents" ON storage.objects', READ_DOCUMENTS)
+    assert (policy.state, policy.actual) == ("missing", None)
+    assert policy.expected == ("for select; permissive; to authenticated; "
+                               "using (((bucket_id = 'documents'::text) AND (owner = auth.uid())))")
+    [view] = _found(pair, "ALTER VIEW langconnect.ready_documents SET (security_invoker = false)",
+                    "ALTER VIEW langconnect.ready_documents SET (security_invoker = true)")
+    assert view.expected.startswith("with (security_invoker=true)\nas SELECT")
+    assert view.actual.startswith("with (security_invoker=false)\nas SELECT")
+    [enum] = _found(pair, "ALTER TYPE langconnect.document_status ADD VALUE 'archived' BEFORE 'failed'",
+                    "DELETE FROM pg_enum WHERE enumtypid = 'langconnect.document_status'::regtype "
+                    "AND enumlabel = 'archived'")
+    assert (enum.expected, enum.actual) == ("enum ('draft', 'processing', 'ready', 'failed')",
+                                            "enum ('draft', 'processing', 'ready', 'archived', 'failed')")
+
+
+def test_without_owners_an_owner_change_is_no_drift(pair: Pair) -> None:
+    connection = pair.expected.connect()
+    try:
+        expected = read_model(connection, SCHEMA, pair.attached, owners=False)
+    finally:
+        connection.close()
+    assert [key for key in expected.objects if key[0] == "owner"] == []
+    assert _found(pair, "ALTER TABLE langconnect.documents OWNER TO service_role; "
+                        "ALTER FUNCTION langconnect.touch_updated_at() OWNER TO service_role",
+                  "ALTER TABLE langconnect.documents OWNER TO CURRENT_USER; "
+                  "ALTER FUNCTION langconnect.touch_updated_at() OWNER TO CURRENT_USER", owners=False) == [
+        # the model without owners is compared to one with them: only the owner entries differ
+        Finding("missing", "owner", name, "(migration user)", None) for name in sorted(
+            name for kind, name in pair.model.objects if kind == "owner")]
+    pair.target.execute("ALTER TABLE langconnect.documents OWNER TO service_role")
+    try:
+        assert compare(expected, pair.read(owners=False)) == []
+    finally:
+        pair.target.execute("ALTER TABLE langconnect.documents OWNER TO CURRENT_USER")
+
+
+def test_the_history_tables_are_never_in_the_model(pair: Pair) -> None:
+    history = ("lanconnect_migration_versions", "client_migration_versions", "migration_attempts")
+    assert pair.target.query("SELECT count(*) FROM pg_class WHERE relnamespace = 'langconnect'::regnamespace "
+                             "AND relname = ANY(%s)", (list(history),)) == [(3,)]
+    edit = ("INSERT INTO langconnect.lanconnect_migration_versions (version, description) VALUES ('999', 'by hand'); "
+            "ALTER TABLE langconnect.migration_attempts ADD COLUMN note text; "
+            "CREATE INDEX attempts_note_idx ON langconnect.migration_attempts (note); "
+            "GRANT SELECT ON langconnect.client_migration_versions TO anon; "
+            "COMMENT ON TABLE langconnect.client_migration_versions IS 'ledger'")
+    revert = ("DELETE FROM langconnect.lanconnect_migration_versions WHERE version = '999'; "
+              "ALTER TABLE langconnect.migration_attempts DROP COLUMN note; "
+              "REVOKE SELECT ON langconnect.client_migration_versions FROM anon; "
+              "COMMENT ON TABLE langconnect.client_migration_versions IS NULL")
+    pair.target.execute(edit)
+    try:
+        actual = pair.read()
+    finally:
+        pair.target.execute(revert)
+    assert compare(pair.model, actual) == []
+    assert [key for key in actual.objects if any(name in key[1] for name in history)] == []
+
+
+def test_an_extension_is_one_entry_its_members_are_not_listed(pair: Pair) -> None:
+    pair.target.execute("CREATE EXTENSION citext SCHEMA langconnect")
+    try:
+        actual = pair.read()
+    finally:
+        pair.target.execute("DROP EXTENSION citext")
+    assert [key for key in actual.objects if "citext" in key[1]] == [("extension", "citext")]
+    assert actual.objects[("extension", "citext")] == "schema langconnect"
+    assert actual.not_compared == []  # its operators, casts and operator classes are the extension's
+    if pair.vector:  # the app's pgvector, in the platform's `extensions` schema, is used by an app table
+        assert pair.model.objects[("extension", "vector")] == "schema extensions"
+        assert [key for key in pair.model.objects if key[1].startswith("extensions.")] == []
+        assert pair.model.objects[("column", "langconnect.chunks.embedding")] == "extensions.vector(3)"
+
+
+def test_what_the_model_cannot_compare_is_listed_never_ignored(pair: Pair) -> None:
+    [(collation,)] = pair.target.query("SELECT collname FROM pg_collation WHERE collname IN ('C', 'POSIX') "
+                                       "ORDER BY 1 LIMIT 1")
+    edit = f"""
+        CREATE OPERATOR langconnect.=== (LEFTARG = integer, RIGHTARG = integer, FUNCTION = int4eq);
+        CREATE FUNCTION langconnect.status_text(langconnect.document_status) RETURNS text LANGUAGE sql
+            AS 'SELECT $1::text';
+        CREATE CAST (langconnect.document_status AS text)
+            WITH FUNCTION langconnect.status_text(langconnect.document_status);
+        CREATE RULE plans_no_delete AS ON DELETE TO langconnect.plans DO INSTEAD NOTHING;
+        CREATE STATISTICS langconnect.plans_stats ON id, max_documents FROM langconnect.plans;
+        CREATE TEXT SEARCH CONFIGURATION langconnect.docs (COPY = pg_catalog.simple);
+        CREATE COLLATION langconnect.plain FROM "{collation}";
+        CREATE AGGREGATE langconnect.total(integer) (SFUNC = int4pl, STYPE = integer);
+        CREATE FOREIGN DATA WRAPPER drift_test_fdw;
+        CREATE SERVER drift_test_server FOREIGN DATA WRAPPER drift_test_fdw;
+        CREATE FOREIGN TABLE langconnect.remote (id integer) SERVER drift_test_server;
+    """
+    revert = """
+        DROP FOREIGN TABLE langconnect.remote; DROP SERVER drift_test_server; DROP FOREIGN DATA WRAPPER drift_test_fdw;
+        DROP AGGREGATE langconnect.total(integer); DROP COLLATION langconnect.plain;
+        DROP TEXT SEARCH CONFIGURATION langconnect.docs; DROP STATISTICS langconnect.plans_stats;
+        DROP RULE plans_no_delete ON langconnect.plans;
+        DROP CAST (langconnect.document_status AS text);
+        DROP FUNCTION langconnect.status_text(langconnect.document_status);
+        DROP OPERATOR langconnect.=== (integer, integer);
+    """
+    pair.target.execute(edit)
+    try:
+        actual = pair.read()
+    finally:
+        pair.target.execute(revert)
+    # the function behind the cast is compared; the rest is listed
+    assert [str(f) for f in compare(pair.model, actual)] == [
+        "extra function langconnect.status_text(langconnect.document_status)"]
+    assert actual.not_compared == sorted([
+        "aggregate langconnect.total(integer)",
+        "cast from langconnect.document_status to text",
+        "collation langconnect.plain",
+        "foreign table langconnect.remote",
+        "operator langconnect.===(integer,integer)",
+        "rule plans_no_delete on table langconnect.plans",
+        "server drift_test_server",
+        "statistics object langconnect.plans_stats",
+        "text search configuration langconnect.docs",
+    ])
+    assert pair.read().not_compared == []
+
+
+def test_a_missing_schema_is_one_finding(pair: Pair) -> None:
+    empty = Model({}, [])
+    assert [str(f) for f in compare(pair.model, empty) if f.kind != "policy" and f.kind != "trigger"] == [
+        "missing schema langconnect"] + ([] if not pair.vector else ["missing extension vector"])
+
+
+def test_read_model_leaves_the_connection_as_it_found_it(pair: Pair) -> None:
+    connection = pair.target.connect()
+    try:
+        connection.autocommit = False
+        read_model(connection, SCHEMA, pair.attached)
+        assert connection.autocommit is False
+        assert connection.get_transaction_status() == 0  # idle
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        with pytest.raises(ValueError, match="idle connection"):
+            read_model(connection, SCHEMA, pair.attached)
+        connection.rollback()
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW search_path")
+            assert cursor.fetchone()[0] != "pg_catalog"
+    finally:
+        connection.close()

@@ -51,6 +51,7 @@ from typing import Any, Iterable, NamedTuple
 MIGRATION_USER = "(migration user)"
 OWNER = "(owner)"
 RENAMED_KINDS = ("constraint", "index", "trigger", "policy")
+_IN_SCHEMA = ("table", "view", "materialized view", "sequence", "function", "procedure", "type")
 
 
 Key = tuple[str, str]  # (kind, qualified name)
@@ -114,9 +115,26 @@ def _collation(oid: str) -> str:
 # Relations of the app schema that the model holds (tables, views, materialized views, sequences, composite types)
 _APP_RELATION = ("c.relnamespace = %(ns)s AND NOT (c.oid = ANY(%(skip)s::oid[])) AND "
                  + _not_member("pg_class", "c.oid"))
+# Functions and procedures of the app schema, but not a range type's constructors (the type's, internally)
+_APP_ROUTINE = ("p.prokind IN ('f', 'p', 'w') AND " + _not_member("pg_proc", "p.oid")
+                + " AND NOT EXISTS (SELECT 1 FROM pg_depend inner_dep WHERE inner_dep.classid = 'pg_proc'::regclass "
+                "AND inner_dep.objid = p.oid AND inner_dep.deptype = 'i')")
 _ATTACHED = "(n.nspname, c.relname, {name}) IN (SELECT * FROM unnest(%(att_s)s::text[], %(att_t)s::text[], " \
             "%(att_n)s::text[]))"
 
+_SEQUENCE_PARAMETERS = ("concat_ws('; ', 'as ' || format_type(s.seqtypid, NULL), 'increment ' || s.seqincrement, "
+                        "'minvalue ' || s.seqmin, 'maxvalue ' || s.seqmax, 'start ' || s.seqstart, "
+                        "'cache ' || s.seqcache, CASE WHEN s.seqcycle THEN 'cycle' ELSE 'no cycle' END)")
+# the column a sequence belongs to (deptype 'a': serial, OWNED BY; 'i': identity), for a sequence `c`
+_OWNING_COLUMN = f"""
+    SELECT d.deptype, {_qualified('tn.nspname', 'tc.relname')} || '.' || quote_ident(a.attname)
+      FROM pg_depend d
+      JOIN pg_class tc ON tc.oid = d.refobjid
+      JOIN pg_namespace tn ON tn.oid = tc.relnamespace
+      JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+     WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+       AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i') LIMIT 1
+"""
 _REL_KIND = "CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' ELSE 'table' END"
 
 # Each query returns: kind, name, definition, classid, objid, objsubid, owner (role as compared, or NULL), and the
@@ -163,26 +181,17 @@ _OBJECT_QUERIES: tuple[str, ...] = (
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE c.relkind IN ('v', 'm') AND {_APP_RELATION}
     """,
-    # sequences: parameters and the column that owns them, never where they stand
+    # sequences: parameters and the column that owns them (serial), never where they stand; an identity
+    # column's sequence is the column's (its parameters are in the column's definition)
     f"""
     SELECT 'sequence', {_qualified('n.nspname', 'c.relname')},
-           concat_ws('; ', CASE WHEN c.relpersistence = 'u' THEN 'unlogged' END,
-                     'as ' || format_type(s.seqtypid, NULL), 'increment ' || s.seqincrement,
-                     'minvalue ' || s.seqmin, 'maxvalue ' || s.seqmax, 'start ' || s.seqstart,
-                     'cache ' || s.seqcache, CASE WHEN s.seqcycle THEN 'cycle' ELSE 'no cycle' END,
-                     CASE o.deptype WHEN 'i' THEN 'identity of ' || o.col WHEN 'a' THEN 'owned by ' || o.col END),
+           concat_ws('; ', CASE WHEN c.relpersistence = 'u' THEN 'unlogged' END, {_SEQUENCE_PARAMETERS},
+                     'owned by ' || o.col),
            'pg_class'::regclass::oid, c.oid, 0, {_role('c.relowner')},
            CASE WHEN o.col IS NOT NULL THEN 'column' END, o.col
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_sequence s ON s.seqrelid = c.oid
-      LEFT JOIN LATERAL (SELECT d.deptype, {_qualified('tn.nspname', 'tc.relname')} || '.' || quote_ident(a.attname)
-                           FROM pg_depend d
-                           JOIN pg_class tc ON tc.oid = d.refobjid
-                           JOIN pg_namespace tn ON tn.oid = tc.relnamespace
-                           JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
-                          WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
-                            AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i') LIMIT 1) o(deptype, col)
-             ON true
-     WHERE c.relkind = 'S' AND {_APP_RELATION}
+      LEFT JOIN LATERAL ({_OWNING_COLUMN}) o(deptype, col) ON true
+     WHERE c.relkind = 'S' AND o.deptype IS DISTINCT FROM 'i' AND {_APP_RELATION}
     """,
     # columns of tables (a view's columns are its definition; a composite type's, the type's)
     f"""
@@ -191,7 +200,10 @@ _OBJECT_QUERIES: tuple[str, ...] = (
                      CASE WHEN a.attnotnull THEN 'not null' END,
                      CASE WHEN a.attgenerated = '' THEN 'default ' || pg_get_expr(d.adbin, d.adrelid) END,
                      CASE a.attidentity WHEN 'a' THEN 'generated always as identity'
-                                        WHEN 'd' THEN 'generated by default as identity' END,
+                                        WHEN 'd' THEN 'generated by default as identity' END
+                         || (SELECT ' (' || {_SEQUENCE_PARAMETERS} || ')'
+                               FROM pg_sequence s WHERE s.seqrelid = pg_get_serial_sequence(
+                                   {_qualified('n.nspname', 'c.relname')}, a.attname)::regclass),
                      CASE a.attgenerated WHEN 's' THEN 'generated always as (' || pg_get_expr(d.adbin, d.adrelid)
                                                        || ') stored'
                                          WHEN 'v' THEN 'generated always as (' || pg_get_expr(d.adbin, d.adrelid)
@@ -250,7 +262,7 @@ _OBJECT_QUERIES: tuple[str, ...] = (
            {_qualified('n.nspname', 'p.proname')} || '(' || pg_get_function_identity_arguments(p.oid) || ')',
            pg_get_functiondef(p.oid), 'pg_proc'::regclass::oid, p.oid, 0, {_role('p.proowner')}, NULL, NULL
       FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-     WHERE p.pronamespace = %(ns)s AND p.prokind IN ('f', 'p', 'w') AND {_not_member('pg_proc', 'p.oid')}
+     WHERE p.pronamespace = %(ns)s AND {_APP_ROUTINE}
     """,
     # triggers written by users, on app relations and those the files attach to platform tables
     f"""
@@ -334,20 +346,25 @@ _OBJECT_QUERIES: tuple[str, ...] = (
 # Grants: (object as named, its ACL or the default one, its owner); one entry per object and grantee
 _ACL_OBJECTS = f"""
     SELECT quote_ident(n.nspname) AS name, coalesce(n.nspacl, acldefault('n', n.nspowner)) AS acl,
-           n.nspowner AS owner, 'schema' AS parent_kind, quote_ident(n.nspname) AS parent_name
+           n.nspowner AS owner, 'schema' AS parent_kind, quote_ident(n.nspname) AS parent_name,
+           false AS internal
       FROM pg_namespace n WHERE n.oid = %(ns)s
     UNION ALL
     SELECT {_qualified('n.nspname', 'c.relname')},
            coalesce(c.relacl, acldefault(CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::"char", c.relowner)),
-           c.relowner, CASE WHEN c.relkind = 'S' THEN 'sequence' ELSE {_REL_KIND} END,
-           {_qualified('n.nspname', 'c.relname')}
+           c.relowner,
+           CASE WHEN o.deptype = 'i' THEN 'column' WHEN c.relkind = 'S' THEN 'sequence' ELSE {_REL_KIND} END,
+           CASE WHEN o.deptype = 'i' THEN o.col ELSE {_qualified('n.nspname', 'c.relname')} END,
+           o.deptype IS NOT DISTINCT FROM 'i'
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      LEFT JOIN LATERAL ({_OWNING_COLUMN}) o(deptype, col) ON c.relkind = 'S'
      WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S') AND {_APP_RELATION}
     UNION ALL
     SELECT {_qualified('n.nspname', 'c.relname')} || '.' || quote_ident(a.attname), a.attacl, c.relowner,
            CASE WHEN c.relkind IN ('r', 'p') THEN 'column' ELSE {_REL_KIND} END,
            {_qualified('n.nspname', 'c.relname')} || CASE WHEN c.relkind IN ('r', 'p')
-                                                          THEN '.' || quote_ident(a.attname) ELSE '' END
+                                                          THEN '.' || quote_ident(a.attname) ELSE '' END,
+           false
       FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE a.attnum > 0 AND NOT a.attisdropped AND a.attacl IS NOT NULL
        AND c.relkind IN ('r', 'p', 'v', 'm') AND {_APP_RELATION}
@@ -355,12 +372,13 @@ _ACL_OBJECTS = f"""
     SELECT {_qualified('n.nspname', 'p.proname')} || '(' || pg_get_function_identity_arguments(p.oid) || ')',
            coalesce(p.proacl, acldefault('f', p.proowner)), p.proowner,
            CASE p.prokind WHEN 'p' THEN 'procedure' ELSE 'function' END,
-           {_qualified('n.nspname', 'p.proname')} || '(' || pg_get_function_identity_arguments(p.oid) || ')'
+           {_qualified('n.nspname', 'p.proname')} || '(' || pg_get_function_identity_arguments(p.oid) || ')',
+           false
       FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-     WHERE p.pronamespace = %(ns)s AND p.prokind IN ('f', 'p', 'w') AND {_not_member('pg_proc', 'p.oid')}
+     WHERE p.pronamespace = %(ns)s AND {_APP_ROUTINE}
     UNION ALL
     SELECT {_qualified('n.nspname', 't.typname')}, coalesce(t.typacl, acldefault('T', t.typowner)), t.typowner,
-           'type', {_qualified('n.nspname', 't.typname')}
+           'type', {_qualified('n.nspname', 't.typname')}, false
       FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
      WHERE t.typnamespace = %(ns)s AND {_not_member('pg_type', 't.oid')}
        AND (t.typtype IN ('e', 'd', 'r')
@@ -371,6 +389,7 @@ _GRANTS = f"""
            string_agg(a.privilege_type || CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END, ', '
                       ORDER BY a.privilege_type), o.parent_kind, o.parent_name
       FROM ({_ACL_OBJECTS}) o, LATERAL aclexplode(o.acl) a
+     WHERE NOT (o.internal AND a.grantee = o.owner)  -- an identity's sequence: its owner's implicit privileges
      GROUP BY o.name, o.owner, o.parent_kind, o.parent_name, a.grantee
 """
 
@@ -570,13 +589,21 @@ def _read(cursor: Any, schema: str, attached: set[tuple[str, str, str]], owners:
                 objects[("owner", f"{kind} {name}")] = owner
                 parents[("owner", f"{kind} {name}")] = (kind, name)
 
+    # what lives directly in the schema belongs to it (a missing schema is one finding)
+    schema_key = next((key for key in objects if key[0] == "schema"), None)
+    if schema_key is not None:
+        prefix = schema_key[1] + "."
+        for key in list(objects):
+            if key[0] in _IN_SCHEMA and key not in parents and key[1].startswith(prefix):
+                parents[key] = schema_key
+
     # comments on every object of the model
     if described:
         cursor.execute("SELECT classoid, objoid, objsubid, description FROM pg_description "
                        "WHERE objoid = ANY(%(oids)s::oid[])", {"oids": sorted({key[1] for key in described})})
         for classid, objid, subid, text in cursor.fetchall():
             found = described.get((int(classid), int(objid), int(subid)))
-            if found is not None:
+            if found is not None and found[0] != "extension":  # an extension's comment comes with its version
                 objects[("comment", f"{found[0]} {found[1]}")] = text
                 parents[("comment", f"{found[0]} {found[1]}")] = found
     cursor.execute(_GRANTS, params)

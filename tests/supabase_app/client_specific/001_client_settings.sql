@@ -17,3 +17,15 @@ GRANT SELECT ON langconnect.ready_documents TO authenticated;
 DROP POLICY IF EXISTS "Authenticated users receive broadcasts" ON realtime.messages;
 CREATE POLICY "Authenticated users receive broadcasts" ON realtime.messages
   FOR SELECT TO authenticated USING (extension = 'broadcast');
+COMMENT ON VIEW langconnect.ready_documents IS 'Documents whose processing is done, as their owner sees them';
+
+-- The service updates settings values only; clients follow them live (realtime's publication).
+GRANT UPDATE (value) ON langconnect.client_settings TO service_role;
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_publication_tables WHERE pubname = 'supabase_realtime'
+                 AND schemaname = 'langconnect' AND tablename = 'client_settings') THEN
+    ALTER PUBLICATION supabase_realtime ADD TABLE langconnect.client_settings;
+  END IF;
+END
+$$;
