@@ -338,3 +338,45 @@ def test_a_migration_that_fails_on_the_shadow_stops_drift_naming_it(project: Pro
             assert cursor.fetchall() == []
     finally:
         connection.close()
+
+
+def test_a_deploy_that_starts_or_runs_while_drift_reads_the_target_is_caught(
+        project: Project, db: Database, server: Server, platform: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from migrate.checks import schema_model
+
+    _migrated(project, server)
+    real = schema_model.read_model
+    holder = db.connect()
+    target_db = db.name
+
+    def lock_taken_meanwhile(connection: Any, *args: Any, **kwargs: Any) -> Any:
+        model = real(connection, *args, **kwargs)
+        if connection.info.dbname == target_db:  # the target's read, not the shadow's: a run takes the lock now
+            with holder.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_lock(%s)", (lock_key("langconnect"),))
+        return model
+
+    monkeypatch.setattr(schema_model, "read_model", lock_taken_meanwhile)
+    try:
+        result = project.run("drift")
+        assert result.code == 8, result.err
+        assert "(it started while drift read the database); drift was not measured on half a deploy" in result.err
+    finally:
+        holder.close()
+    # a whole deploy (a real migrate run) between the history read and the catalog read
+    project.write("lanconnect", "007_tags.sql", "CREATE TABLE IF NOT EXISTS langconnect.tags (id bigint);\n")
+
+    def deployed_meanwhile(connection: Any, *args: Any, **kwargs: Any) -> Any:
+        if connection.info.dbname == target_db:
+            ran = project.run_process("migrate")
+            assert ran.code == 0, ran.err
+        return real(connection, *args, **kwargs)
+
+    monkeypatch.setattr(schema_model, "read_model", deployed_meanwhile)
+    result = project.run("drift")
+    assert result.code == 8, result.err
+    assert result.err.splitlines()[-1].startswith(
+        f"migrate: error: a deploy is in progress on {project.settings().target.label()}: versions were applied while "
+        "drift read the database (lanconnect 007)")
+    monkeypatch.setattr(schema_model, "read_model", real)
+    assert project.run("drift").code == 0  # 007 is applied now, and its table is expected
