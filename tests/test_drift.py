@@ -380,3 +380,25 @@ def test_a_deploy_that_starts_or_runs_while_drift_reads_the_target_is_caught(
         "drift read the database (lanconnect 007)")
     monkeypatch.setattr(schema_model, "read_model", real)
     assert project.run("drift").code == 0  # 007 is applied now, and its table is expected
+
+
+def test_what_the_files_create_outside_the_model_is_listed_as_not_compared(project: Project, db: Database) -> None:
+    project.write("lanconnect", "001_outside.sql", """
+        CREATE SCHEMA IF NOT EXISTS langconnect;
+        CREATE SCHEMA IF NOT EXISTS billing;
+        CREATE TABLE IF NOT EXISTS billing.invoices (id bigint PRIMARY KEY);
+        CREATE OR REPLACE FUNCTION public.app_helper() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;
+        CREATE TABLE IF NOT EXISTS langconnect.things (id bigint PRIMARY KEY);
+    """)
+    _disposable(project)
+    assert project.run("migrate").code == 0
+    db.execute("ALTER TABLE billing.invoices ADD COLUMN by_hand text")  # outside the model: not seen, but said so
+    result = project.run("drift")
+    assert result.code == 0, (result.out, result.err)
+    [line] = [line for line in result.out.splitlines() if line.startswith("not compared: ")]
+    assert "schema billing (the migration files create it; only schema langconnect and what they attach to platform " \
+           "tables are compared)" in line
+    assert "public.app_helper (the migration files create it outside schema langconnect)" in line
+    document = json.loads(project.run("drift", "--json").out)
+    assert "public.app_helper (the migration files create it outside schema langconnect)" in document["not_compared"]
+    assert "2 object(s) not compared: see above" in result.out.splitlines()[-1]

@@ -144,8 +144,24 @@ def run_drift(settings: Settings, owners: bool = True) -> DriftResult:
 
     causes = _Causes(missing_extensions, applied, files.reaches, settings)
     result.findings = [DriftItem(finding, causes.of(finding)) for finding in compare(expected, actual)]
-    result.not_compared = sorted(set(expected.not_compared) | set(actual.not_compared))
+    result.not_compared = sorted(set(expected.not_compared) | set(actual.not_compared)) + \
+        _outside_the_model(every, settings.schema, expected)
     return result
+
+
+def _outside_the_model(every: Reach, schema: str, expected: Any) -> list[str]:
+    """What the migration files create outside the app schema that the model does not hold (a schema of their
+    own, a function or table in a platform schema): listed as not compared, never silently left out."""
+    found = []
+    for other in sorted(every.schemas_created - {schema}):
+        found.append(f"schema {other} (the migration files create it; only schema {schema} and what they attach "
+                     "to platform tables are compared)")
+    held = {name.split("(", 1)[0] for _, name in expected.objects}
+    for other, name in sorted(every.relations | every.routines):
+        if other == schema or other in every.schemas_created or f"{other}.{name}" in held:
+            continue
+        found.append(f"{other}.{name} (the migration files create it outside schema {schema})")
+    return found
 
 
 def _reach_of_every_file(settings: Settings, versions: dict[str, list[Any]]) -> Reach:

@@ -253,7 +253,7 @@ def drift_summary(result: Any) -> str:
     if len(result.findings) > drifted:
         extra.append(f"{len(result.findings) - drifted} finding(s) not counted: the shadow explains them")
     if result.not_compared:
-        extra.append(f"{len(result.not_compared)} kind(s) of object not compared")
+        extra.append(f"{len(result.not_compared)} object(s) not compared: see above")
     if not result.owners:
         extra.append("owners not compared (--ignore-owner)")
     return line + (f" ({'; '.join(extra)})" if extra else "")
