@@ -61,8 +61,15 @@ def _findings(out: str) -> list[str]:
     return [line for line in out.splitlines() if line.startswith(("extra ", "missing ", "changed "))]
 
 
-def _shadows(db: Database) -> list[tuple[Any, ...]]:
-    return db.query("SELECT datname FROM pg_database WHERE datname LIKE 'migrate_drift_%%'")
+def _existing(db: Database, *names: str) -> list[tuple[Any, ...]]:
+    """Which of these shadow databases still exist (by name: other tests on the server build shadows too)."""
+    assert names and all(name.startswith("migrate_drift_") for name in names)
+    return db.query("SELECT datname FROM pg_database WHERE datname = ANY(%s)", (list(names),))
+
+
+def _shadow_named(out: str) -> str:
+    """The shadow database drift's first line names."""
+    return out.split(" built on shadow database ", 1)[1].split(" ", 1)[0]
 
 
 def _untouched(db: Database) -> tuple[Any, ...]:
@@ -96,7 +103,7 @@ def test_after_migrate_there_is_no_drift_and_the_target_is_untouched(
     assert isinstance(document["not_compared"], list)
     # nothing was written: history, attempt log, catalog and rows as they were; the shadows are gone
     assert _untouched(db) == before
-    assert _shadows(db) == []
+    assert _existing(db, _shadow_named(result.out), document["shadow"]["database"]) == []
 
 
 def test_hand_edits_are_drift_one_line_each_until_reverted(
@@ -197,7 +204,7 @@ def test_a_held_run_lock_is_a_deploy_in_progress(project: Project, db: Database,
         assert code == 8
         assert document["error"]["exit_code"] == 8 and document["findings"] == []
         assert f"held by pid {pid}" in document["deploy_in_progress"]
-        assert _shadows(db) == []  # stopped before any shadow was built
+        assert "created shadow database" not in result.err  # stopped before any shadow was built
     finally:
         holder.close()
     assert project.run("drift").code == 7  # the deploy is over: now the drift is measured
@@ -212,7 +219,7 @@ def test_no_shadow_server_is_refused_before_the_target_is_read(project: Project,
     message = json.loads(result.out)["error"]["message"]
     assert message.startswith("drift needs a shadow database on a server where cluster-wide effects")
     assert "Set MIGRATE_SHADOW_URL in envs/staging.env" in message
-    assert _shadows(db) == []
+    assert "created shadow database" not in result.err
 
 
 def test_the_doors_python_m_migrate_and_inv(project: Project, db: Database, server: Server,
@@ -289,7 +296,8 @@ def test_several_environments_and_status_drift(project: Project, db: Database, s
         assert [e["drift"]["summary"] for e in listed["environments"]] == [
             "none", "1 object", "not checked: unreachable"]
         assert listed["environments"][1]["drift"]["drift"]["findings"][0]["name"] == "langconnect.profiles.nickname"
-        assert _shadows(db) == [] and _shadows(other) == []
+        names = [e["drift"]["drift"]["shadow"]["database"] for e in listed["environments"] if "drift" in e["drift"]]
+        assert len(names) == 2 and _existing(db, *names) == []
 
 
 def test_a_version_whose_file_is_gone_is_noted_and_what_it_made_shows_as_extra(project: Project, db: Database) -> None:
@@ -331,11 +339,12 @@ def test_a_migration_that_fails_on_the_shadow_stops_drift_naming_it(project: Pro
     assert 'extension "pgcrypto" is not available' in message
     assert "lanconnect version 001 fails on the shadow database, so the expected state could not be built" in message
     assert "lacks that extension: point MIGRATE_SHADOW_URL at a server that has it" in message
+    name = result.err.split("drift: created shadow database ", 1)[1].split(" ", 1)[0]
     connection = embedded.connect()
     try:
         with connection.cursor() as cursor:
-            cursor.execute("SELECT datname FROM pg_database WHERE datname LIKE 'migrate_drift_%%'")
-            assert cursor.fetchall() == []
+            cursor.execute("SELECT datname FROM pg_database WHERE datname = %s", (name,))
+            assert cursor.fetchall() == []  # dropped, also after the failure
     finally:
         connection.close()
 
