@@ -411,3 +411,38 @@ def test_what_the_files_create_outside_the_model_is_listed_as_not_compared(proje
     document = json.loads(project.run("drift", "--json").out)
     assert "public.app_helper (the migration files create it outside schema langconnect)" in document["not_compared"]
     assert "2 object(s) not compared: see above" in result.out.splitlines()[-1]
+
+
+def test_on_a_shared_shadow_server_a_cluster_level_version_is_not_run_and_not_counted(
+        project: Project, db: Database, server: Server) -> None:
+    role = "drift_test_reader"
+    project.write("lanconnect", "001_things.sql", "CREATE SCHEMA IF NOT EXISTS langconnect;\n"
+                  "CREATE TABLE IF NOT EXISTS langconnect.things (id bigint PRIMARY KEY);\n")
+    project.write("lanconnect", "002_reader.sql", f"""
+        DO $$ BEGIN
+          IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') THEN CREATE ROLE {role} NOLOGIN; END IF;
+        END $$;
+        CREATE TABLE IF NOT EXISTS langconnect.reports (id bigint);
+    """)
+    _disposable(project)
+    try:
+        assert project.run("migrate").code == 0
+        (project.root / "envs" / "staging.env").write_text(
+            f"DATABASE_URL={project.url}\nMAX_WAIT_TIME=5\nMIGRATE_SHADOW_URL={server.url('postgres')}\n")
+        result = project.run("drift", "--env", "staging")
+        assert result.code == 0, (result.out, result.err)
+        assert _findings(result.out) == [
+            "extra table langconnect.reports (not counted: lanconnect version 002 was not run on the shadow "
+            "(cluster-level note))"]
+        [note] = [line for line in result.out.splitlines() if line.startswith("note cluster-level: ")]
+        assert note.startswith(f"note cluster-level: lanconnect version 002 was not run on the shadow: its "
+                               f"cluster-wide statement(s) CREATE ROLE {role} in a DO block (line 1) cannot run on "
+                               "the shared shadow server ")
+        assert "(1 finding(s) not counted: the shadow explains them)" in result.out.splitlines()[-1]
+        document = json.loads(project.run("drift", "--env", "staging", "--json").out)
+        assert document["shadow"]["disposable"] is False and document["drift"] is False
+        [finding] = document["findings"]
+        assert (finding["counted"], finding["cause"]) == (
+            False, "lanconnect version 002 was not run on the shadow (cluster-level note)")
+    finally:
+        db.execute(f"DROP ROLE IF EXISTS {role}")
