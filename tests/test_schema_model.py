@@ -82,6 +82,7 @@ def test_after_migrate_two_databases_have_the_same_model(pair: Pair) -> None:
     assert compare(pair.model, actual) == []
     assert actual.objects == pair.model.objects
     assert actual.not_compared == pair.model.not_compared == []
+    assert actual.major == pair.model.major >= 14
     kinds = {kind for kind, _ in actual.objects}
     assert kinds >= {"schema", "table", "column", "constraint", "index", "view", "sequence", "function", "trigger",
                      "policy", "type", "grant", "owner"}
@@ -384,8 +385,13 @@ def test_what_the_model_cannot_compare_is_listed_never_ignored(pair: Pair) -> No
         CREATE FOREIGN DATA WRAPPER drift_test_fdw;
         CREATE SERVER drift_test_server FOREIGN DATA WRAPPER drift_test_fdw;
         CREATE FOREIGN TABLE langconnect.remote (id integer) SERVER drift_test_server;
+        CREATE OPERATOR FAMILY langconnect.fam USING btree;
+        CREATE FUNCTION langconnect.on_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN END $$;
+        CREATE EVENT TRIGGER drift_test_ddl ON ddl_command_end EXECUTE FUNCTION langconnect.on_ddl();
     """
     revert = """
+        DROP EVENT TRIGGER drift_test_ddl; DROP FUNCTION langconnect.on_ddl();
+        DROP OPERATOR FAMILY langconnect.fam USING btree;
         DROP FOREIGN TABLE langconnect.remote; DROP SERVER drift_test_server; DROP FOREIGN DATA WRAPPER drift_test_fdw;
         DROP AGGREGATE langconnect.total(integer); DROP COLLATION langconnect.plain;
         DROP TEXT SEARCH CONFIGURATION langconnect.docs; DROP STATISTICS langconnect.plans_stats;
@@ -401,12 +407,14 @@ def test_what_the_model_cannot_compare_is_listed_never_ignored(pair: Pair) -> No
         pair.target.execute(revert)
     # the function behind the cast is compared; the rest is listed
     assert [str(f) for f in compare(pair.model, actual)] == [
-        "extra function langconnect.status_text(langconnect.document_status)"]
+        "extra function langconnect.on_ddl()", "extra function langconnect.status_text(langconnect.document_status)"]
     assert actual.not_compared == sorted([
         "aggregate langconnect.total(integer)",
         "cast from langconnect.document_status to text",
         "collation langconnect.plain",
+        "event trigger drift_test_ddl",
         "foreign table langconnect.remote",
+        "operator family langconnect.fam for access method btree",
         "operator langconnect.===(integer,integer)",
         "rule plans_no_delete on table langconnect.plans",
         "server drift_test_server",
@@ -439,3 +447,144 @@ def test_read_model_leaves_the_connection_as_it_found_it(pair: Pair) -> None:
             assert cursor.fetchone()[0] != "pg_catalog"
     finally:
         connection.close()
+
+
+# ---- kinds the app does not have: two databases built from the same SQL (no platform, no history tables) ----
+
+SHAPES = """
+CREATE SCHEMA langconnect;
+CREATE FUNCTION langconnect.noop() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+CREATE TABLE langconnect.events (id bigint NOT NULL, at date NOT NULL, kind text, PRIMARY KEY (id, at))
+  PARTITION BY RANGE (at);
+CREATE TABLE langconnect.events_2025 PARTITION OF langconnect.events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+CREATE TABLE langconnect.events_2026 PARTITION OF langconnect.events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+CREATE TABLE langconnect.base (id integer, note text);
+CREATE TABLE langconnect.derived (extra integer) INHERITS (langconnect.base);
+CREATE TYPE langconnect.pair AS (a integer, b text);
+CREATE DOMAIN langconnect.email AS text CONSTRAINT email_has_at CHECK (VALUE ~ '@');
+CREATE TABLE langconnect.people (id integer PRIMARY KEY, email langconnect.email, name text COLLATE "C",
+  name_upper text GENERATED ALWAYS AS (upper(name)) STORED, nick text);
+CREATE VIEW langconnect.people_names AS SELECT id, name FROM langconnect.people;
+CREATE MATERIALIZED VIEW langconnect.people_count AS SELECT count(*) AS n FROM langconnect.people;
+CREATE SEQUENCE langconnect.counter;
+"""
+
+SHAPE_EDITS = [
+    ("add an index on a partitioned table", "CREATE INDEX events_kind_idx ON langconnect.events (kind)",
+     "DROP INDEX langconnect.events_kind_idx", "extra index langconnect.events_kind_idx"),
+    ("add a column to a partitioned table", "ALTER TABLE langconnect.events ADD COLUMN note text",
+     "ALTER TABLE langconnect.events DROP COLUMN note", "extra column langconnect.events.note"),
+    ("add a check to a partitioned table",
+     "ALTER TABLE langconnect.events ADD CONSTRAINT events_kind_check CHECK (kind <> '')",
+     "ALTER TABLE langconnect.events DROP CONSTRAINT events_kind_check",
+     "extra constraint langconnect.events.events_kind_check"),
+    ("add a trigger on a partitioned table", "CREATE TRIGGER events_noop AFTER INSERT ON langconnect.events "
+                                             "FOR EACH ROW EXECUTE FUNCTION langconnect.noop()",
+     "DROP TRIGGER events_noop ON langconnect.events", "extra trigger langconnect.events.events_noop"),
+    ("add a partition", "CREATE TABLE langconnect.events_2027 PARTITION OF langconnect.events "
+                        "FOR VALUES FROM ('2027-01-01') TO ('2028-01-01')",
+     "DROP TABLE langconnect.events_2027", "extra table langconnect.events_2027"),
+    ("detach a partition", "ALTER TABLE langconnect.events DETACH PARTITION langconnect.events_2026",
+     "ALTER TABLE langconnect.events ATTACH PARTITION langconnect.events_2026 "
+     "FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')", "changed table langconnect.events_2026"),
+    ("add a column to an inherited table", "ALTER TABLE langconnect.base ADD COLUMN flag boolean",
+     "ALTER TABLE langconnect.base DROP COLUMN flag", "extra column langconnect.base.flag"),
+    ("change a domain's check", "ALTER DOMAIN langconnect.email DROP CONSTRAINT email_has_at; "
+                                "ALTER DOMAIN langconnect.email ADD CONSTRAINT email_has_at CHECK (VALUE ~ '.@.')",
+     "ALTER DOMAIN langconnect.email DROP CONSTRAINT email_has_at; "
+     "ALTER DOMAIN langconnect.email ADD CONSTRAINT email_has_at CHECK (VALUE ~ '@')",
+     "changed constraint langconnect.email.email_has_at"),
+    ("set a domain default", "ALTER DOMAIN langconnect.email SET DEFAULT 'nobody@example.com'",
+     "ALTER DOMAIN langconnect.email DROP DEFAULT", "changed type langconnect.email"),
+    ("add an attribute to a composite type", "ALTER TYPE langconnect.pair ADD ATTRIBUTE c date",
+     "ALTER TYPE langconnect.pair DROP ATTRIBUTE c", "changed type langconnect.pair"),
+    ("comment on a composite type", "COMMENT ON TYPE langconnect.pair IS 'two things'",
+     "COMMENT ON TYPE langconnect.pair IS NULL", "extra comment type langconnect.pair"),
+    ("comment on a view's column", "COMMENT ON COLUMN langconnect.people_names.name IS 'as written'",
+     "COMMENT ON COLUMN langconnect.people_names.name IS NULL", "extra comment column langconnect.people_names.name"),
+    ("grant on a view's column", "GRANT SELECT (name) ON langconnect.people_names TO PUBLIC",
+     "REVOKE SELECT (name) ON langconnect.people_names FROM PUBLIC",
+     "extra grant langconnect.people_names.name to PUBLIC"),
+    ("change a column's collation", "ALTER TABLE langconnect.people ALTER COLUMN nick TYPE text COLLATE \"C\"",
+     "ALTER TABLE langconnect.people ALTER COLUMN nick TYPE text COLLATE \"default\"",
+     "changed column langconnect.people.nick"),
+    ("change a column type on a partitioned table", "ALTER TABLE langconnect.events ALTER COLUMN kind TYPE varchar(20)",
+     "ALTER TABLE langconnect.events ALTER COLUMN kind TYPE text", "changed column langconnect.events.kind"),
+    ("change an inherited column's default", "ALTER TABLE langconnect.base ALTER COLUMN note SET DEFAULT 'n/a'",
+     "ALTER TABLE langconnect.base ALTER COLUMN note DROP DEFAULT", "changed column langconnect.base.note"),
+    ("index a materialized view", "CREATE UNIQUE INDEX people_count_idx ON langconnect.people_count (n)",
+     "DROP INDEX langconnect.people_count_idx", "extra index langconnect.people_count_idx"),
+    ("set a column's statistics target", "ALTER TABLE langconnect.people ALTER COLUMN nick SET STATISTICS 500",
+     "ALTER TABLE langconnect.people ALTER COLUMN nick SET STATISTICS -1", "changed column langconnect.people.nick"),
+    ("replica identity using an index", "ALTER TABLE langconnect.people REPLICA IDENTITY USING INDEX people_pkey",
+     "ALTER TABLE langconnect.people REPLICA IDENTITY DEFAULT", "changed table langconnect.people"),
+    ("a standalone sequence's cache", "ALTER SEQUENCE langconnect.counter CACHE 20",
+     "ALTER SEQUENCE langconnect.counter CACHE 1", "changed sequence langconnect.counter"),
+    ("a publication FOR ALL TABLES", "CREATE PUBLICATION drift_everything FOR ALL TABLES",
+     "DROP PUBLICATION drift_everything", "extra publication all tables in drift_everything"),
+    ("a publication FOR TABLES IN SCHEMA", "CREATE PUBLICATION drift_schema FOR TABLES IN SCHEMA langconnect",
+     "DROP PUBLICATION drift_schema", "extra publication tables in schema langconnect in drift_schema"),
+    ("a publication of some columns", "CREATE PUBLICATION drift_some FOR TABLE langconnect.people (id, name) "
+                                      "WHERE (id > 0)",
+     "DROP PUBLICATION drift_some", "extra publication langconnect.people in drift_some"),
+    ("comment on the schema", "COMMENT ON SCHEMA langconnect IS 'the app'", "COMMENT ON SCHEMA langconnect IS NULL",
+     "extra comment schema langconnect"),
+    ("comment on a function", "COMMENT ON FUNCTION langconnect.noop() IS 'does nothing'",
+     "COMMENT ON FUNCTION langconnect.noop() IS NULL", "extra comment function langconnect.noop()"),
+    ("comment on a constraint", "COMMENT ON CONSTRAINT people_pkey ON langconnect.people IS 'the id'",
+     "COMMENT ON CONSTRAINT people_pkey ON langconnect.people IS NULL",
+     "extra comment constraint langconnect.people.people_pkey"),
+    ("comment on a sequence", "COMMENT ON SEQUENCE langconnect.counter IS 'counts'",
+     "COMMENT ON SEQUENCE langconnect.counter IS NULL", "extra comment sequence langconnect.counter"),
+    ("make a table unlogged", "ALTER TABLE langconnect.base SET UNLOGGED", "ALTER TABLE langconnect.base SET LOGGED",
+     "changed table langconnect.base"),
+    ("drop a table", "DROP TABLE langconnect.people CASCADE",
+     "CREATE TABLE langconnect.people (id integer PRIMARY KEY, email langconnect.email, name text COLLATE \"C\", "
+     "name_upper text GENERATED ALWAYS AS (upper(name)) STORED, nick text); "
+     "CREATE VIEW langconnect.people_names AS SELECT id, name FROM langconnect.people; "
+     "CREATE MATERIALIZED VIEW langconnect.people_count AS SELECT count(*) AS n FROM langconnect.people",
+     # the views that depend on it go with it: each is an object of its own
+     "missing table langconnect.people, missing materialized view langconnect.people_count, "
+     "missing view langconnect.people_names"),
+]
+
+
+@pytest.fixture(scope="module")
+def shapes(server: Server) -> Iterator[Pair]:
+    with ExitStack() as stack:
+        expected, target = (stack.enter_context(fresh_database(server)) for _ in range(2))
+        for database in (expected, target):
+            database.execute(SHAPES)
+        connection = expected.connect()
+        try:
+            model = read_model(connection, SCHEMA, set())
+        finally:
+            connection.close()
+        yield Pair(expected, target, set(), model, False)
+
+
+def test_the_shapes_compare_equal_and_their_kinds_are_modelled(shapes: Pair) -> None:
+    actual = shapes.read()
+    assert compare(shapes.model, actual) == []
+    objects = actual.objects
+    assert objects[("table", "langconnect.events")] == "logged; partitioned by RANGE (at); row level security disabled"
+    assert objects[("table", "langconnect.events_2025")] == (
+        "logged; partition of langconnect.events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01'); "
+        "row level security disabled")
+    assert objects[("table", "langconnect.derived")] == "logged; inherits langconnect.base; row level security disabled"
+    assert objects[("type", "langconnect.pair")] == "composite (a integer, b text)"
+    assert objects[("type", "langconnect.email")] == "domain over text"
+    assert objects[("constraint", "langconnect.email.email_has_at")] == "CHECK ((VALUE ~ '@'::text))"
+    assert objects[("column", "langconnect.people.name")] == 'text; collate pg_catalog."C"'
+    assert objects[("column", "langconnect.people.name_upper")] == "text; generated always as (upper(name)) stored"
+    assert objects[("sequence", "langconnect.counter")] == ("as bigint; increment 1; minvalue 1; maxvalue "
+                                                            "9223372036854775807; start 1; cache 1; no cycle")
+    assert ("column", "langconnect.people_names.name") not in objects  # a view's columns are its definition
+
+
+@pytest.mark.parametrize(("edit", "revert", "finding"), [edit[1:] for edit in SHAPE_EDITS],
+                         ids=[edit[0] for edit in SHAPE_EDITS])
+def test_each_edit_of_the_shapes_is_one_finding(shapes: Pair, edit: str, revert: str, finding: str) -> None:
+    found = _found(shapes, edit, revert)
+    assert ", ".join(str(f) for f in found) == finding, [(str(f), f.expected, f.actual) for f in found]
+    assert compare(shapes.model, shapes.read()) == []

@@ -27,12 +27,22 @@ Choices that make "one edit, one finding" hold:
 - **Implied objects are not repeated.** The index behind a primary key, unique or exclusion constraint is
   the constraint's (renaming the constraint renames both); NOT NULL is the column's nullability (PostgreSQL
   18 also stores it as a constraint); a view's columns are its definition (their grants and comments are
-  entries); the columns of a composite type are the type's definition.
+  entries); the columns of a composite type are the type's definition; an identity column's sequence is
+  the column's (its parameters are in the column's definition); a range type's constructors are the type's.
+- **What belongs to an object goes with it.** Model.parents says which entries each entry belongs to (a
+  column's table, a grant's, owner's or comment's object, an index's table, a serial's column, what lives
+  in the schema; a partition's column, index, constraint and trigger also the parent table's): compare()
+  reports a table added by hand once, not once per column, grant and comment, and a missing schema once.
 - **Positions are not compared**: a column's attnum depends on the columns once dropped, which differ
   between a database edited by hand and back and a fresh one.
 - **Renames pair up.** compare() reports a constraint, index, trigger or policy that is missing under one
   name and extra under another on the same table, with the same definition, as one changed object
   (`actual` says "renamed to ...").
+- **On platform tables, only what the files attach is read** (`attached`: the policy and trigger names
+  the files create there), so the platform itself is never compared: a policy added by hand on
+  storage.objects is not seen, and one the files create that was renamed there is "missing".
+- **Like with like.** PostgreSQL prints some definitions differently across major versions (a view's
+  columns are table-qualified before 16): compare models of the same major (Model.major).
 
 What the model leaves out: the tool's own history tables (their rows differ by design), objects that
 belong to an extension (the extension is one entry: name and schema, not version; only extensions in the
@@ -40,7 +50,8 @@ app schema, named by the caller, or used by the app's objects), and the platform
 finds in the app schema and cannot compare (operators, casts of app types, rules other than a view's,
 statistics objects, text search objects, collations, conversions, aggregates, operator classes and
 families, foreign tables and their servers, event triggers running app functions) is listed in
-`not_compared`, never silently ignored.
+`not_compared`, never silently ignored; compare() looks at `objects` only, so the caller lists both sides'
+`not_compared` (an operator created by hand on the target is in the actual model's list alone).
 """
 
 from __future__ import annotations
@@ -60,13 +71,21 @@ Key = tuple[str, str]  # (kind, qualified name)
 class Model(NamedTuple):
     """What one database holds: (kind, qualified name) -> normalised definition, and what was not compared.
 
-    `parents`: the entry each dependent entry belongs to (a column's table, a grant's object, a comment's
-    object, an index's table, a serial's column): a table added by hand is one finding, not one per column.
+    `parents`: the entries each dependent entry belongs to (a column's table, a grant's object, a comment's
+    object, an index's table, a serial's column; a partition's column its table and its parent's column): a
+    table added by hand is one finding, not one per column.
     """
 
     objects: dict[Key, str]
     not_compared: list[str]  # e.g. "operator langconnect.===(integer,integer)"
-    parents: dict[Key, Key] = {}  # noqa: RUF012 - never mutated; read_model fills its own
+    parents: dict[Key, tuple[Key, ...]] = {}  # noqa: RUF012 - never mutated; read_model fills its own
+    server_version: int = 0  # server_version_num of the database read (0: not read from one)
+
+    @property
+    def major(self) -> int:
+        """The server's major version (15, 18): models of different majors differ in how PostgreSQL prints
+        definitions (a view's columns are qualified before 16), so drift compares like with like."""
+        return self.server_version // 10000
 
 
 class Finding(NamedTuple):
@@ -137,13 +156,13 @@ _OWNING_COLUMN = f"""
 """
 _REL_KIND = "CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' ELSE 'table' END"
 
-# Each query returns: kind, name, definition, classid, objid, objsubid, owner (role as compared, or NULL), and the
-# entry this one belongs to (kind, name; or NULLs): a finding about it is implied by one about its parent
+# Each query returns: kind, name, definition, classid, objid, objsubid, owner (role as compared, or NULL), and up
+# to two entries this one belongs to (kind, name, kind, name; or NULLs): an extra or missing parent implies it
 _OBJECT_QUERIES: tuple[str, ...] = (
     # the app schema
     f"""
     SELECT 'schema', quote_ident(n.nspname), '', 'pg_namespace'::regclass::oid, n.oid, 0, {_role('n.nspowner')},
-           NULL, NULL
+           NULL, NULL, NULL, NULL
       FROM pg_namespace n WHERE n.oid = %(ns)s
     """,
     # tables
@@ -162,11 +181,19 @@ _OBJECT_QUERIES: tuple[str, ...] = (
                          || CASE WHEN c.relforcerowsecurity THEN ', forced' ELSE '' END,
                      'with (' || array_to_string(c.reloptions, ', ') || ')',
                      CASE c.relreplident WHEN 'n' THEN 'replica identity nothing' WHEN 'f' THEN 'replica identity full'
-                          WHEN 'i' THEN 'replica identity index' END,
+                          WHEN 'i' THEN 'replica identity using index ' ||
+                               (SELECT quote_ident(ri.relname) FROM pg_index i JOIN pg_class ri ON ri.oid = i.indexrelid
+                                 WHERE i.indrelid = c.oid AND i.indisreplident) END,
+                     'of type ' || nullif(c.reloftype, 0)::regtype::text,
                      (SELECT 'using ' || am.amname FROM pg_am am WHERE am.oid = c.relam AND am.amname <> 'heap'),
                      (SELECT 'tablespace ' || quote_ident(ts.spcname) FROM pg_tablespace ts
                        WHERE ts.oid = c.reltablespace)),
-           'pg_class'::regclass::oid, c.oid, 0, {_role('c.relowner')}, NULL, NULL
+           'pg_class'::regclass::oid, c.oid, 0, {_role('c.relowner')},
+           NULL, NULL,
+           -- a partition belongs to its partitioned table too
+           CASE WHEN c.relispartition THEN 'table' END,
+           CASE WHEN c.relispartition THEN (SELECT i.inhparent::regclass::text FROM pg_inherits i
+                                             WHERE i.inhrelid = c.oid LIMIT 1) END
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE c.relkind IN ('r', 'p') AND {_APP_RELATION}
     """,
@@ -177,7 +204,7 @@ _OBJECT_QUERIES: tuple[str, ...] = (
                      (SELECT 'tablespace ' || quote_ident(ts.spcname) FROM pg_tablespace ts
                        WHERE ts.oid = c.reltablespace),
                      'as' || pg_get_viewdef(c.oid)),
-           'pg_class'::regclass::oid, c.oid, 0, {_role('c.relowner')}, NULL, NULL
+           'pg_class'::regclass::oid, c.oid, 0, {_role('c.relowner')}, NULL, NULL, NULL, NULL
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE c.relkind IN ('v', 'm') AND {_APP_RELATION}
     """,
@@ -188,7 +215,7 @@ _OBJECT_QUERIES: tuple[str, ...] = (
            concat_ws('; ', CASE WHEN c.relpersistence = 'u' THEN 'unlogged' END, {_SEQUENCE_PARAMETERS},
                      'owned by ' || o.col),
            'pg_class'::regclass::oid, c.oid, 0, {_role('c.relowner')},
-           CASE WHEN o.col IS NOT NULL THEN 'column' END, o.col
+           CASE WHEN o.col IS NOT NULL THEN 'column' END, o.col, NULL, NULL
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_sequence s ON s.seqrelid = c.oid
       LEFT JOIN LATERAL ({_OWNING_COLUMN}) o(deptype, col) ON true
      WHERE c.relkind = 'S' AND o.deptype IS DISTINCT FROM 'i' AND {_APP_RELATION}
@@ -212,10 +239,17 @@ _OBJECT_QUERIES: tuple[str, ...] = (
                      CASE WHEN a.attstorage <> t.typstorage THEN 'storage ' || CASE a.attstorage
                           WHEN 'p' THEN 'plain' WHEN 'e' THEN 'external' WHEN 'm' THEN 'main' ELSE 'extended' END END,
                      CASE a.attcompression WHEN 'p' THEN 'compression pglz' WHEN 'l' THEN 'compression lz4' END,
+                     -- ALTER COLUMN SET STATISTICS (-1 before 17, NULL since: the default)
+                     CASE WHEN a.attstattarget >= 0 THEN 'statistics ' || a.attstattarget END,
                      -- attribute options a person sets (n_distinct); some builds keep their own (pg_attver=...)
                      'with (' || (SELECT string_agg(o, ', ') FROM unnest(a.attoptions) o WHERE left(o, 3) <> 'pg_')
                               || ')'),
-           'pg_class'::regclass::oid, c.oid, a.attnum::int, NULL, 'table', {_qualified('n.nspname', 'c.relname')}
+           'pg_class'::regclass::oid, c.oid, a.attnum::int, NULL,
+           'table', {_qualified('n.nspname', 'c.relname')},
+           -- an inherited column (a partition's) belongs to its parent's column too
+           CASE WHEN NOT a.attislocal THEN 'column' END,
+           (SELECT i.inhparent::regclass::text FROM pg_inherits i WHERE i.inhrelid = c.oid AND NOT a.attislocal
+             ORDER BY i.inhseqno LIMIT 1) || '.' || quote_ident(a.attname)
       FROM pg_attribute a
       JOIN pg_class c ON c.oid = a.attrelid
       JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -229,7 +263,15 @@ _OBJECT_QUERIES: tuple[str, ...] = (
                          || '.' || quote_ident(con.conname),
            pg_get_constraintdef(con.oid), 'pg_constraint'::regclass::oid, con.oid, 0, NULL,
            CASE WHEN c.oid IS NULL THEN 'type' ELSE 'table' END,
-           coalesce({_qualified('n.nspname', 'c.relname')}, {_qualified('tn.nspname', 'ty.typname')})
+           coalesce({_qualified('n.nspname', 'c.relname')}, {_qualified('tn.nspname', 'ty.typname')}),
+           -- a partition's (or child table's) copy of its parent's constraint belongs to that constraint too
+           CASE WHEN con.conparentid <> 0 OR (c.oid IS NOT NULL AND NOT con.conislocal) THEN 'constraint' END,
+           CASE WHEN con.conparentid <> 0 THEN
+                     (SELECT pk.conrelid::regclass::text || '.' || quote_ident(pk.conname) FROM pg_constraint pk
+                       WHERE pk.oid = con.conparentid)
+                WHEN c.oid IS NOT NULL AND NOT con.conislocal THEN
+                     (SELECT i.inhparent::regclass::text FROM pg_inherits i WHERE i.inhrelid = c.oid
+                       ORDER BY i.inhseqno LIMIT 1) || '.' || quote_ident(con.conname) END
       FROM pg_constraint con
       LEFT JOIN pg_class c ON c.oid = con.conrelid AND con.conrelid <> 0
       LEFT JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -247,11 +289,15 @@ _OBJECT_QUERIES: tuple[str, ...] = (
                        WHERE ts.oid = ic.reltablespace),
                      CASE WHEN i.indisclustered THEN 'clustered' END,
                      CASE WHEN NOT i.indisvalid THEN 'invalid' END),
-           'pg_class'::regclass::oid, ic.oid, 0, NULL, {_REL_KIND}, {_qualified('n.nspname', 'c.relname')}
+           'pg_class'::regclass::oid, ic.oid, 0, NULL,
+           {_REL_KIND}, {_qualified('n.nspname', 'c.relname')},
+           -- a partition's index attached to its parent's index belongs to that index too
+           CASE WHEN ip.inhparent IS NOT NULL THEN 'index' END, ip.inhparent::regclass::text
       FROM pg_index i
       JOIN pg_class ic ON ic.oid = i.indexrelid
       JOIN pg_class c ON c.oid = i.indrelid
       JOIN pg_namespace n ON n.oid = ic.relnamespace
+      LEFT JOIN pg_inherits ip ON ip.inhrelid = ic.oid
      WHERE {_APP_RELATION}
        AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid AND k.conrelid = i.indrelid
                                                      AND k.contype IN ('p', 'u', 'x'))
@@ -260,7 +306,7 @@ _OBJECT_QUERIES: tuple[str, ...] = (
     f"""
     SELECT CASE p.prokind WHEN 'p' THEN 'procedure' ELSE 'function' END,
            {_qualified('n.nspname', 'p.proname')} || '(' || pg_get_function_identity_arguments(p.oid) || ')',
-           pg_get_functiondef(p.oid), 'pg_proc'::regclass::oid, p.oid, 0, {_role('p.proowner')}, NULL, NULL
+           pg_get_functiondef(p.oid), 'pg_proc'::regclass::oid, p.oid, 0, {_role('p.proowner')}, NULL, NULL, NULL, NULL
       FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
      WHERE p.pronamespace = %(ns)s AND {_APP_ROUTINE}
     """,
@@ -269,7 +315,12 @@ _OBJECT_QUERIES: tuple[str, ...] = (
     SELECT 'trigger', {_qualified('n.nspname', 'c.relname')} || '.' || quote_ident(t.tgname),
            pg_get_triggerdef(t.oid) || '; ' || CASE t.tgenabled WHEN 'O' THEN 'enabled' WHEN 'D' THEN 'disabled'
                                                 WHEN 'R' THEN 'enabled replica' ELSE 'enabled always' END,
-           'pg_trigger'::regclass::oid, t.oid, 0, NULL, {_REL_KIND}, {_qualified('n.nspname', 'c.relname')}
+           'pg_trigger'::regclass::oid, t.oid, 0, NULL,
+           {_REL_KIND}, {_qualified('n.nspname', 'c.relname')},
+           -- a partition's clone of its parent's trigger belongs to that trigger too
+           CASE WHEN t.tgparentid <> 0 THEN 'trigger' END,
+           (SELECT pt.tgrelid::regclass::text || '.' || quote_ident(pt.tgname) FROM pg_trigger pt
+             WHERE pt.oid = t.tgparentid)
       FROM pg_trigger t
       JOIN pg_class c ON c.oid = t.tgrelid
       JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -285,7 +336,7 @@ _OBJECT_QUERIES: tuple[str, ...] = (
                                  FROM (SELECT {_role('x')} AS r FROM unnest(p.polroles) AS x) roles),
                      'using (' || pg_get_expr(p.polqual, p.polrelid) || ')',
                      'with check (' || pg_get_expr(p.polwithcheck, p.polrelid) || ')'),
-           'pg_policy'::regclass::oid, p.oid, 0, NULL, 'table', {_qualified('n.nspname', 'c.relname')}
+           'pg_policy'::regclass::oid, p.oid, 0, NULL, 'table', {_qualified('n.nspname', 'c.relname')}, NULL, NULL
       FROM pg_policy p
       JOIN pg_class c ON c.oid = p.polrelid
       JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -316,7 +367,7 @@ _OBJECT_QUERIES: tuple[str, ...] = (
                                                   FROM pg_attribute a WHERE a.attrelid = t.typrelid AND a.attnum > 0
                                                    AND NOT a.attisdropped), '') || ')'
            END,
-           'pg_type'::regclass::oid, t.oid, 0, {_role('t.typowner')}, NULL, NULL
+           'pg_type'::regclass::oid, t.oid, 0, {_role('t.typowner')}, NULL, NULL, NULL, NULL
       FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
       LEFT JOIN pg_type b ON b.oid = t.typbasetype
      WHERE t.typnamespace = %(ns)s AND {_not_member('pg_type', 't.oid')}
@@ -326,7 +377,7 @@ _OBJECT_QUERIES: tuple[str, ...] = (
     # extensions: in the app schema, named by the caller, or used by the app's objects; name and schema only
     """
     SELECT 'extension', quote_ident(e.extname), 'schema ' || quote_ident(n.nspname),
-           'pg_extension'::regclass::oid, e.oid, 0, NULL, NULL, NULL
+           'pg_extension'::regclass::oid, e.oid, 0, NULL, NULL, NULL, NULL, NULL
       FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
      WHERE e.extnamespace = %(ns)s OR e.extname = ANY(%(extensions)s::text[])
         OR e.oid IN (SELECT m.refobjid
@@ -342,6 +393,16 @@ _OBJECT_QUERIES: tuple[str, ...] = (
                              AND d.objid IN (SELECT oid FROM pg_type WHERE typnamespace = %(ns)s)))
     """,
 )
+
+# Columns that are not entries (a view's, a materialized view's, a composite type's) but may have a comment:
+# name, classid, objid, objsubid, and the entry the comment belongs to
+_COMMENTABLE = f"""
+    SELECT {_qualified('n.nspname', 'c.relname')} || '.' || quote_ident(a.attname),
+           'pg_class'::regclass::oid, c.oid, a.attnum::int,
+           CASE c.relkind WHEN 'c' THEN 'type' ELSE {_REL_KIND} END, {_qualified('n.nspname', 'c.relname')}
+      FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('v', 'm', 'c') AND {_APP_RELATION}
+"""
 
 # Grants: (object as named, its ACL or the default one, its owner); one entry per object and grantee
 _ACL_OBJECTS = f"""
@@ -576,40 +637,44 @@ def _read(cursor: Any, schema: str, attached: set[tuple[str, str, str]], owners:
     params.update(skip=list(skip), roles=list(roles))
 
     objects: dict[Key, str] = {}
-    parents: dict[Key, Key] = {}
-    described: dict[tuple[int, int, int], Key] = {}
+    parents: dict[Key, tuple[Key, ...]] = {}
+    described: dict[tuple[int, int, int], tuple[str, Key]] = {}  # -> (the comment's name, what it belongs to)
     for query in _OBJECT_QUERIES:
         cursor.execute(query, params)
-        for kind, name, definition, classid, objid, subid, owner, parent_kind, parent_name in cursor.fetchall():
+        for kind, name, definition, classid, objid, subid, owner, *belongs in cursor.fetchall():
             objects[(kind, name)] = definition or ""
-            described[(int(classid), int(objid), int(subid))] = (kind, name)
-            if parent_kind is not None:
-                parents[(kind, name)] = (parent_kind, parent_name)
+            described[(int(classid), int(objid), int(subid))] = (f"{kind} {name}", (kind, name))
+            found = tuple((belongs[at], belongs[at + 1]) for at in (0, 2) if belongs[at] is not None)
+            if found:
+                parents[(kind, name)] = found
             if owners and owner is not None:
                 objects[("owner", f"{kind} {name}")] = owner
-                parents[("owner", f"{kind} {name}")] = (kind, name)
+                parents[("owner", f"{kind} {name}")] = ((kind, name),)
 
     # what lives directly in the schema belongs to it (a missing schema is one finding)
     schema_key = next((key for key in objects if key[0] == "schema"), None)
     if schema_key is not None:
         prefix = schema_key[1] + "."
         for key in list(objects):
-            if key[0] in _IN_SCHEMA and key not in parents and key[1].startswith(prefix):
-                parents[key] = schema_key
+            if key[0] in _IN_SCHEMA and key[1].startswith(prefix):
+                parents[key] = (schema_key,) + parents.get(key, ())
 
-    # comments on every object of the model
+    # comments on every object of the model, and on the columns of views and composite types
+    cursor.execute(_COMMENTABLE, params)
+    for name, classid, objid, subid, parent_kind, parent_name in cursor.fetchall():
+        described[(int(classid), int(objid), int(subid))] = (f"column {name}", (parent_kind, parent_name))
     if described:
         cursor.execute("SELECT classoid, objoid, objsubid, description FROM pg_description "
                        "WHERE objoid = ANY(%(oids)s::oid[])", {"oids": sorted({key[1] for key in described})})
         for classid, objid, subid, text in cursor.fetchall():
             found = described.get((int(classid), int(objid), int(subid)))
-            if found is not None and found[0] != "extension":  # an extension's comment comes with its version
-                objects[("comment", f"{found[0]} {found[1]}")] = text
-                parents[("comment", f"{found[0]} {found[1]}")] = found
+            if found is not None and found[1][0] != "extension":  # an extension's comment comes with its version
+                objects[("comment", found[0])] = text
+                parents[("comment", found[0])] = (found[1],)
     cursor.execute(_GRANTS, params)
     for name, privileges, parent_kind, parent_name in cursor.fetchall():
         objects[("grant", name)] = privileges
-        parents[("grant", name)] = (parent_kind, parent_name)
+        parents[("grant", name)] = ((parent_kind, parent_name),)
     cursor.execute(_DEFAULT_PRIVILEGES, params)
     for role, in_schema, kinds, grantee, privileges, default in cursor.fetchall():
         if in_schema is None and (privileges or None) == (default or None):
@@ -620,7 +685,7 @@ def _read(cursor: Any, schema: str, attached: set[tuple[str, str, str]], owners:
     for name, definition, table in cursor.fetchall():
         objects[("publication", name)] = definition or ""
         if table is not None:
-            parents[("publication", name)] = ("table", table)
+            parents[("publication", name)] = (("table", table),)
     cursor.execute(_ALL_TABLES_PUBLICATIONS, params)
     for name, definition in cursor.fetchall():
         objects[("publication", name)] = definition or ""
@@ -629,12 +694,14 @@ def _read(cursor: Any, schema: str, attached: set[tuple[str, str, str]], owners:
     if ns is not None:
         cursor.execute(_NOT_COMPARED, params)
         not_compared = sorted({row[0] for row in cursor.fetchall()})
-    return Model(objects, not_compared, parents)
+    return Model(objects, not_compared, parents, int(version))
 
 
 def compare(expected: Model, actual: Model) -> list[Finding]:
     """Every object that differs, one Finding each, ordered by name then kind.
 
+    An entry that is extra (or missing) because what it belongs to is (a new table's columns, grants, owner
+    and comments) is left to that one finding; so is a partition's column changed exactly as its parent's.
     A constraint, index, trigger or policy missing under one name and extra under another on the same table,
     with the same definition once its own name is set aside, is one renamed object: "changed", under the
     expected name, `actual` saying "renamed to NEW".
@@ -663,21 +730,26 @@ def compare(expected: Model, actual: Model) -> list[Finding]:
                  for kind, name in gone_keys if not _implied((kind, name), gone_keys, expected.parents)]
     findings += [Finding("extra", kind, name, None, actual.objects[(kind, name)])
                  for kind, name in new_keys if not _implied((kind, name), new_keys, actual.parents)]
-    findings += [Finding("changed", kind, name, definition, actual.objects[(kind, name)])
-                 for (kind, name), definition in expected.objects.items()
-                 if (kind, name) in actual.objects and actual.objects[(kind, name)] != definition]
+    changed = {key: (definition, actual.objects[key]) for key, definition in expected.objects.items()
+               if key in actual.objects and actual.objects[key] != definition}
+    findings += [Finding("changed", kind, name, *change) for (kind, name), change in changed.items()
+                 # a partition's column changed with its parent's column (ALTER TYPE reaches both) is the parent's
+                 if not any(changed.get(parent) == change for parent in expected.parents.get((kind, name), ()))]
     return sorted(findings, key=lambda f: (f.name, f.kind, f.state))
 
 
-def _implied(key: Key, found: set[Key], parents: dict[Key, Key]) -> bool:
-    """Whether an entry that is extra (or missing) belongs to one that is extra (or missing) too."""
+def _implied(key: Key, found: set[Key], parents: dict[Key, tuple[Key, ...]]) -> bool:
+    """Whether an entry that is extra (or missing) belongs, at any remove, to one that is extra (or missing) too."""
     seen = {key}
-    parent = parents.get(key)
-    while parent is not None and parent not in seen:
+    todo = list(parents.get(key, ()))
+    while todo:
+        parent = todo.pop()
+        if parent in seen:
+            continue
         if parent in found:
             return True
         seen.add(parent)
-        parent = parents.get(parent)
+        todo.extend(parents.get(parent, ()))
     return False
 
 
