@@ -317,36 +317,53 @@ def test_a_version_whose_file_is_gone_is_noted_and_what_it_made_shows_as_extra(p
 
 def test_a_migration_that_fails_on_the_shadow_stops_drift_naming_it(project: Project, db: Database, server: Server,
                                                                      platform: list[str]) -> None:
-    if "pgcrypto" not in platform:
-        pytest.skip("the target's server has no pgcrypto: the file could not have been applied there")
-    from conftest import _embedded_server
-
-    project.write("lanconnect", "001_tokens.sql", """
-        CREATE EXTENSION IF NOT EXISTS pgcrypto WITH SCHEMA extensions;
+    # it needs rows the target had when it ran; the shadow holds the platform's structure only
+    db.execute("INSERT INTO auth.users (id, email) VALUES (gen_random_uuid(), 'first@example.com')")
+    project.write("lanconnect", "001_owner.sql", """
         CREATE SCHEMA IF NOT EXISTS langconnect;
-        CREATE TABLE IF NOT EXISTS langconnect.tokens (secret bytea DEFAULT extensions.gen_random_bytes(16));
+        DO $$ BEGIN
+          IF NOT EXISTS (SELECT 1 FROM auth.users) THEN
+            RAISE EXCEPTION 'sign up the first user before this runs';
+          END IF;
+        END $$;
     """)
     _disposable(project)
     assert project.run("migrate").code == 0
-    embedded = _embedded_server()  # no pgcrypto there
-    (project.root / "envs" / "local.env").write_text(
-        f"DATABASE_URL={project.url}\nMAX_WAIT_TIME=5\nMIGRATE_SHADOW_URL={embedded.url('postgres')}\n"
-        "MIGRATE_SHADOW_DISPOSABLE=true\n")
     result = project.run("drift", "--json")
     assert result.code == 4, result.err
     message = json.loads(result.out)["error"]["message"]
-    assert message.startswith("migrations/lanconnect/001_tokens.sql:1:1: ERROR ")
-    assert 'extension "pgcrypto" is not available' in message
+    assert message.startswith("migrations/lanconnect/001_owner.sql:4:5: ERROR P0001: sign up the first user before "
+                              "this runs")
+    assert message.endswith("the shadow holds the platform's structure and no rows: a file that needs rows the target "
+                            "had, or anything else the shadow lacks, fails there (MIGRATE_SHADOW_SETUP can describe "
+                            "the platform)")
     assert "lanconnect version 001 fails on the shadow database, so the expected state could not be built" in message
-    assert "lacks that extension: point MIGRATE_SHADOW_URL at a server that has it" in message
     name = result.err.split("drift: created shadow database ", 1)[1].split(" ", 1)[0]
-    connection = embedded.connect()
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT datname FROM pg_database WHERE datname = %s", (name,))
-            assert cursor.fetchall() == []  # dropped, also after the failure
-    finally:
-        connection.close()
+    assert _existing(db, name) == []  # dropped, also after the failure
+
+
+def test_a_shadow_server_of_another_major_version_is_refused(project: Project, db: Database, server: Server) -> None:
+    from conftest import _embedded_server
+
+    embedded = _embedded_server()  # PostgreSQL 18
+    if server.kind == "embedded":
+        pytest.skip("the target is on the embedded server too: same major version")
+    project.write("lanconnect", "001_things.sql", "CREATE SCHEMA IF NOT EXISTS langconnect;\n"
+                  "CREATE TABLE IF NOT EXISTS langconnect.things (id bigint PRIMARY KEY);\n")
+    _disposable(project)
+    assert project.run("migrate").code == 0
+    (project.root / "envs" / "local.env").write_text(
+        f"DATABASE_URL={project.url}\nMAX_WAIT_TIME=5\nMIGRATE_SHADOW_URL={embedded.url('postgres')}\n"
+        "MIGRATE_SHADOW_DISPOSABLE=true\n")
+    major = db.query("SELECT current_setting('server_version_num')::int / 10000")[0][0]
+    result = project.run("drift")
+    assert result.code == 2, result.err
+    assert result.err.splitlines()[-1].startswith(
+        "migrate: error: the shadow's server (postgresql://postgres@/postgres?host=")
+    assert f"runs PostgreSQL 18 and the target PostgreSQL {major}: PostgreSQL prints some definitions differently " \
+           "across major versions" in result.err
+    assert result.err.splitlines()[-1].endswith("nothing was compared")
+    assert "created shadow database" not in result.err
 
 
 def test_a_deploy_that_starts_or_runs_while_drift_reads_the_target_is_caught(

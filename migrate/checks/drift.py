@@ -35,7 +35,7 @@ from typing import Any, NamedTuple
 
 from migrate.checks.reach import Reach, merge_all, reach_of_file
 from migrate.checks.shadow_apply import ShadowApplied, apply_on_shadow, prepare
-from migrate.errors import DeployInProgress
+from migrate.errors import ConfigError, DeployInProgress
 from migrate.paths import display_path
 from migrate.plan import ADDED, APPLIED, CHANGED, FAILED, MISSING, PENDING, MigrationInfo, Plan
 from migrate.settings import Settings
@@ -127,6 +127,7 @@ def run_drift(settings: Settings, owners: bool = True) -> DriftResult:
     except DeployInProgress as error:
         error.result = result  # type: ignore[attr-defined]  # --json prints the document with the error in it
         raise
+    _same_major(settings, actual.major)
     result.pending = [item for item in plan.items if item.state == PENDING]
     result.expected = _expected_items(plan)
     result.notes.extend(_plan_notes(plan, settings))
@@ -162,6 +163,30 @@ def _outside_the_model(every: Reach, schema: str, expected: Any) -> list[str]:
             continue
         found.append(f"{other}.{name} (the migration files create it outside schema {schema})")
     return found
+
+
+def _same_major(settings: Settings, target_major: int) -> None:
+    """Refuse a shadow server of another major version than the target's (exit 2), before building anything:
+    PostgreSQL prints some definitions differently across majors (a view's columns are table-qualified before
+    16), so such a comparison reports differences no one made."""
+    from migrate.checks.shadow import choose_server
+    from migrate.database.connection import wait_until_ready
+
+    server = choose_server(settings, "drift")
+    session = wait_until_ready(server.target, read_only=True)
+    try:
+        with session.connection.cursor() as cursor:
+            cursor.execute("SELECT current_setting('server_version_num')::int / 10000")
+            shadow_major = int(cursor.fetchone()[0])
+    finally:
+        session.close()
+    if target_major and shadow_major != target_major:
+        raise ConfigError(
+            f"the shadow's server ({server.label()}) runs PostgreSQL {shadow_major} and the target PostgreSQL "
+            f"{target_major}: PostgreSQL prints some definitions differently across major versions, so drift would "
+            f"report differences no one made; point MIGRATE_SHADOW_URL at a PostgreSQL {target_major} server (a "
+            f"postgres:{target_major} container; for Supabase, `supabase start`'s database of the project's "
+            "version); nothing was compared")
 
 
 def _reach_of_every_file(settings: Settings, versions: dict[str, list[Any]]) -> Reach:

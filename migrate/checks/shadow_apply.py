@@ -157,6 +157,9 @@ def _apply(settings: Settings, shadow: Shadow, files: ShadowFiles) -> ShadowAppl
                 head = error.message.split(f"; {item.track.name} version {item.version} failed", 1)[0]
                 hints = failure_hints(shadow, head, [f"{done.track.name} version {done.version}"
                                                      for done, _ in skipped])
+                hints.append("the shadow holds the platform's structure and no rows: a file that needs rows the "
+                             "target had, or anything else the shadow lacks, fails there (MIGRATE_SHADOW_SETUP "
+                             "can describe the platform)")
                 raise ShadowFailed(f"{head}; {item.track.name} version {item.version} fails on the shadow database, "
                                    f"so the expected state could not be built; {'; '.join(hints)}",
                                    item, names, applied) from None
