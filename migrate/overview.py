@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from migrate.errors import ConfigError, MigrateError, UnreachableError
+from migrate.errors import (
+    EXIT_CONFIG,
+    EXIT_MIGRATION_FAILED,
+    EXIT_UNREACHABLE,
+    ConfigError,
+    MigrateError,
+    UnreachableError,
+)
 from migrate.plan import ADDED, APPLIED, CHANGED, Plan
 from migrate.settings import ENV_NAME_RE
 
@@ -126,7 +133,8 @@ def add_drift(overview: Overview, root: Path, environ: Mapping[str, str] | None 
 
     for column in overview.environments:
         if column.plan is None:
-            column.drift = DriftOutcome(column.name, NOT_CHECKED, f"not checked: {column.status}", 0, column.error)
+            code = {UNREACHABLE: EXIT_UNREACHABLE, MISCONFIGURED: EXIT_CONFIG}.get(column.status, EXIT_MIGRATION_FAILED)
+            column.drift = DriftOutcome(column.name, NOT_CHECKED, f"not checked: {column.status}", code, column.error)
         else:
             column.drift = check_environment(column.name, root, environ)
 
