@@ -463,3 +463,22 @@ def test_on_a_shared_shadow_server_a_cluster_level_version_is_not_run_and_not_co
             False, "lanconnect version 002 was not run on the shadow (cluster-level note)")
     finally:
         db.execute(f"DROP ROLE IF EXISTS {role}")
+
+
+def test_the_readme_ci_recipe_is_a_valid_github_workflow_running_inv_drift(tmp_path: Any) -> None:
+    import re
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    readme = (REPO / "README.md").read_text()
+    found = re.search(r"```yaml\n(# \.github/workflows/drift\.yml\n.*?)```", readme, re.S)
+    assert found is not None, "README's drift CI recipe is gone"
+    workflow = tmp_path / "drift.yml"
+    workflow.write_text(found.group(1))
+    checked = subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows",
+                              str(workflow)], capture_output=True, text=True, timeout=120)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "run: inv drift --env production --json > drift.json" in found.group(1)
+    assert "schedule:" in found.group(1)
