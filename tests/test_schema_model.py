@@ -4,7 +4,9 @@ after its revert they compare equal again.
 
 Both databases get the Supabase-shaped platform (supabase_fixture) and the realistic app
 (tests/supabase_app), migrated by the real `migrate`. They are built once per server (module scope):
-every edit is reverted before the next test reads the target.
+every edit is reverted before the next test reads the target. Kinds the app does not have (partitioned
+and inherited tables, domains, composite types, publications of a schema or of every table, ...) are
+edited on a second pair built from plain SQL (`SHAPES`).
 """
 
 from __future__ import annotations
@@ -588,3 +590,23 @@ def test_each_edit_of_the_shapes_is_one_finding(shapes: Pair, edit: str, revert:
     found = _found(shapes, edit, revert)
     assert ", ".join(str(f) for f in found) == finding, [(str(f), f.expected, f.actual) for f in found]
     assert compare(shapes.model, shapes.read()) == []
+
+
+def test_a_failed_read_rolls_back_and_a_lost_connection_reports_its_own_error(pair: Pair) -> None:
+    import psycopg2
+
+    connection = pair.target.connect()
+    try:
+        # a value psycopg2 cannot send fails a query after BEGIN
+        with pytest.raises(psycopg2.ProgrammingError, match="can't adapt"):
+            read_model(connection, SCHEMA, pair.attached, extensions=[object()])  # type: ignore[list-item]
+        assert connection.get_transaction_status() == 0 and connection.autocommit is True  # rolled back
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            pid = cursor.fetchone()[0]
+        assert compare(pair.model, read_model(connection, SCHEMA, pair.attached)) == []
+        pair.target.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        with pytest.raises(psycopg2.OperationalError):  # the lost connection, not a failed ROLLBACK
+            read_model(connection, SCHEMA, pair.attached)
+    finally:
+        connection.close()

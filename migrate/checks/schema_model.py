@@ -41,12 +41,13 @@ Choices that make "one edit, one finding" hold:
 - **On platform tables, only what the files attach is read** (`attached`: the policy and trigger names
   the files create there), so the platform itself is never compared: a policy added by hand on
   storage.objects is not seen, and one the files create that was renamed there is "missing".
-- **Like with like.** PostgreSQL prints some definitions differently across major versions (a view's
-  columns are table-qualified before 16): compare models of the same major (Model.major).
+- **Like with like.** PostgreSQL prints some definitions differently across major versions (15 prints a
+  view's columns table-qualified, 18 does not): compare models of the same major (Model.major).
 
 What the model leaves out: the tool's own history tables (their rows differ by design), objects that
-belong to an extension (the extension is one entry: name and schema, not version; only extensions in the
-app schema, named by the caller, or used by the app's objects), and the platform's own objects. What it
+belong to an extension (the extension is one entry: name and schema, not version, nor its comment, which
+comes with the version; only extensions in the app schema, named by the caller, or used by the app's
+objects), and the platform's own objects. What it
 finds in the app schema and cannot compare (operators, casts of app types, rules other than a view's,
 statistics objects, text search objects, collations, conversions, aggregates, operator classes and
 families, foreign tables and their servers, event triggers running app functions) is listed in
@@ -84,7 +85,7 @@ class Model(NamedTuple):
     @property
     def major(self) -> int:
         """The server's major version (15, 18): models of different majors differ in how PostgreSQL prints
-        definitions (a view's columns are qualified before 16), so drift compares like with like."""
+        definitions (15 prints a view's columns table-qualified, 18 does not): compare like with like."""
         return self.server_version // 10000
 
 
@@ -617,11 +618,13 @@ def read_model(connection: Any, schema: str, attached: set[tuple[str, str, str]]
             try:
                 model = _read(cursor, schema, attached, owners, list(extensions))
             except BaseException:
-                cursor.execute("ROLLBACK")
+                if not connection.closed:  # a lost connection's error is the one to report
+                    cursor.execute("ROLLBACK")
                 raise
             cursor.execute("COMMIT")
     finally:
-        connection.autocommit = autocommit
+        if not connection.closed:
+            connection.autocommit = autocommit
     return model
 
 
