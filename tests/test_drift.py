@@ -482,3 +482,34 @@ def test_the_readme_ci_recipe_is_a_valid_github_workflow_running_inv_drift(tmp_p
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "run: inv drift --env production --json > drift.json" in found.group(1)
     assert "schedule:" in found.group(1)
+
+
+def test_a_real_migrate_run_in_progress_is_a_deploy_in_progress(project: Project, db: Database, server: Server,
+                                                                 platform: list[str]) -> None:
+    import subprocess
+    import sys
+    import time
+
+    _migrated(project, server)
+    project.write("lanconnect", "007_slow.sql", """
+        SELECT pg_sleep(4);
+        CREATE TABLE IF NOT EXISTS langconnect.slow (id bigint);
+    """)
+    run = subprocess.Popen([sys.executable, "-m", "migrate", "migrate"], cwd=project.root, env=project.environ(),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        key = lock_key("langconnect") & 0xFFFFFFFFFFFFFFFF
+        deadline = time.monotonic() + 20
+        held = ("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = %s::bigint::oid "
+                "AND objid = %s::bigint::oid AND database = (SELECT oid FROM pg_database "
+                "WHERE datname = current_database())")
+        while not db.query(held, (key >> 32, key & 0xFFFFFFFF)):
+            assert time.monotonic() < deadline and run.poll() is None, "migrate never took the run lock"
+            time.sleep(0.05)
+        result = project.run("drift")
+        assert result.code == 8, (result.out, result.err)
+        assert "migrate: error: a deploy is in progress on " in result.err
+    finally:
+        out, err = run.communicate(timeout=60)
+    assert run.returncode == 0, err
+    assert project.run("drift").code == 0  # the deploy is done: 007 applied, and expected
