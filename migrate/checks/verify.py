@@ -55,16 +55,17 @@ from migrate.checks.catalog import (
     read_fingerprint,
     sequences_moved_back,
 )
-from migrate.checks.reach import Reach, merge_all, reach_of_file
+from migrate.checks.reach import Reach
 from migrate.checks.shadow import Shadow, open_shadow
+from migrate.checks.shadow_apply import failure_hints, prepare, select_versions
 from migrate.database.connection import Session, connect, connection_params, server_error, this_host
 from migrate.errors import MigrateError
 from migrate.files.sqlfiles import MigrationVersion
-from migrate.files.statements import Script, allowed_schemas, locate, parse_file
+from migrate.files.statements import Script, allowed_schemas, locate
 from migrate.history.recorder import Recorder
 from migrate.history.tables import ensure_history_tables
 from migrate.paths import display_path
-from migrate.plan import MigrationInfo, build_plan
+from migrate.plan import MigrationInfo
 from migrate.settings import Settings
 from migrate.tracks import Track
 
@@ -148,20 +149,11 @@ class State(NamedTuple):
 
 def run_verify(settings: Settings, tracks: list[Track], versions: dict[str, list[MigrationVersion]]) -> VerifyResult:
     """Every version on a shadow database, each file run again right after it and once more at the end."""
-    from migrate.apply.psql import require_psql
-
-    root = settings.root
-    plan = build_plan(tracks, versions, {track.name: [] for track in tracks}, root)
-    items = plan.to_apply()
-    scripts = {(i.track.name, i.version): [parse_file(f, root, settings.run.executor) for f in i.migration.files]
-               for i in items if i.migration}
-    every = [script for parts in scripts.values() for script in parts]
-    require_psql(settings.run.psql_path, every, root)  # refused (exit 4) before anything is created
-    reaches = {display_path(script.file.path, root): reach_of_file(script.file.text) for script in every}
+    files = prepare(settings, select_versions(tracks, versions, settings.root))  # refused before anything exists
     result = VerifyResult(server="", scratch_database="")
-    with open_shadow(settings, merge_all(reaches.values()), "verify") as shadow:
+    with open_shadow(settings, files.reach, "verify") as shadow:
         _describe(result, shadow)
-        _Verifier(settings, shadow, tracks, items, scripts, reaches, result).run()
+        _Verifier(settings, shadow, tracks, files.items, files.scripts, files.reaches, result).run()
     result.dropped, result.roles_dropped = shadow.dropped, list(shadow.roles_dropped)
     return result
 
@@ -294,16 +286,7 @@ class _Verifier:
 
     def _first_run_failed(self, item: MigrationInfo, names: list[str], error: MigrateError) -> None:
         head = error.message.split(f"; {item.track.name} version {item.version} failed", 1)[0]
-        hints = []
-        lowered = head.lower()
-        if "extension" in lowered and ("not available" in lowered or "control file" in lowered):
-            hints.append(f"the shadow's server ({self.shadow.server.label()}) lacks that extension: point "
-                         "MIGRATE_SHADOW_URL at a server that has it (for Supabase, `supabase start`'s database)")
-        elif "does not exist" in lowered:
-            hints.append("the shadow lacks what the file expects: see the missing-role, missing-extension and "
-                         "shadow-setup findings, or describe the platform in MIGRATE_SHADOW_SETUP")
-        if self.skipped:
-            hints.append(f"{', '.join(self.skipped)} did not run (cluster-level), which may be why")
+        hints = failure_hints(self.shadow, head, self.skipped)
         hints.append("if it runs on the target, the shadow differs from it there; if it fails everywhere and no "
                      "database has applied it yet, fix it")
         for name in names:
