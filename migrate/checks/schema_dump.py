@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from migrate.checks.reach import Reach, merge_all, reach_of_file
+from migrate.checks.reach import Reach
 from migrate.checks.shadow import PG_DUMP_TIMEOUT, TOC_HEADER, find_pg_dump, open_shadow
 from migrate.database.connection import connection_params, first_line
 from migrate.errors import ConfigError
@@ -114,24 +114,29 @@ def produce_schema_file(settings: Settings, tracks: list[Track], versions: dict[
                         owners: bool = False) -> SchemaFile:
     """Every migration of every track on a shadow database, then its pg_dump, filtered and headed.
 
-    Raises Refused (no server where a shadow may live: exit 6), ConfigError (pg_dump missing or
-    failing), MigrateError from a migration that fails on the shadow; the shadow is dropped in
-    every case.
+    Raises before any shadow exists on a file that does not parse or needs a missing psql (exit 4),
+    Refused when no server may hold a shadow (exit 6); ConfigError when pg_dump is missing or fails,
+    ShadowFailed (exit 4) when a migration fails on the shadow. The shadow is dropped in every case.
     """
-    from migrate.checks.shadow_apply import apply_on_shadow
+    from migrate.checks.shadow_apply import apply_on_shadow, prepare, select_versions
 
-    files = merge_all(reach_of_file(part.text) for track in tracks for version in versions.get(track.name, [])
-                      for part in version.files)
-    with open_shadow(settings, files, PURPOSE) as shadow:
+    files = prepare(settings, select_versions(tracks, versions, settings.root))
+    with open_shadow(settings, files.reach, PURPOSE) as shadow:
         for note in shadow.notes:
             log.warning("warning: %s", note.message)
-        apply_on_shadow(settings, shadow, tracks, versions)
+        applied = apply_on_shadow(settings, shadow, files)
         raw = run_pg_dump(shadow.target, settings.schema, history_tables(tracks), owners)
+    skipped = [f"{item.track.name} {item.version}" for item, _ in applied.skipped]
+    for item, statements in applied.skipped:
+        log.warning("warning: %s version %s was not run on the shadow (%s: cluster-wide, and the shadow server is "
+                    "shared), so what it creates is missing from the schema file; use a disposable shadow server "
+                    "(MIGRATE_SHADOW_DISPOSABLE=true, or an environment marked MIGRATE_DISPOSABLE=true)",
+                    item.track.name, item.version, ", ".join(statements[:3]))
     major, entries = split_dump(raw)
-    kept = select_entries(entries, settings.schema, files)
+    kept = select_entries(entries, settings.schema, files.reach)
     last = {track.name: (versions[track.name][-1].version if versions.get(track.name) else None) for track in tracks}
-    return SchemaFile(render(settings.schema, last, major, kept), last, major, shadow.server.label(), shadow.name,
-                      shadow.dropped, [note.message for note in shadow.notes])
+    return SchemaFile(render(settings.schema, last, major, kept, skipped), last, major, shadow.server.label(),
+                      shadow.name, shadow.dropped, [note.message for note in shadow.notes])
 
 
 def run_pg_dump(target: Target, schema: str, history: list[str], owners: bool) -> str:
@@ -244,7 +249,8 @@ def unquote(name: str) -> str:
     return name[1:-1].replace('""', '"') if len(name) > 1 and name.startswith('"') and name.endswith('"') else name
 
 
-def render(schema: str, versions: dict[str, str | None], major: int | None, entries: list[DumpEntry]) -> str:
+def render(schema: str, versions: dict[str, str | None], major: int | None, entries: list[DumpEntry],
+           skipped: list[str] | tuple[str, ...] = ()) -> str:
     """The schema file: the header, the app schema's entries, then what the files attach to the platform."""
     lines = [
         f"-- Schema file: what the migrations produce in schema {schema}, and what they attach to the",
@@ -257,6 +263,8 @@ def render(schema: str, versions: dict[str, str | None], major: int | None, entr
     width = max((len(track) for track in versions), default=0)
     for track, version in versions.items():
         lines.append(f"--   {track.ljust(width)}  {version if version is not None else '(no migration files)'}")
+    if skipped:
+        lines.append(f"-- Not run on the shadow (cluster-wide, on a shared shadow server): {', '.join(skipped)}")
     server = f"PostgreSQL {major}" if major is not None else "an unknown PostgreSQL version"
     lines += [f"-- Built on {server} (view definitions and expressions are written by the server: they can",
               "-- differ on another major version).", ""]
@@ -299,14 +307,35 @@ def committed_major(text: str) -> int | None:
     return int(found.group(1)) if found else None
 
 
-def write_schema_file(path: Path, text: str) -> None:
-    """Write the file whole or not at all (a temporary file beside it, then renamed over it)."""
+def require_writable(path: Path) -> None:
+    """Refuse, before any shadow exists, a path whose folder is missing or that names a folder."""
+    if path.is_dir():
+        raise ConfigError(f"cannot write the schema file to {path}: it is a folder; give a file name with --out")
     if not path.parent.is_dir():
-        raise ConfigError(f"cannot write {path}: its folder does not exist; create it or give another --out")
+        raise ConfigError(f"cannot write the schema file to {path}: its folder does not exist; create it, or give "
+                          "another --out")
+
+
+def _file_mode(path: Path) -> int:
+    """The mode the file has, or a new file's under the umask (mkstemp's own 0600 would hide it from others)."""
+    try:
+        return path.stat().st_mode & 0o777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+def write_schema_file(path: Path, text: str) -> None:
+    """Write the file whole or not at all: a temporary file beside it, then renamed over it."""
+    temporary = None
     try:
         handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as stream:
             stream.write(text)
+        os.chmod(temporary, _file_mode(path))
         os.replace(temporary, path)
     except OSError as error:
-        raise ConfigError(f"cannot write {path} ({type(error).__name__}: {error})") from None
+        if temporary is not None and os.path.exists(temporary):
+            os.unlink(temporary)
+        raise ConfigError(f"cannot write the schema file to {path} ({type(error).__name__}: {error})") from None
