@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from migrate.checks.reach import Reach
-from migrate.checks.shadow import PG_DUMP_TIMEOUT, TOC_HEADER, find_pg_dump, open_shadow
+from migrate.checks.shadow import PG_DUMP_TIMEOUT, TOC_HEADER, choose_server, find_pg_dump, open_shadow
 from migrate.database.connection import connection_params, first_line
 from migrate.errors import ConfigError
 from migrate.files.sqlfiles import MigrationVersion
@@ -120,6 +120,7 @@ def produce_schema_file(settings: Settings, tracks: list[Track], versions: dict[
     """
     from migrate.checks.shadow_apply import apply_on_shadow, prepare, select_versions
 
+    choose_server(settings, "schema dump")  # no server where a shadow may live: refused first, in this command's words
     files = prepare(settings, select_versions(tracks, versions, settings.root))
     with open_shadow(settings, files.reach, PURPOSE) as shadow:
         for note in shadow.notes:

@@ -1,0 +1,268 @@
+"""`schema dump` (issue 15): the schema file the migrations produce, built on a shadow database, the same
+bytes on every run; `--check` as a pull-request gate (exit 7 with a unified diff), and its doors.
+
+The target of each test is its own database with the Supabase-shaped platform installed
+(supabase_fixture); the app is tests/supabase_app, whose files attach policies to storage.objects and
+realtime.messages and a trigger to auth.users."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+
+import pytest
+from conftest import Database, Project, Server, _embedded_server, _system_dsn, fresh_database
+from supabase_fixture import copy_app, has_extension, install_platform
+
+from migrate.errors import EXIT_CONFIG, EXIT_DRIFT, EXIT_REFUSED
+
+SHADOW_LINE = re.compile(r"created shadow database (migrate_dump_\w+) on ")
+PLATFORM_TABLES = ("auth.users", "storage.objects", "storage.buckets", "realtime.messages")
+HISTORY_TABLES = ("lanconnect_migration_versions", "client_migration_versions", "migration_attempts")
+
+
+@pytest.fixture
+def platform(db: Database) -> list[str]:
+    connection = db.connect()
+    try:
+        return install_platform(connection)
+    finally:
+        connection.close()
+
+
+def _app(project: Project, server: Server, vector: bool | None = None) -> list[str]:
+    """The app in the project's migrations (the pgvector file where the server has it), its env disposable."""
+    if vector is None:
+        connection = server.connect()
+        try:
+            vector = has_extension(connection, "vector")
+        finally:
+            connection.close()
+    copied = copy_app(project.root / "migrations", vector=vector)
+    (project.root / "envs" / "local.env").write_text(
+        f"DATABASE_URL={project.url}\nMAX_WAIT_TIME=5\nMIGRATE_DISPOSABLE=true\n")
+    return copied
+
+
+def _shadow(err: str) -> str:
+    found = SHADOW_LINE.search(err)
+    assert found is not None, err
+    return found.group(1)
+
+
+def test_the_schema_file_holds_the_app_and_its_attachments_and_is_the_same_bytes_every_run(
+        project: Project, db: Database, server: Server, platform: list[str]) -> None:
+    copied = _app(project, server)
+    first = project.run("schema", "dump")
+    assert first.code == 0, first.err
+    path = project.root / "schema.sql"
+    assert first.out == ("wrote schema.sql: the schema the migrations produce (lanconnect "
+                         f"{'006' if 'lanconnect/006_embeddings.sql' in copied else '005'}, client_specific 002)\n")
+    text = path.read_bytes()
+    second = project.run("schema", "dump")
+    assert second.code == 0, second.err
+    assert path.read_bytes() == text  # byte-identical across runs
+    assert _shadow(first.err) != _shadow(second.err)  # two shadows, both gone
+    for name in (_shadow(first.err), _shadow(second.err)):
+        assert db.query("SELECT 1 FROM pg_database WHERE datname = %s", (name,)) == []
+    schema = text.decode("utf-8")
+    lines = schema.splitlines()
+    # the header names the versions it reflects and the server's major version
+    assert lines[5:8] == ["-- Versions it reflects (the last of each track):",
+                          f"--   lanconnect       {'006' if 'lanconnect/006_embeddings.sql' in copied else '005'}",
+                          "--   client_specific  002"]
+    major = db.query("SELECT current_setting('server_version_num')::int / 10000")[0][0]
+    assert lines[8].startswith(f"-- Built on PostgreSQL {major} ")
+    # the app's tables, views, functions, policies and grants
+    for table in ("profiles", "documents", "plans", "audit_log", "client_settings"):
+        assert f"\nCREATE TABLE langconnect.{table} (\n" in schema
+    assert "\nCREATE VIEW langconnect.ready_documents WITH (security_invoker='true') AS\n" in schema
+    assert "\nCREATE FUNCTION langconnect.handle_new_user() RETURNS trigger\n" in schema
+    assert "coalesce(NEW.raw_user_meta_data ->> 'full_name', NEW.email)" in schema  # 005's body, the last one
+    assert '\nCREATE POLICY "Owners manage their documents" ON langconnect.documents TO authenticated' in schema
+    assert "\nGRANT USAGE ON SCHEMA langconnect TO anon;\n" in schema
+    # what the files attach to the platform's tables, under their own heading, after the app
+    attached = schema.split("-- Attached to the platform's tables by the migration files\n", 1)[1]
+    assert re.findall(r"^CREATE (POLICY|TRIGGER) (\"[^\"]+\"|\w+) (?:[A-Z ]+ )?ON (\w+\.\w+)", attached,
+                      re.MULTILINE) == [
+        ("TRIGGER", "on_auth_user_created", "auth.users"),
+        ("POLICY", '"Authenticated users receive broadcasts"', "realtime.messages"),
+        ("POLICY", '"Avatar images are publicly accessible"', "storage.objects"),
+        ("POLICY", '"Users read their own documents"', "storage.objects"),
+        ("POLICY", '"Users upload their own avatar"', "storage.objects"),
+    ]
+    # not the platform's own tables, not the tool's history tables, no owner, no pg_dump noise
+    for table in PLATFORM_TABLES:
+        assert f"CREATE TABLE {table} " not in schema
+    assert "ENABLE ROW LEVEL SECURITY" not in attached  # storage.objects' own RLS belongs to the platform
+    for table in HISTORY_TABLES:
+        assert table not in schema
+    assert "OWNER TO" not in schema and "Owner: postgres" not in schema
+    assert "\\restrict" not in schema and "\\unrestrict" not in schema
+    assert "Dumped from" not in schema and "Dumped by" not in schema and "database version" not in schema
+    assert not re.search(r"^(SET |SELECT pg_catalog\.set_config)", schema, re.MULTILINE)
+    assert "pg_attver" not in schema
+    assert schema.endswith(";\n") and not schema.endswith("\n\n")
+    # --check on the fresh file passes and writes nothing
+    checked = project.run("schema", "dump", "--check")
+    assert checked.code == 0, checked.err
+    assert checked.out.startswith("schema.sql matches what the migrations produce (lanconnect ")
+    assert path.read_bytes() == text
+    # the target is untouched: no app schema, no bucket rows, no policy attached
+    assert db.query("SELECT 1 FROM pg_namespace WHERE nspname = 'langconnect'") == []
+    assert db.query("SELECT count(*) FROM storage.buckets") == [(0,)]
+    assert db.query("SELECT count(*) FROM pg_policy WHERE polrelid = 'storage.objects'::regclass") == [(0,)]
+
+
+def test_check_fails_with_a_unified_diff_after_a_new_migration_file(
+        project: Project, db: Database, server: Server, platform: list[str]) -> None:
+    _app(project, server, vector=False)
+    assert project.run("schema", "dump").code == 0
+    committed = (project.root / "schema.sql").read_bytes()
+    project.write("lanconnect", "007_invoices.sql", """
+        CREATE TABLE IF NOT EXISTS langconnect.invoices (id bigint PRIMARY KEY, total numeric NOT NULL);
+        DROP POLICY IF EXISTS "Invoices are private" ON storage.objects;
+        CREATE POLICY "Invoices are private" ON storage.objects FOR SELECT TO service_role
+          USING (bucket_id = 'invoices');
+    """)
+    result = project.run("schema", "dump", "--check")
+    assert result.code == EXIT_DRIFT, result.err
+    out = result.out.splitlines()
+    assert out[:2] == ["--- schema.sql (committed)", "+++ schema.sql (from the migrations)"]
+    added = [line[1:] for line in out[2:] if line.startswith("+")]  # the file's own lines start with `--`
+    removed = [line[1:] for line in out[2:] if line.startswith("-")]
+    assert removed == ["--   lanconnect       005"]
+    assert "--   lanconnect       007" in added
+    assert "CREATE TABLE langconnect.invoices (" in added
+    assert ("CREATE POLICY \"Invoices are private\" ON storage.objects FOR SELECT TO service_role USING "
+            "((bucket_id = 'invoices'::text));") in added
+    assert result.err.splitlines()[-1] == (
+        "migrate: error: schema.sql differs from what the migrations produce (the diff is above): run `inv schema "
+        "dump` and commit the file with the migration that changed it")
+    assert (project.root / "schema.sql").read_bytes() == committed  # --check writes nothing
+    # the diff is exactly what difflib makes of the two files
+    assert project.run("schema", "dump").code == 0
+    fresh = (project.root / "schema.sql").read_text()
+    assert result.out == "".join(difflib.unified_diff(
+        committed.decode().splitlines(keepends=True), fresh.splitlines(keepends=True),
+        "schema.sql (committed)", "schema.sql (from the migrations)"))
+    assert project.run("schema", "dump", "--check").code == 0
+
+
+def test_check_without_the_file_says_to_write_it_and_creates_no_shadow(
+        project: Project, db: Database, server: Server, platform: list[str]) -> None:
+    _app(project, server, vector=False)
+    result = project.run("schema", "dump", "--check")
+    assert result.code == EXIT_CONFIG
+    assert result.out == ""
+    assert result.err.splitlines()[-1] == (
+        "migrate: error: schema.sql does not exist, so there is nothing to check: run `inv schema dump` (python -m "
+        "migrate schema dump) to write it from the migrations, and commit it")
+    assert "shadow database" not in result.err
+    assert not (project.root / "schema.sql").exists()
+
+
+def test_out_and_the_inv_door(project: Project, db: Database, server: Server, platform: list[str]) -> None:
+    _app(project, server, vector=False)
+    (project.root / "db").mkdir()
+    written = project.inv("schema", "dump", "--out", "db/schema.sql")
+    assert written.code == 0, written.err
+    assert written.out.startswith("wrote db/schema.sql: the schema the migrations produce (lanconnect 005, ")
+    assert (project.root / "db" / "schema.sql").read_text().startswith("-- Schema file: ")
+    assert not (project.root / "schema.sql").exists()
+    checked = project.inv("schema", "dump", "--check", "--out", "db/schema.sql")
+    assert checked.code == 0, checked.err
+    assert checked.out.startswith("db/schema.sql matches what the migrations produce")
+    # a hand edit of the file fails the gate through inv too, exit 7
+    path = project.root / "db" / "schema.sql"
+    path.write_text(path.read_text().replace("max_documents integer NOT NULL", "max_documents bigint NOT NULL"))
+    edited = project.inv("schema", "dump", "--check", "--out", "db/schema.sql")
+    assert edited.code == EXIT_DRIFT, edited.err
+    assert "-    max_documents bigint NOT NULL\n+    max_documents integer NOT NULL\n" in edited.out
+    # a folder that does not exist: exit 2 before any shadow
+    missing = project.inv("schema", "dump", "--out", "nowhere/schema.sql")
+    assert missing.code == EXIT_CONFIG
+    assert "cannot write the schema file to" in missing.err and "its folder does not exist" in missing.err
+    assert "shadow database" not in missing.err
+
+
+def test_owners_are_kept_only_when_asked(project: Project, db: Database, server: Server,
+                                         platform: list[str]) -> None:
+    _app(project, server, vector=False)
+    result = project.run("schema", "dump", "--owners", "--out", "owned.sql")
+    assert result.code == 0, result.err
+    user = db.query("SELECT current_user")[0][0]
+    text = (project.root / "owned.sql").read_text()
+    assert f"ALTER TABLE langconnect.documents OWNER TO {user};" in text
+    assert "\\restrict" not in text and "Dumped from" not in text
+
+
+def test_no_shadow_server_is_refused_with_exit_6(project: Project, db: Database, platform: list[str]) -> None:
+    copy_app(project.root / "migrations", vector=False)
+    (project.root / "envs" / "staging.env").write_text(f"DATABASE_URL={project.url}\nMAX_WAIT_TIME=5\n")
+    result = project.run("schema", "dump", "--env", "staging")
+    assert result.code == EXIT_REFUSED
+    assert result.err.splitlines()[-1].startswith(
+        "migrate: error: schema dump needs a shadow database on a server where cluster-wide effects")
+    assert "or run schema dump on an environment marked MIGRATE_DISPOSABLE=true (--env local)" in result.err
+    assert not (project.root / "schema.sql").exists()
+    assert db.query("SELECT 1 FROM pg_namespace WHERE nspname = 'langconnect'") == []
+
+
+def test_schema_takes_the_one_action_dump(files_project: Project) -> None:
+    wrong = files_project.run("schema", "load")
+    assert wrong.code == EXIT_CONFIG
+    assert wrong.err.splitlines()[-1] == (
+        "migrate: error: schema takes one action, dump (got 'load'): `schema dump [--check] [--out FILE] [--owners]`")
+    bare = files_project.run("schema")
+    assert bare.code == EXIT_CONFIG and "(got 'no action')" in bare.err
+    elsewhere = files_project.run("status", "--check")
+    assert elsewhere.code == EXIT_CONFIG
+    assert elsewhere.err.splitlines()[-1] == (
+        "migrate: error: --check, --out and --owners are options of `schema dump`, not of the status command")
+
+
+@pytest.mark.skipif(_system_dsn() is None, reason="needs the machine's PostgreSQL beside the embedded one")
+def test_the_two_servers_write_the_same_file_but_for_what_the_server_deparses(tmp_path: Path) -> None:
+    """PostgreSQL 15 and the embedded 18: pg_dump's noise is gone on both (this machine's 15 stamps every column
+    with a pg_attver option); what remains is the server's own text: its major version in the header, a view's
+    columns (15 qualifies them), and a GRANT ALL (15 has no MAINTAIN privilege, so pg_dump 18 lists them)."""
+    import psycopg2
+
+    dsn = _system_dsn()
+    assert dsn is not None
+    texts = {}
+    for server in (Server("system", dict(psycopg2.extensions.parse_dsn(dsn))), _embedded_server()):
+        with fresh_database(server) as database:
+            connection = database.connect()
+            try:
+                install_platform(connection)
+            finally:
+                connection.close()
+            root = tmp_path / server.kind
+            (root / "envs").mkdir(parents=True)
+            project = Project(root, database.url)
+            _app(project, server, vector=False)
+            result = project.run("schema", "dump")
+            assert result.code == 0, result.err
+            texts[server.kind] = (root / "schema.sql").read_text()
+            majors = database.query("SELECT current_setting('server_version_num')::int / 10000")[0][0]
+            texts[server.kind + "-major"] = str(majors)
+    if texts["system-major"] == texts["embedded-major"]:
+        assert texts["system"] == texts["embedded"]
+        return
+    changed = [line for line in difflib.unified_diff(texts["system"].splitlines(), texts["embedded"].splitlines(),
+                                                     lineterm="", n=0)
+               if line[:1] in "+-"][2:]
+    assert texts["system-major"] == "15", "the expected differences below are PostgreSQL 15's"
+    assert changed == [
+        "--- Built on PostgreSQL 15 (view definitions and expressions are written by the server: they can",
+        "+-- Built on PostgreSQL 18 (view definitions and expressions are written by the server: they can",
+        "- SELECT documents.id,", "-    documents.owner_id,", "-    documents.title",
+        "+ SELECT id,", "+    owner_id,", "+    title",
+        "-  WHERE (documents.status = 'ready'::langconnect.document_status);",
+        "+  WHERE (status = 'ready'::langconnect.document_status);",
+        "-GRANT SELECT,INSERT,REFERENCES,DELETE,TRIGGER,TRUNCATE,UPDATE ON TABLE langconnect.profiles TO service_role;",
+        "+GRANT ALL ON TABLE langconnect.profiles TO service_role;",
+    ]
