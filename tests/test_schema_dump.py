@@ -198,6 +198,20 @@ def test_owners_are_kept_only_when_asked(project: Project, db: Database, server:
     assert "\\restrict" not in text and "Dumped from" not in text
 
 
+def test_a_migration_that_fails_on_the_shadow_writes_nothing(project: Project, db: Database, server: Server,
+                                                             platform: list[str]) -> None:
+    _app(project, server, vector=False)
+    project.write("client_specific", "003_broken.sql", "ALTER TABLE langconnect.nowhere ADD COLUMN x int;\n")
+    result = project.run("schema", "dump")
+    assert result.code == 4, result.err
+    last = result.err.splitlines()[-1]
+    assert last.startswith("migrate: error: migrations/client_specific/003_broken.sql:1:")
+    assert 'relation "langconnect.nowhere" does not exist' in last
+    assert "client_specific version 003 fails on the shadow database" in last
+    assert not (project.root / "schema.sql").exists()
+    assert db.query("SELECT 1 FROM pg_database WHERE datname = %s", (_shadow(result.err),)) == []
+
+
 def test_no_shadow_server_is_refused_with_exit_6(project: Project, db: Database, platform: list[str]) -> None:
     copy_app(project.root / "migrations", vector=False)
     (project.root / "envs" / "staging.env").write_text(f"DATABASE_URL={project.url}\nMAX_WAIT_TIME=5\n")
@@ -249,6 +263,14 @@ def test_the_two_servers_write_the_same_file_but_for_what_the_server_deparses(tm
             texts[server.kind] = (root / "schema.sql").read_text()
             majors = database.query("SELECT current_setting('server_version_num')::int / 10000")[0][0]
             texts[server.kind + "-major"] = str(majors)
+            if server.kind == "embedded" and texts["system-major"] != str(majors):
+                # the file another major version built fails --check, and the error says why
+                (root / "schema.sql").write_text(texts["system"])
+                checked = project.run("schema", "dump", "--check")
+                assert checked.code == EXIT_DRIFT
+                assert (f"(it was built on PostgreSQL {texts['system-major']}, this shadow runs {majors}: view "
+                        "definitions and expressions differ between major versions; build it on one major version "
+                        "everywhere)") in checked.err
     if texts["system-major"] == texts["embedded-major"]:
         assert texts["system"] == texts["embedded"]
         return
