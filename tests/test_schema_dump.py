@@ -125,6 +125,7 @@ def test_check_fails_with_a_unified_diff_after_a_new_migration_file(
         DROP POLICY IF EXISTS "Invoices are private" ON storage.objects;
         CREATE POLICY "Invoices are private" ON storage.objects FOR SELECT TO service_role
           USING (bucket_id = 'invoices');
+        ALTER DEFAULT PRIVILEGES IN SCHEMA langconnect GRANT SELECT ON SEQUENCES TO authenticated;
     """)
     result = project.run("schema", "dump", "--check")
     assert result.code == EXIT_DRIFT, result.err
@@ -135,6 +136,8 @@ def test_check_fails_with_a_unified_diff_after_a_new_migration_file(
     assert removed == ["--   lanconnect       005"]
     assert "--   lanconnect       007" in added
     assert "CREATE TABLE langconnect.invoices (" in added
+    # as the file wrote it: pg_dump's FOR ROLE <whoever ran it> differs between machines
+    assert "ALTER DEFAULT PRIVILEGES IN SCHEMA langconnect GRANT SELECT ON SEQUENCES TO authenticated;" in added
     assert ("CREATE POLICY \"Invoices are private\" ON storage.objects FOR SELECT TO service_role USING "
             "((bucket_id = 'invoices'::text));") in added
     assert result.err.splitlines()[-1] == (

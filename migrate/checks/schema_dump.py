@@ -27,7 +27,8 @@ schema is filtered out, so the file is the same bytes on every run and every mac
   session SETs (SET ..., SELECT pg_catalog.set_config(...)), before the first object and between
   objects;
 - owners (`--no-owner`) unless --owners is asked: the shadow's objects belong to whoever connects
-  to the shadow server, which differs from machine to machine;
+  to the shadow server, which differs from machine to machine; for the same reason pg_dump's
+  `ALTER DEFAULT PRIVILEGES FOR ROLE <that user>` loses its FOR ROLE (as the file wrote it);
 - a column option `pg_attver=N` that some patched servers stamp on every column (seen on this
   project's Debian PostgreSQL 15 build): it changes on every run and is no option of the schema.
 What stays server-dependent: the text PostgreSQL itself deparses (view definitions, defaults,
@@ -72,6 +73,7 @@ NOISE_OPTIONS = ("pg_attver",)  # stamped by some patched servers on every colum
 ON_TABLE_COMMENT = re.compile(r"^(?P<word>POLICY|TRIGGER) (?P<attached>.+) ON (?P<table>[^ ]+|\"(?:[^\"]|\"\")+\")$")
 SIMPLE_NAME = re.compile(r"[a-z_][a-z0-9_$]*")
 NAMED_OBJECT_KINDS = ("COMMENT", "ACL", "SECURITY LABEL")
+DEFAULT_ACL_ROLE = re.compile(r'^ALTER DEFAULT PRIVILEGES FOR ROLE (?P<role>"(?:[^"]|"")+"|[^ ]+) ', re.MULTILINE)
 
 
 class DumpEntry(NamedTuple):
@@ -127,6 +129,7 @@ def produce_schema_file(settings: Settings, tracks: list[Track], versions: dict[
             log.warning("warning: %s", note.message)
         applied = apply_on_shadow(settings, shadow, files)
         raw = run_pg_dump(shadow.target, settings.schema, history_tables(tracks), owners)
+        me = None if owners else read_current_user(shadow.target)
     skipped = [f"{item.track.name} {item.version}" for item, _ in applied.skipped]
     for item, statements in applied.skipped:
         log.warning("warning: %s version %s was not run on the shadow (%s: cluster-wide, and the shadow server is "
@@ -135,6 +138,9 @@ def produce_schema_file(settings: Settings, tracks: list[Track], versions: dict[
                     item.track.name, item.version, ", ".join(statements[:3]))
     major, entries = split_dump(raw)
     kept = select_entries(entries, settings.schema, files.reach)
+    if me is not None:
+        kept = [entry._replace(sql=without_own_role(entry.sql, me)) if entry.kind == "DEFAULT ACL" else entry
+                for entry in kept]
     last = {track.name: (versions[track.name][-1].version if versions.get(track.name) else None) for track in tracks}
     return SchemaFile(render(settings.schema, last, major, kept, skipped), last, major, shadow.server.label(),
                       shadow.name, shadow.dropped, [note.message for note in shadow.notes])
@@ -165,6 +171,29 @@ def run_pg_dump(target: Target, schema: str, history: list[str], owners: bool) -
         said = first_line(scrub(done.stderr, target.secrets())).removeprefix("pg_dump: error: ")
         raise ConfigError(f"pg_dump could not read the shadow database ({said}); nothing was written")
     return done.stdout
+
+
+def read_current_user(target: Target) -> str:
+    """Who the migrations ran as on the shadow (the role its default privileges belong to)."""
+    from migrate.database.connection import connect
+
+    session = connect(connection_params(target), target.secrets(), connect_timeout=10)
+    try:
+        with session.connection.cursor() as cursor:
+            cursor.execute("SELECT current_user")
+            return str(cursor.fetchone()[0])
+    finally:
+        session.close()
+
+
+def without_own_role(sql: str, me: str) -> str:
+    """`ALTER DEFAULT PRIVILEGES FOR ROLE <me> IN SCHEMA ...` as a migration writes it, without FOR ROLE: pg_dump
+    names the role even when it is just whoever ran the file, and that role differs between machines. Default
+    privileges of another role (the file said FOR ROLE) keep it."""
+    def strip(match: re.Match[str]) -> str:
+        return match.group(0) if unquote(match.group("role")) != me else "ALTER DEFAULT PRIVILEGES "
+
+    return DEFAULT_ACL_ROLE.sub(strip, sql)
 
 
 def _pattern(name: str) -> str:
