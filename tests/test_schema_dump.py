@@ -291,3 +291,41 @@ def test_the_two_servers_write_the_same_file_but_for_what_the_server_deparses(tm
         "-GRANT SELECT,INSERT,REFERENCES,DELETE,TRIGGER,TRUNCATE,UPDATE ON TABLE langconnect.profiles TO service_role;",
         "+GRANT ALL ON TABLE langconnect.profiles TO service_role;",
     ]
+
+
+def test_the_filter_keeps_a_function_body_whole_and_drops_only_pg_dump_noise() -> None:
+    """Pure: what pg_dump writes between entries goes, a SET inside a function body stays, pg_attver goes."""
+    from migrate.checks.reach import read_reach
+    from migrate.checks.schema_dump import select_entries, split_dump
+
+    dump = "\n".join([
+        "--", "-- PostgreSQL database dump", "--", "", "\\restrict abc123", "",
+        "-- Dumped from database version 15.20 (Debian 15.20-0+deb12u1)", "-- Dumped by pg_dump version 18.6", "",
+        "SET statement_timeout = 0;", "SELECT pg_catalog.set_config('search_path', '', false);", "",
+        "--", "-- Name: f(); Type: FUNCTION; Schema: langconnect; Owner: -", "--", "",
+        "CREATE FUNCTION langconnect.f() RETURNS void", "    LANGUAGE plpgsql", "    AS $$", "BEGIN",
+        "SET search_path = public;", "END", "$$;", "", "",
+        "SET default_tablespace = '';", "", "SET default_table_access_method = heap;", "",
+        "--", "-- Name: t; Type: TABLE; Schema: langconnect; Owner: -", "--", "",
+        "CREATE TABLE langconnect.t (", "    c integer", ");",
+        "ALTER TABLE ONLY langconnect.t ALTER COLUMN c SET (pg_attver=45742048);", "", "",
+        "--", "-- Name: objects Mine; Type: POLICY; Schema: storage; Owner: -", "--", "",
+        'CREATE POLICY "Mine" ON storage.objects USING (true);', "", "",
+        "--", '-- Name: POLICY "Mine" ON objects; Type: COMMENT; Schema: storage; Owner: -', "--", "",
+        "COMMENT ON POLICY \"Mine\" ON storage.objects IS 'mine';", "", "",
+        "--", "-- Name: objects platform_own; Type: POLICY; Schema: storage; Owner: -", "--", "",
+        "CREATE POLICY platform_own ON storage.objects USING (true);", "", "",
+        "--", "-- Name: buckets; Type: TABLE; Schema: storage; Owner: -", "--", "",
+        "CREATE TABLE storage.buckets (id text);", "", "",
+        "--", "-- PostgreSQL database dump complete", "--", "", "\\unrestrict abc123", "",
+    ])
+    major, entries = split_dump(dump)
+    assert major == 15
+    files = read_reach('CREATE POLICY "Mine" ON storage.objects USING (true);')
+    kept = select_entries(entries, "langconnect", files)
+    assert [(entry.kind, entry.schema, entry.name) for entry in kept] == [
+        ("FUNCTION", "langconnect", "f()"), ("TABLE", "langconnect", "t"), ("POLICY", "storage", "objects Mine"),
+        ("COMMENT", "storage", 'POLICY "Mine" ON objects')]
+    assert kept[0].sql.splitlines()[-3:] == ["SET search_path = public;", "END", "$$;"]
+    assert kept[1].sql == "CREATE TABLE langconnect.t (\n    c integer\n);"
+    assert kept[3].sql == "COMMENT ON POLICY \"Mine\" ON storage.objects IS 'mine';"

@@ -70,7 +70,7 @@ RESTRICT_LINE = re.compile(r"^\\(?:un)?restrict\b.*$")
 DUMP_COMPLETE = "-- PostgreSQL database dump complete"
 COLUMN_OPTIONS = re.compile(r"^(?P<head>ALTER TABLE ONLY .* ALTER COLUMN .* SET )\((?P<options>.*)\);$")
 NOISE_OPTIONS = ("pg_attver",)  # stamped by some patched servers on every column, new on every run
-ON_TABLE_COMMENT = re.compile(r"^(?P<word>POLICY|TRIGGER) (?P<attached>.+) ON (?P<table>[^ ]+|\"(?:[^\"]|\"\")+\")$")
+ON_TABLE_COMMENT = re.compile(r"^(?:POLICY|TRIGGER) (?P<attached>.+) ON (?P<table>[^ ]+|\"(?:[^\"]|\"\")+\")$")
 SIMPLE_NAME = re.compile(r"[a-z_][a-z0-9_$]*")
 NAMED_OBJECT_KINDS = ("COMMENT", "ACL", "SECURITY LABEL")
 DEFAULT_ACL_ROLE = re.compile(r'^ALTER DEFAULT PRIVILEGES FOR ROLE (?P<role>"(?:[^"]|"")+"|[^ ]+) ', re.MULTILINE)
@@ -210,30 +210,33 @@ def split_dump(text: str) -> tuple[int | None, list[DumpEntry]]:
     for index, header in enumerate(headers):
         end = headers[index + 1].start() if index + 1 < len(headers) else len(text)
         entries.append(DumpEntry(header.group(0), header.group("type"), header.group("schema"), header.group("name"),
-                                 clean_sql(text[header.end():end])))
+                                 clean_sql(text[header.end():end], header.group("type"))))
     return major, [entry for entry in entries if entry.sql]
 
 
-def clean_sql(sql: str) -> str:
-    """An entry's SQL without pg_dump's session lines, restrict lines, closing banner and noise options."""
-    lines = []
-    for line in sql.split("\n"):
-        if SESSION_LINE.match(line) or RESTRICT_LINE.match(line):
-            continue
-        if line.startswith("-- PostgreSQL database dump"):
-            continue
-        options = COLUMN_OPTIONS.match(line)
-        if options is not None:
-            kept = [item for item in options.group("options").split(", ")
-                    if item.split("=", 1)[0] not in NOISE_OPTIONS]
-            if not kept:
-                continue
-            line = f"{options.group('head')}({', '.join(kept)});"
-        lines.append(line)
-    text = "\n".join(lines).strip("\n")
-    while text.endswith("\n--"):  # the dump's closing comment block, emptied
-        text = text[:-3].rstrip("\n")
-    return text
+def clean_sql(sql: str, kind: str) -> str:
+    """An entry's SQL without what pg_dump writes after it (session SETs for the next entry, the closing banner,
+    `\\unrestrict`), and, in a TABLE entry, without noise column options. Only trailing lines are dropped: a
+    function body may hold a line that looks like a SET."""
+    lines = sql.split("\n")
+    while lines and (not lines[-1].strip() or lines[-1] == "--" or lines[-1] == DUMP_COMPLETE
+                     or SESSION_LINE.match(lines[-1]) or RESTRICT_LINE.match(lines[-1])):
+        lines.pop()
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    if kind == "TABLE":
+        lines = [line for line in (_without_noise_options(line) for line in lines) if line is not None]
+    return "\n".join(lines)
+
+
+def _without_noise_options(line: str) -> str | None:
+    """`ALTER TABLE ONLY t ALTER COLUMN c SET (pg_attver=N, n_distinct=5);` without pg_attver; None when nothing
+    is left."""
+    options = COLUMN_OPTIONS.match(line)
+    if options is None:
+        return line
+    kept = [item for item in options.group("options").split(", ") if item.split("=", 1)[0] not in NOISE_OPTIONS]
+    return f"{options.group('head')}({', '.join(kept)});" if kept else None
 
 
 def select_entries(entries: list[DumpEntry], schema: str, files: Reach) -> list[DumpEntry]:
