@@ -30,10 +30,20 @@ def migrate(c, env="local", json=False, yes=False, verbose=False, run_added=Fals
 
 @task(help={"env": "environment (default local), `all`, or a comma list such as local,staging",
             "json": "one JSON document on stdout",
-            "timeout": "with several environments: connect timeout per environment (default 5 s)"})
-def status(c, env="local", json=False, verbose=False, timeout=None):
+            "timeout": "with several environments: connect timeout per environment (default 5 s)",
+            "drift": "also measure drift (builds a shadow database per environment)"})
+def status(c, env="local", json=False, verbose=False, timeout=None, drift=False):
     """Show every migration of every track and its state (read-only)."""
-    _run("status", env=env, json=json, verbose=verbose, timeout=float(timeout) if timeout is not None else None)
+    _run("status", env=env, json=json, verbose=verbose, timeout=float(timeout) if timeout is not None else None,
+         drift=drift)
+
+
+@task(help={"env": "environment (default local), `all`, or a comma list such as staging,production",
+            "json": "one JSON document on stdout", "ignore_owner": "do not compare owners",
+            "verbose": "debug logs"})
+def drift(c, env="local", json=False, ignore_owner=False, verbose=False):
+    """Compare the database with its applied migrations (built on a shadow): exit 7 on drift, 8 mid-deploy."""
+    _run("drift", env=env, json=json, ignore_owner=ignore_owner, verbose=verbose)
 
 
 @task(name="dry-run", help={"env": "environment (default local)", "json": "one JSON document on stdout",

@@ -22,15 +22,16 @@ from migrate.errors import EXIT_CONFIG, EXIT_MIGRATION_FAILED, EXIT_UNREACHABLE,
 from migrate.settings import Settings, load_settings, require_target
 
 # what `python -m migrate` accepts (the Invoke tasks add dev-start, start and stop)
-COMMANDS = ("migrate", "status", "dry-run", "wait", "db-stop", "verify", "reset", "repair", "baseline", "history")
+COMMANDS = ("migrate", "status", "dry-run", "wait", "db-stop", "verify", "drift", "reset", "repair", "baseline",
+            "history")
 COMMANDS += ("new", "lint")  # authoring: take positional words (new: description; lint: files)
 COMMANDS += ("schema",)  # `schema dump`: a two-word command, its action the one positional word
 WORD_COMMANDS = ("new", "lint", "schema")
 SCHEMA_ACTIONS = ("dump",)
 # the commands that reach a database: they print the target line and need a named server
 # (dev-start says it itself when it migrates from this machine: with docker compose the stack picks its server)
-TARGET_COMMANDS = ("migrate", "status", "dry-run", "wait", "verify", "reset", "repair", "baseline", "history",
-                   "schema")
+TARGET_COMMANDS = ("migrate", "status", "dry-run", "wait", "verify", "drift", "reset", "repair", "baseline",
+                   "history", "schema")
 log = logging.getLogger("migrate")
 
 
@@ -53,6 +54,8 @@ class Flags(NamedTuple):
     user: str | None = None
     password: str | None = None
     run_added: bool = False
+    ignore_owner: bool = False  # drift --ignore-owner
+    drift: bool = False  # status --drift
     check: bool = False  # schema dump --check
     out: str | None = None  # schema dump --out FILE
     owners: bool = False  # schema dump --owners
@@ -64,11 +67,12 @@ def _table() -> dict[str, Callable[[Settings, Flags], Any]]:
 
     return {
         "migrate": lambda s, f: commands.migrate(s, as_json=f.json, yes=f.yes, run_added=f.run_added),
-        "status": lambda s, f: commands.status(s, as_json=f.json),
+        "status": lambda s, f: commands.status(s, as_json=f.json, drift=f.drift),
         "dry-run": lambda s, f: commands.dry_run(s, as_json=f.json, run_added=f.run_added),
         "wait": lambda s, f: commands.wait(s, f.timeout),
         "db-stop": lambda s, f: commands.db_stop(s),
         "verify": lambda s, f: commands.verify(s, as_json=f.json),
+        "drift": lambda s, f: commands.drift(s, as_json=f.json, ignore_owner=f.ignore_owner),
         "reset": lambda s, f: commands.reset(s, yes=f.yes),
         "repair": lambda s, f: commands.repair(s, dry_run=f.dry_run, yes=f.yes),
         "baseline": lambda s, f: commands.baseline(s, f.up_to, f.track, yes=f.yes),
@@ -121,7 +125,13 @@ def run_command(command: str, flags: Flags, *, root: Path | None = None,
         if command == "status" and _names_many(flags.env):
             from migrate import commands
 
-            commands.status_environments(flags.env, root, as_json=flags.json, timeout=flags.timeout, environ=environ)
+            commands.status_environments(flags.env, root, as_json=flags.json, timeout=flags.timeout, environ=environ,
+                                         drift=flags.drift)
+        elif command == "drift" and _names_many(flags.env):
+            from migrate import commands
+
+            commands.drift_environments(flags.env, root, as_json=flags.json, ignore_owner=flags.ignore_owner,
+                                        environ=environ)
         elif command == "start":
             import os
 
@@ -189,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m migrate",
         description="Apply and inspect two-track PostgreSQL migrations.",
         epilog="exit codes: 0 ok, 1 migration failed, 2 usage/config, 3 unreachable, "
-               "4 validation, 5 lock timeout, 6 refused, 7 drift (schema dump --check: the file differs), "
+               "4 validation, 5 lock timeout, 6 refused, 7 drift (drift; schema dump --check: the file differs), "
                "8 deploy in progress",
     )
     parser.add_argument("command", nargs="?", choices=COMMANDS, default=None,
@@ -198,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help='new: the description ("add user preferences"); lint: files or folders; '
                         'schema: the action (dump)')
     parser.add_argument("--env", default="local", help="environment: envs/<env>.env (default: local); "
-                        "status also takes `all` or a comma list")
+                        "status and drift also take `all` or a comma list")
     parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     parser.add_argument("--yes", action="store_true",
                         help="do not ask: confirm-guarded environments (migrate, repair, baseline) and reset")
@@ -216,6 +226,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--run-added", dest="run_added", action="store_true",
                         help="migrate, dry-run: also run the files added under already-applied versions (only "
                         "those), then record each such version with all its files")
+    parser.add_argument("--ignore-owner", dest="ignore_owner", action="store_true",
+                        help="drift: do not compare owners")
+    parser.add_argument("--drift", action="store_true",
+                        help="status: also measure drift (a drift row per environment with --env all)")
     parser.add_argument("--check", action="store_true",
                         help="schema dump: write nothing; exit 7 with a diff when the file differs from what the "
                         "migrations produce")
@@ -260,7 +274,8 @@ def main(argv: Sequence[str] | None = None, *, root: Path | None = None,
                   limit=args.limit, verbose=args.verbose, up_to=args.up_to,
                   track=args.track, words=tuple(args.words), dry_run=args.dry_run, host=args.host, port=args.port,
                   database=args.database, user=args.user, password=args.password, run_added=args.run_added,
-                  check=args.check, out=args.out, owners=args.owners)
+                  ignore_owner=args.ignore_owner, drift=args.drift, check=args.check, out=args.out,
+                  owners=args.owners)
     return run_command(command, flags, root=root, environ=environ)
 
 

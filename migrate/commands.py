@@ -40,22 +40,34 @@ class MigrateResult:
         self.adopted_checksums = 0
 
 
-def status(settings: Settings, as_json: bool = False) -> Plan:
-    """Every version of every track with its state, and how each pending one would run; read-only."""
+def status(settings: Settings, as_json: bool = False, drift: bool = False) -> Plan:
+    """Every version of every track with its state, and how each pending one would run; read-only.
+
+    drift: also measure drift (checks.drift) and say it in one line (a `drift` key in --json); the exit
+    code stays status's: `drift` is the command whose exit code says drift."""
     from migrate.checks.preflight import pending_modes
 
     plan = read_plan_snapshot(settings)
     for warning in plan.warnings:
         log.warning("warning: %s", warning)
     modes = pending_modes(plan, settings)
+    outcome = None
+    if drift:
+        from migrate.checks.drift import check_environment
+
+        outcome = check_environment(settings.env_name, settings.root, settings=settings)
     if as_json:
         document = documents.plan_json(plan, settings.env_name, settings.target.label(), settings.root)
         for entry in document["migrations"]:
             if (entry["track"], entry["version"]) in modes:
                 entry["mode"] = modes[(entry["track"], entry["version"])]
+        if outcome is not None:
+            document["drift"] = documents.drift_cell_json(outcome, settings.root)
         documents.print_json(document)
     else:
         text.print_status(plan, settings.env_name, settings.target.label(), modes=modes)
+        if outcome is not None:
+            text.print_line(f"Drift: {outcome.cell}" + (f" ({outcome.message})" if outcome.message else ""))
     return plan
 
 
@@ -195,15 +207,19 @@ def _parse_and_lint(plan: Plan, settings: Settings, linting: PendingLint, as_jso
 
 
 def status_environments(env: str, root: Path, as_json: bool = False, timeout: float | None = None,
-                        environ: Mapping[str, str] | None = None) -> Any:
-    """status for `--env all` or `--env a,b`: one table across environments; never fails on one of them."""
-    from migrate.overview import DEFAULT_TIMEOUT, environment_names, read_overview
+                        environ: Mapping[str, str] | None = None, drift: bool = False) -> Any:
+    """status for `--env all` or `--env a,b`: one table across environments; never fails on one of them.
+
+    drift: a drift row per environment (none, N objects, deploy in progress, not checked: why)."""
+    from migrate.overview import DEFAULT_TIMEOUT, add_drift, environment_names, read_overview
 
     overview = read_overview(environment_names(env, root), root, DEFAULT_TIMEOUT if timeout is None else timeout,
                              environ)
     for column in overview.environments:  # each environment's target line, as a single-environment run prints it
         if column.database is not None:
             log.info("environment %s: %s (from %s)", column.name, column.database, column.source)
+    if drift:
+        add_drift(overview, root, environ)
     if as_json:
         documents.print_json(documents.overview_json(overview))
     else:
@@ -327,6 +343,55 @@ def verify(settings: Settings, as_json: bool = False) -> Any:
         error.reported_as_json = as_json
         raise error
     return result
+
+
+def drift(settings: Settings, as_json: bool = False, ignore_owner: bool = False) -> Any:
+    """Compare the database with its applied migrations built on a shadow database (checks.drift): one line
+    per drifted object; drift exits 7, a deploy in progress 8, no shadow server 6."""
+    from migrate.checks.drift import run_drift
+    from migrate.errors import DeployInProgress, DriftFound
+
+    try:
+        result = run_drift(settings, owners=not ignore_owner)
+    except DeployInProgress as error:
+        partial = getattr(error, "result", None)
+        if as_json and partial is not None:
+            documents.print_json(documents.drift_json(partial, settings.root, error))
+            error.reported_as_json = True
+        raise
+    if as_json:
+        documents.print_json(documents.drift_json(result, settings.root))
+    else:
+        text.print_drift(result)
+    if result.drifted:
+        found = DriftFound(f"drift on {settings.env_name}: {len(result.drifted)} object(s) differ from what its "
+                           "applied migrations produce; put each change in a migration (`inv new`), or undo it")
+        found.reported_as_json = as_json
+        raise found
+    return result
+
+
+def drift_environments(env: str, root: Path, as_json: bool = False, ignore_owner: bool = False,
+                       environ: Mapping[str, str] | None = None) -> Any:
+    """drift for `--env all` or `--env a,b`: a section per environment, one after the other (each builds its
+    own shadow); the exit code by checks.drift.combined_exit."""
+    from migrate.checks.drift import check_environment, combined_exit
+    from migrate.overview import environment_names
+
+    outcomes = [check_environment(name, root, environ, owners=not ignore_owner)
+                for name in environment_names(env, root)]
+    code = combined_exit(outcomes)
+    if as_json:
+        documents.print_json({"environments": [documents.drift_cell_json(o, root) for o in outcomes],
+                              "exit_code": code})
+    else:
+        text.print_drift_environments(outcomes)
+    if code:
+        error = MigrateError("drift --env " + env + ": " + "; ".join(f"{o.name}: {o.cell}" for o in outcomes),
+                             exit_code=code)
+        error.reported_as_json = as_json
+        raise error
+    return outcomes
 
 
 def schema_dump(settings: Settings, check: bool = False, out: str | None = None, owners: bool = False) -> Any:

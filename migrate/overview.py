@@ -12,7 +12,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 from migrate.errors import ConfigError, MigrateError, UnreachableError
 from migrate.plan import ADDED, APPLIED, CHANGED, Plan
@@ -35,6 +35,7 @@ class EnvironmentStatus:
     source: str | None = None  # where its target came from (an env file, the shell), as the target line says
     error: str | None = None
     plan: Plan | None = None
+    drift: Any = None  # status --drift: checks.drift.DriftOutcome
     _states: dict[tuple[str, str], str] | None = field(default=None, repr=False)
 
     def state_of(self, key: tuple[str, str]) -> str | None:
@@ -51,6 +52,7 @@ class Overview:
     environments: list[EnvironmentStatus]
     rows: list[tuple[str, str, list[str]]] = field(default_factory=list)  # (track, version, files)
     behind: list[tuple[str, str, list[tuple[str, str]]]] = field(default_factory=list)
+    root: Path | None = None
 
 
 def is_many(env: str) -> bool:
@@ -112,7 +114,21 @@ def read_overview(names: list[str], root: Path, timeout: float = DEFAULT_TIMEOUT
                   environ: Mapping[str, str] | None = None) -> Overview:
     with ThreadPoolExecutor(max_workers=max(1, len(names))) as pool:
         columns = list(pool.map(lambda name: read_environment(name, root, timeout, environ), names))
-    return build_overview(columns)
+    overview = build_overview(columns)
+    overview.root = root
+    return overview
+
+
+def add_drift(overview: Overview, root: Path, environ: Mapping[str, str] | None = None) -> None:
+    """status --drift: each environment's drift, one after the other (each builds a shadow database; two at
+    once on one server would race over the roles a disposable shadow creates and drops)."""
+    from migrate.checks.drift import NOT_CHECKED, DriftOutcome, check_environment
+
+    for column in overview.environments:
+        if column.plan is None:
+            column.drift = DriftOutcome(column.name, NOT_CHECKED, f"not checked: {column.status}", 0, column.error)
+        else:
+            column.drift = check_environment(column.name, root, environ)
 
 
 def build_overview(columns: list[EnvironmentStatus]) -> Overview:

@@ -94,17 +94,30 @@ def read_plan_snapshot(settings: Settings, timeout: float | None = None) -> Plan
         session = wait_until_ready(settings.target, timeout, read_only=True)
         try:
             connection, schema = session.connection, settings.schema
-            existing = read_all_columns(connection, schema, tracks)
-            interrupted = read_interrupted(connection, schema) if ATTEMPTS_TABLE in existing else {}
+            history, interrupted = read_history_and_interrupted(connection, schema, tracks)
             access, _ = read_ledger_access(connection, schema, tracks)
-            return (session, read_history(connection, schema, tracks, existing), interrupted,
-                    ledger_warnings(schema, access))
+            return session, history, interrupted, ledger_warnings(schema, access)
         finally:
             session.close()  # the history is read: nothing else is asked of this server
 
     versions, (_, history, interrupted, exposed) = files_while_connecting(settings, tracks, open_session)
     plan = mark_interrupted(build_plan(tracks, versions, history, settings.root), interrupted)
     return plan._replace(warnings=plan.warnings + tuple(exposed)) if exposed else plan
+
+
+def read_history_and_interrupted(connection: Any, schema: str, tracks: list[Track]
+                                 ) -> tuple[dict[str, list[HistoryRow]], dict[tuple[str, str], Any]]:
+    """The history rows and the versions interrupted mid-file (from the attempt log, when it exists); reads only."""
+    existing = read_all_columns(connection, schema, tracks)
+    interrupted = read_interrupted(connection, schema) if ATTEMPTS_TABLE in existing else {}
+    return read_history(connection, schema, tracks, existing), interrupted
+
+
+def read_plan_readonly(settings: Settings, session: Session, tracks: list[Track],
+                       versions: dict[str, list[MigrationVersion]]) -> Plan:
+    """status's plan, on a session the caller holds (drift reads the plan and the catalog on one session)."""
+    history, interrupted = read_history_and_interrupted(session.connection, settings.schema, tracks)
+    return mark_interrupted(build_plan(tracks, versions, history, settings.root), interrupted)
 
 
 def open_locked_snapshot(settings: Settings) -> tuple[RunLock, list[Track], dict[str, list[MigrationVersion]],

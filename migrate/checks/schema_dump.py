@@ -127,7 +127,7 @@ def produce_schema_file(settings: Settings, tracks: list[Track], versions: dict[
     with open_shadow(settings, files.reach, PURPOSE) as shadow:
         for note in shadow.notes:
             log.warning("warning: %s", note.message)
-        applied = apply_on_shadow(settings, shadow, files)
+        applied = apply_on_shadow(settings, shadow, files, quiet=True)  # notices about the shadow: --verbose
         raw = run_pg_dump(shadow.target, settings.schema, history_tables(tracks), owners)
         me = None if owners else read_current_user(shadow.target)
     skipped = [f"{item.track.name} {item.version}" for item, _ in applied.skipped]

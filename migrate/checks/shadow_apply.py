@@ -100,8 +100,34 @@ def prepare(settings: Settings, items: list[MigrationInfo]) -> ShadowFiles:
     return ShadowFiles([item for item in items if item.migration is not None], scripts, reaches, psql)
 
 
-def apply_on_shadow(settings: Settings, shadow: Shadow, files: ShadowFiles) -> ShadowApplied:
-    """Apply `files.items` in their order on the shadow, each as migrate would; see the module doc."""
+def apply_on_shadow(settings: Settings, shadow: Shadow, files: ShadowFiles, quiet: bool = False) -> ShadowApplied:
+    """Apply `files.items` in their order on the shadow, each as migrate would; see the module doc.
+
+    quiet: the files' server notices and the history tables' creation, logged at INFO as migrate logs them,
+    are about the shadow, not the target: kept off stderr (unless --verbose) for drift and dump."""
+    with _QuietInfo(quiet and not log.isEnabledFor(logging.DEBUG)):
+        return _apply(settings, shadow, files)
+
+
+class _QuietInfo(logging.Filter):
+    """While active, drops the `migrate` logger's INFO records (warnings and errors still pass)."""
+
+    def __init__(self, active: bool) -> None:
+        super().__init__()
+        self.active = active
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.INFO
+
+    def __enter__(self) -> None:
+        if self.active:
+            log.addFilter(self)
+
+    def __exit__(self, *exc: object) -> None:
+        log.removeFilter(self)
+
+
+def _apply(settings: Settings, shadow: Shadow, files: ShadowFiles) -> ShadowApplied:
     from migrate.apply.file_session import FileSession
     from migrate.apply.runner import apply_version
     from migrate.database.connection import this_host
@@ -113,7 +139,8 @@ def apply_on_shadow(settings: Settings, shadow: Shadow, files: ShadowFiles) -> S
     skipped: list[tuple[MigrationInfo, list[str]]] = []
     session = FileSession(shadow.target)
     try:
-        ensure_history_tables(session.connection, settings.schema, tracks)
+        if files.items:  # as migrate leaves it; with nothing applied the target may not even have the app schema
+            ensure_history_tables(session.connection, settings.schema, tracks)
         recorder = Recorder(session, settings.schema, this_host(), f"shadow@{this_host()}")
         for item in files.items:
             parts = files.scripts[(item.track.name, item.version)]

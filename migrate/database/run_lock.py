@@ -164,6 +164,32 @@ def describe_lock_holder(connection: Any, key: int) -> str:
     return f"held by pid {row[0]} from {row[1]}, application {row[2] or '(none)'!r}"
 
 
+def read_run_lock_holder(connection: Any, schema: str) -> str | None:
+    """Who holds the schema's run lock now, as describe_lock_holder says it; None when no one does.
+
+    Read from pg_locks only (no lock is taken), so drift can ask a production database whether a
+    deploy is under way without ever standing in its way; any user can read pg_locks (the holder's
+    address and application need pg_read_all_stats, else they show as unknown).
+    """
+    unsigned = lock_key(schema) & 0xFFFFFFFFFFFFFFFF
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT l.pid
+              FROM pg_catalog.pg_locks l
+             WHERE l.locktype = 'advisory' AND l.granted
+               AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())
+               AND l.classid = %s::bigint::oid AND l.objid = %s::bigint::oid AND l.objsubid = 1
+            """,
+            (unsigned >> 32, unsigned & 0xFFFFFFFF),
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    holder = describe_lock_holder(connection, lock_key(schema))
+    return holder if holder != "holder not visible" else f"held by pid {row[0]}"
+
+
 def enable_dead_client_check(session: Session, interval_ms: int = 1000) -> None:
     """Have the server abort our work if this process dies (PostgreSQL 14+, Linux servers).
 

@@ -97,9 +97,10 @@ def verify_json(result: Any, environment: str) -> dict[str, Any]:
 def overview_json(overview: Any) -> dict[str, Any]:
     return {
         "environments": [
-            {"name": c.name, "status": c.status, "database": c.database, "error": c.error,
-             "totals": ({state: sum(1 for i in c.plan.items if i.state == state) for state in STATE_ORDER}
-                        if c.plan is not None else None)}
+            dict({"name": c.name, "status": c.status, "database": c.database, "error": c.error,
+                  "totals": ({state: sum(1 for i in c.plan.items if i.state == state) for state in STATE_ORDER}
+                             if c.plan is not None else None)},
+                 **({"drift": drift_cell_json(c.drift, overview.root)} if c.drift is not None else {}))
             for c in overview.environments
         ],
         "migrations": [
@@ -113,6 +114,47 @@ def overview_json(overview: Any) -> dict[str, Any]:
             for late, ahead, versions in overview.behind
         ],
     }
+
+
+def drift_json(result: Any, root: Path, error: Any = None) -> dict[str, Any]:
+    """drift's document: every finding with both definitions, the pending versions, the notes, what is not
+    compared, the shadow it used; `error` (deploy in progress) in the same object every command uses."""
+    shadow = result.shadow
+    return {
+        "environment": result.environment,
+        "database": result.database,
+        "schema": result.schema,
+        "drift": bool(result.drifted) and error is None,
+        "drifted": len(result.drifted),
+        "findings": [
+            {"state": item.finding.state, "kind": item.finding.kind, "name": item.finding.name,
+             "expected": item.finding.expected, "actual": item.finding.actual, "counted": item.cause is None,
+             "cause": item.cause}
+            for item in result.findings
+        ],
+        "pending": [item_json(item, root) for item in result.pending],
+        "compared_with": [{"track": item.track.name, "version": item.version,
+                           "files": [display_path(f.path, root) for f in item.files_to_run]}
+                          for item in result.expected],
+        "not_compared": list(result.not_compared),
+        "notes": [{"kind": note.kind, "message": note.message, "track": note.track, "version": note.version}
+                  for note in result.notes],
+        "owners_compared": result.owners,
+        "shadow": {"database": shadow.database, "server": shadow.server, "why": shadow.why,
+                   "disposable": shadow.disposable, "platform": shadow.platform, "extensions": shadow.extensions,
+                   "roles_created": shadow.roles_created, "dropped": shadow.dropped} if shadow.database else None,
+        "deploy_in_progress": result.deploy,
+        "error": None if error is None else {"exit_code": error.exit_code, "message": error.message},
+    }
+
+
+def drift_cell_json(outcome: Any, root: Path) -> dict[str, Any]:
+    """One environment of `drift --env all` and of `status --env all --drift`."""
+    document: dict[str, Any] = {"name": outcome.name, "status": outcome.status, "summary": outcome.cell,
+                                "exit_code": outcome.exit_code, "message": outcome.message}
+    if outcome.result is not None:
+        document["drift"] = drift_json(outcome.result, root, outcome.error)
+    return document
 
 
 def error_json(error: Any) -> dict[str, Any]:

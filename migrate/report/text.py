@@ -218,6 +218,60 @@ def print_verify(result: Any, environment: str, stream: TextIO | None = None) ->
         print(f"\nverify: {len(result.runs)} file(s) run, re-run and run again as a set: no errors.", file=out)
 
 
+def print_drift(result: Any, stream: TextIO | None = None) -> None:
+    """drift: what was compared, one line per finding (`<state> <kind> <name>`), the pending versions, the
+    notes, what is not compared, and a summary line."""
+    out = _out(stream)
+    shadow = result.shadow
+    expected = len(result.expected)
+    print(f"Environment {result.environment}: {result.database}, schema {result.schema} and what the migration files "
+          f"attach to the platform, compared with its {expected} applied migration(s) built on shadow database "
+          f"{shadow.database} on {shadow.server} ({shadow.why}), {'dropped' if shadow.dropped else 'NOT dropped'} "
+          "afterwards", file=out)
+    for item in result.findings:
+        print(item.line(), file=out)
+    for item in result.pending:
+        print(f"pending {item.track.name} {item.version} ({_files(item)}): not applied on the target yet, not drift",
+              file=out)
+    for note in result.notes:
+        print(f"note {note.kind}: {note.message}", file=out)
+    if result.not_compared:
+        print(f"not compared: {', '.join(result.not_compared)}", file=out)
+    print(drift_summary(result), file=out)
+
+
+def drift_summary(result: Any) -> str:
+    """The last line of drift's output: the verdict, then what it does not count."""
+    drifted = len(result.drifted)
+    if drifted:
+        line = f"drift: {drifted} object(s) differ from what the applied migrations produce on {result.database}"
+    else:
+        line = f"no drift: {result.database} matches its {len(result.expected)} applied migration(s)"
+    extra = []
+    if result.pending:
+        extra.append(f"{len(result.pending)} pending migration(s), not drift")
+    if len(result.findings) > drifted:
+        extra.append(f"{len(result.findings) - drifted} finding(s) not counted: the shadow explains them")
+    if result.not_compared:
+        extra.append(f"{len(result.not_compared)} kind(s) of object not compared")
+    if not result.owners:
+        extra.append("owners not compared (--ignore-owner)")
+    return line + (f" ({'; '.join(extra)})" if extra else "")
+
+
+def print_drift_environments(outcomes: list[Any], stream: TextIO | None = None) -> None:
+    """drift --env all: a section per environment, then one line per environment."""
+    out = _out(stream)
+    for outcome in outcomes:
+        print(f"== {outcome.name} ==", file=out)
+        if outcome.result is not None:
+            print_drift(outcome.result, out)
+        else:
+            print(f"{outcome.status}: {outcome.message}", file=out)
+        print("", file=out)
+    print("drift: " + "; ".join(f"{outcome.name}: {outcome.cell}" for outcome in outcomes), file=out)
+
+
 def _ms(value: int | None) -> str:
     return "" if value is None else f"{value} ms"
 
@@ -247,6 +301,9 @@ def print_overview(overview: Any, stream: TextIO | None = None) -> None:
     names = [column.name for column in overview.environments]
     rows = [[track, version, ", ".join(files)] + [_overview_cell(c, (track, version)) for c in overview.environments]
             for track, version, files in overview.rows]
+    checked = any(column.drift is not None for column in overview.environments)
+    if checked:  # status --drift: a last row, under each environment's column
+        rows.append(["drift", "", ""] + [column.drift.cell if column.drift else "" for column in overview.environments])
     if rows:
         print(tabulate(rows, headers=["track", "version", "file(s)", *names]), file=out)
     else:
@@ -254,9 +311,14 @@ def print_overview(overview: Any, stream: TextIO | None = None) -> None:
     print("\nEnvironments:", file=out)
     for column in overview.environments:
         if column.plan is None:
-            print(f"  {column.name}: {column.status}: {column.error}", file=out)
+            line = f"  {column.name}: {column.status}: {column.error}"
         else:
-            print(f"  {column.name}: {column.database}: {totals_line(column.plan)[len('Total: '):]}", file=out)
+            line = f"  {column.name}: {column.database}: {totals_line(column.plan)[len('Total: '):]}"
+        if column.drift is not None:
+            line += f"; drift: {column.drift.cell}"
+            if column.drift.result is None and column.drift.message and column.plan is not None:
+                line += f" ({column.drift.message})"
+        print(line, file=out)
     reachable = [column for column in overview.environments if column.plan is not None]
     if overview.behind:
         print("", file=out)
