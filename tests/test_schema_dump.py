@@ -153,6 +153,35 @@ def test_check_fails_with_a_unified_diff_after_a_new_migration_file(
     assert project.run("schema", "dump", "--check").code == 0
 
 
+def test_after_migrate_publication_membership_and_a_comment_on_an_attached_policy_are_in_the_file(
+        project: Project, db: Database, server: Server, platform: list[str]) -> None:
+    """The target already holds what the files made: the platform's copy leaves it out (no shadow-setup warning),
+    the files make it again in the shadow, and the schema file shows it."""
+    _app(project, server, vector=False)
+    project.write("lanconnect", "007_realtime.sql", """
+        DO $$
+        BEGIN
+          IF NOT EXISTS (SELECT 1 FROM pg_publication_tables WHERE pubname = 'supabase_realtime'
+                          AND schemaname = 'langconnect' AND tablename = 'documents') THEN
+            ALTER PUBLICATION supabase_realtime ADD TABLE langconnect.documents;
+          END IF;
+        END
+        $$;
+        COMMENT ON POLICY "Avatar images are publicly accessible" ON storage.objects IS 'avatars are public';
+    """)
+    migrated = project.run("migrate")
+    assert migrated.code == 0, migrated.err
+    result = project.run("schema", "dump")
+    assert result.code == 0, result.err
+    assert "warning" not in result.err, result.err
+    text = (project.root / "schema.sql").read_text()
+    app, attached = text.split("-- Attached to the platform's tables by the migration files\n", 1)
+    assert "\nALTER PUBLICATION supabase_realtime ADD TABLE ONLY langconnect.documents;\n" in app
+    assert ("\nCOMMENT ON POLICY \"Avatar images are publicly accessible\" ON storage.objects IS "
+            "'avatars are public';\n") in attached
+    assert "CREATE PUBLICATION" not in text  # the platform's publication: only the app's membership
+
+
 def test_check_without_the_file_says_to_write_it_and_creates_no_shadow(
         project: Project, db: Database, server: Server, platform: list[str]) -> None:
     _app(project, server, vector=False)
