@@ -402,10 +402,10 @@ def schema_dump(settings: Settings, check: bool = False, out: str | None = None,
     what the migrations produce, exit 2 when it does not exist. owners: keep the objects' owners (off: they
     differ from machine to machine)."""
     from migrate.checks.schema_dump import (
+        build_diff,
         committed_major,
-        diff_lines,
+        find_committed,
         produce_schema_file,
-        read_committed,
         require_writable,
         schema_file_path,
         write_schema_file,
@@ -417,7 +417,7 @@ def schema_dump(settings: Settings, check: bool = False, out: str | None = None,
 
     path = schema_file_path(settings, out)
     shown = display_path(path, settings.root)
-    committed = read_committed(path) if check else None
+    committed = find_committed(path) if check else None
     if check and committed is None:  # said before any shadow exists
         raise ConfigError(f"{shown} does not exist, so there is nothing to check: run `inv schema dump` (python -m "
                           "migrate schema dump) to write it from the migrations, and commit it")
@@ -430,7 +430,7 @@ def schema_dump(settings: Settings, check: bool = False, out: str | None = None,
         text.print_schema_written(shown, produced.versions)
         return produced
     assert committed is not None
-    diff = diff_lines(committed, produced.text, shown)
+    diff = build_diff(committed, produced.text, shown)
     if not diff:
         text.print_schema_matches(shown, produced.versions)
         return produced

@@ -142,8 +142,9 @@ def produce_schema_file(settings: Settings, tracks: list[Track], versions: dict[
         kept = [entry._replace(sql=without_own_role(entry.sql, me)) if entry.kind == "DEFAULT ACL" else entry
                 for entry in kept]
     last = {track.name: (versions[track.name][-1].version if versions.get(track.name) else None) for track in tracks}
-    return SchemaFile(render(settings.schema, last, major, kept, skipped), last, major, shadow.server.label(),
-                      shadow.name, shadow.dropped, [note.message for note in shadow.notes])
+    text = build_schema_text(settings.schema, last, major, kept, skipped)
+    return SchemaFile(text, last, major, shadow.server.label(), shadow.name, shadow.dropped,
+                      [note.message for note in shadow.notes])
 
 
 def run_pg_dump(target: Target, schema: str, history: list[str], owners: bool) -> str:
@@ -282,7 +283,7 @@ def unquote(name: str) -> str:
     return name[1:-1].replace('""', '"') if len(name) > 1 and name.startswith('"') and name.endswith('"') else name
 
 
-def render(schema: str, versions: dict[str, str | None], major: int | None, entries: list[DumpEntry],
+def build_schema_text(schema: str, versions: dict[str, str | None], major: int | None, entries: list[DumpEntry],
            skipped: list[str] | tuple[str, ...] = ()) -> str:
     """The schema file: the header, the app schema's entries, then what the files attach to the platform."""
     lines = [
@@ -315,7 +316,7 @@ def _entry_text(entry: DumpEntry) -> str:
     return f"{entry.header}\n{entry.sql}\n\n"
 
 
-def read_committed(path: Path) -> str | None:
+def find_committed(path: Path) -> str | None:
     """The committed schema file's text (line endings as LF), or None when it does not exist."""
     try:
         data = path.read_bytes()
@@ -326,7 +327,7 @@ def read_committed(path: Path) -> str | None:
     return data.decode("utf-8", errors="replace").replace("\r\n", "\n")
 
 
-def diff_lines(committed: str, produced: str, shown: str) -> list[str]:
+def build_diff(committed: str, produced: str, shown: str) -> list[str]:
     """A unified diff from the committed file to what the migrations produce; [] when they are the same."""
     if committed == produced:
         return []
