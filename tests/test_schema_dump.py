@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Database, Project, Server, _embedded_server, _system_dsn, fresh_database
-from supabase_fixture import copy_app, has_extension, install_platform
+from supabase_fixture import copy_app, has_extension, install_platform, platform_setup_file
 
 from migrate.errors import EXIT_CONFIG, EXIT_DRIFT, EXIT_REFUSED
 
@@ -180,6 +180,22 @@ def test_after_migrate_publication_membership_and_a_comment_on_an_attached_polic
     assert ("\nCOMMENT ON POLICY \"Avatar images are publicly accessible\" ON storage.objects IS "
             "'avatars are public';\n") in attached
     assert "CREATE PUBLICATION" not in text  # the platform's publication: only the app's membership
+
+
+def test_in_ci_the_platform_from_a_setup_file_gives_the_same_file_and_the_target_is_never_read(
+        project: Project, db: Database, server: Server, platform: list[str]) -> None:
+    """The pull-request gate needs no production credentials: MIGRATE_SHADOW_SETUP describes the platform, the
+    shadow lives on CI's server, and the file is the same bytes as one built from a copy of the real platform."""
+    _app(project, server, vector=False)
+    assert project.run("schema", "dump").code == 0
+    (project.root / "shadow").mkdir()
+    (project.root / "shadow" / "platform.sql").write_text(platform_setup_file())
+    (project.root / "envs" / "ci.env").write_text(
+        "DATABASE_URL=postgresql://postgres@127.0.0.1:1/postgres\nMAX_WAIT_TIME=0.3\n"
+        f"MIGRATE_SHADOW_URL={server.url('postgres')}\nMIGRATE_SHADOW_SETUP=shadow/platform.sql\n")
+    result = project.run("schema", "dump", "--check", "--env", "ci")
+    assert result.code == 0, (result.out, result.err)
+    assert result.out.startswith("schema.sql matches what the migrations produce")
 
 
 def test_check_without_the_file_says_to_write_it_and_creates_no_shadow(
