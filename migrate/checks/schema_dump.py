@@ -284,7 +284,7 @@ def unquote(name: str) -> str:
 
 
 def build_schema_text(schema: str, versions: dict[str, str | None], major: int | None, entries: list[DumpEntry],
-           skipped: list[str] | tuple[str, ...] = ()) -> str:
+                      skipped: list[str] | tuple[str, ...] = ()) -> str:
     """The schema file: the header, the app schema's entries, then what the files attach to the platform."""
     lines = [
         f"-- Schema file: what the migrations produce in schema {schema}, and what they attach to the",
