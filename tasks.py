@@ -1,4 +1,4 @@
-"""Invoke tasks: `inv migrate --env staging`, `inv status`, `inv dry-run`, `inv wait`, `inv db-stop`, ...
+"""Invoke tasks: `inv migrate --env staging`, `inv status`, `inv dry-run`, `inv wait`, `inv schema dump`, ...
 
 No logic here: each task is one line into migrate.cli.run_command, the same edge
 `python -m migrate` uses (settings, overrides, errors, exit codes). The project root is the
@@ -89,6 +89,16 @@ def lint(c, file=None, env="local", json=False, verbose=False):
 def verify(c, env="local", json=False, verbose=False):
     """Run every migration, then again, on a shadow database: catch non-idempotent files (exit 4)."""
     _run("verify", env=env, json=json, verbose=verbose)
+
+
+@task(help={"action": "dump: write the schema file (the only action)",
+            "check": "write nothing; exit 7 with a unified diff when the file differs from what the migrations produce",
+            "out": "the schema file (default schema.sql at the project root)",
+            "owners": "keep the objects' owners (off by default: they differ between machines)",
+            "env": "environment whose shadow server and platform to use (default local)", "verbose": "debug logs"})
+def schema(c, action, check=False, out=None, owners=False, env="local", verbose=False):
+    """`inv schema dump [--check] [--out FILE]`: the schema file the migrations produce, built on a shadow database."""
+    _run("schema", env=env, verbose=verbose, words=(action,), check=check, out=out, owners=owners)
 
 
 @task(help={"env": "environment (default local); refused unless its file says MIGRATE_DISPOSABLE=true",

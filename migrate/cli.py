@@ -18,18 +18,20 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
-from migrate.errors import EXIT_CONFIG, EXIT_MIGRATION_FAILED, EXIT_UNREACHABLE, MigrateError
+from migrate.errors import EXIT_CONFIG, EXIT_MIGRATION_FAILED, EXIT_UNREACHABLE, ConfigError, MigrateError
 from migrate.settings import Settings, load_settings, require_target
 
 # what `python -m migrate` accepts (the Invoke tasks add dev-start, start and stop)
 COMMANDS = ("migrate", "status", "dry-run", "wait", "db-stop", "verify", "drift", "reset", "repair", "baseline",
             "history")
 COMMANDS += ("new", "lint")  # authoring: take positional words (new: description; lint: files)
-WORD_COMMANDS = ("new", "lint")
+COMMANDS += ("schema",)  # `schema dump`: a two-word command, its action the one positional word
+WORD_COMMANDS = ("new", "lint", "schema")
+SCHEMA_ACTIONS = ("dump",)
 # the commands that reach a database: they print the target line and need a named server
 # (dev-start says it itself when it migrates from this machine: with docker compose the stack picks its server)
 TARGET_COMMANDS = ("migrate", "status", "dry-run", "wait", "verify", "drift", "reset", "repair", "baseline",
-                   "history")
+                   "history", "schema")
 log = logging.getLogger("migrate")
 
 
@@ -54,6 +56,9 @@ class Flags(NamedTuple):
     run_added: bool = False
     ignore_owner: bool = False  # drift --ignore-owner
     drift: bool = False  # status --drift
+    check: bool = False  # schema dump --check
+    out: str | None = None  # schema dump --out FILE
+    owners: bool = False  # schema dump --owners
 
 
 def _table() -> dict[str, Callable[[Settings, Flags], Any]]:
@@ -74,6 +79,7 @@ def _table() -> dict[str, Callable[[Settings, Flags], Any]]:
         "history": lambda s, f: commands.history(s, limit=f.limit, as_json=f.json),
         "new": lambda s, f: commands.new(s, " ".join(f.words), f.track or "lanconnect"),
         "lint": lambda s, f: commands.lint(s, list(f.words), as_json=f.json),
+        "schema": lambda s, f: commands.schema_dump(s, check=f.check, out=f.out, owners=f.owners),
         "dev-start": lambda s, f: commands.dev_start(s),
         "stop": lambda s, f: commands.stop(s),
     }
@@ -133,6 +139,8 @@ def run_command(command: str, flags: Flags, *, root: Path | None = None,
 
             commands.start(root, flags.env, docker=(os.environ if environ is None else environ).get("MIGRATE_DOCKER"))
         else:
+            if command == "schema":
+                require_schema_action(flags.words)
             _table()[command](resolve(command, flags, root, environ), flags)
         return 0
     except MigrateError as error:
@@ -160,6 +168,14 @@ def run_command(command: str, flags: Flags, *, root: Path | None = None,
         return code
 
 
+def require_schema_action(words: tuple[str, ...]) -> None:
+    """`schema` takes exactly one action word: `schema dump`."""
+    if len(words) != 1 or words[0] not in SCHEMA_ACTIONS:
+        given = " ".join(words) if words else "no action"
+        raise ConfigError(f"schema takes one action, {' or '.join(SCHEMA_ACTIONS)} (got {given!r}): "
+                          "`schema dump [--check] [--out FILE] [--owners]`")
+
+
 def _names_many(env: str) -> bool:
     from migrate.overview import is_many
 
@@ -183,12 +199,14 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m migrate",
         description="Apply and inspect two-track PostgreSQL migrations.",
         epilog="exit codes: 0 ok, 1 migration failed, 2 usage/config, 3 unreachable, "
-               "4 validation, 5 lock timeout, 6 refused, 7 drift, 8 deploy in progress",
+               "4 validation, 5 lock timeout, 6 refused, 7 drift (drift; schema dump --check: the file differs), "
+               "8 deploy in progress",
     )
     parser.add_argument("command", nargs="?", choices=COMMANDS, default=None,
                         help="what to do (default: migrate)")
     parser.add_argument("words", nargs="*", metavar="ARG",
-                        help='new: the description ("add user preferences"); lint: files or folders')
+                        help='new: the description ("add user preferences"); lint: files or folders; '
+                        'schema: the action (dump)')
     parser.add_argument("--env", default="local", help="environment: envs/<env>.env (default: local); "
                         "status and drift also take `all` or a comma list")
     parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
@@ -212,6 +230,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="drift: do not compare owners")
     parser.add_argument("--drift", action="store_true",
                         help="status: also measure drift (a drift row per environment with --env all)")
+    parser.add_argument("--check", action="store_true",
+                        help="schema dump: write nothing; exit 7 with a diff when the file differs from what the "
+                        "migrations produce")
+    parser.add_argument("--out", default=None, metavar="FILE",
+                        help="schema dump: the schema file (default schema.sql at the project root)")
+    parser.add_argument("--owners", action="store_true", help="schema dump: keep the objects' owners")
     legacy = parser.add_argument_group("earlier script's flags")
     legacy.add_argument("--status", action="store_true", help="same as the status command")
     legacy.add_argument("--dry-run", dest="dry_run", action="store_true", help="same as the dry-run command")
@@ -242,11 +266,16 @@ def main(argv: Sequence[str] | None = None, *, root: Path | None = None,
         print(f"migrate: error: --status/--dry-run cannot be combined with the {args.command} command",
               file=sys.stderr)
         return EXIT_CONFIG
+    if command != "schema" and (args.check or args.out or args.owners):
+        print(f"migrate: error: --check, --out and --owners are options of `schema dump`, not of the {command} "
+              "command", file=sys.stderr)
+        return EXIT_CONFIG
     flags = Flags(env=args.env, json=args.json, yes=args.yes, timeout=args.timeout,
                   limit=args.limit, verbose=args.verbose, up_to=args.up_to,
                   track=args.track, words=tuple(args.words), dry_run=args.dry_run, host=args.host, port=args.port,
                   database=args.database, user=args.user, password=args.password, run_added=args.run_added,
-                  ignore_owner=args.ignore_owner, drift=args.drift)
+                  ignore_owner=args.ignore_owner, drift=args.drift, check=args.check, out=args.out,
+                  owners=args.owners)
     return run_command(command, flags, root=root, environ=environ)
 
 

@@ -394,6 +394,55 @@ def drift_environments(env: str, root: Path, as_json: bool = False, ignore_owner
     return outcomes
 
 
+def schema_dump(settings: Settings, check: bool = False, out: str | None = None, owners: bool = False) -> Any:
+    """Write the schema file (default schema.sql at the project root, or `out`): the app schema and what the files
+    attach to the platform's tables, built on a shadow database after every migration (checks.schema_dump).
+
+    check: write nothing; exit 7 (DriftFound) with a unified diff on stdout when the committed file differs from
+    what the migrations produce, exit 2 when it does not exist. owners: keep the objects' owners (off: they
+    differ from machine to machine)."""
+    from migrate.checks.schema_dump import (
+        build_diff,
+        committed_major,
+        find_committed,
+        produce_schema_file,
+        require_writable,
+        schema_file_path,
+        write_schema_file,
+    )
+    from migrate.errors import DriftFound
+    from migrate.paths import display_path
+    from migrate.snapshot import find_all_versions
+    from migrate.tracks import build_tracks
+
+    path = schema_file_path(settings, out)
+    shown = display_path(path, settings.root)
+    committed = find_committed(path) if check else None
+    if check and committed is None:  # said before any shadow exists
+        raise ConfigError(f"{shown} does not exist, so there is nothing to check: run `inv schema dump` (python -m "
+                          "migrate schema dump) to write it from the migrations, and commit it")
+    if not check:
+        require_writable(path)
+    tracks = build_tracks(settings.migrations_dir)
+    produced = produce_schema_file(settings, tracks, find_all_versions(settings, tracks), owners=owners)
+    if not check:
+        write_schema_file(path, produced.text)
+        text.print_schema_written(shown, produced.versions)
+        return produced
+    assert committed is not None
+    diff = build_diff(committed, produced.text, shown)
+    if not diff:
+        text.print_schema_matches(shown, produced.versions)
+        return produced
+    text.print_diff(diff)
+    was = committed_major(committed)
+    hint = (f" (it was built on PostgreSQL {was}, this shadow runs {produced.server_major}: view definitions and "
+            "expressions differ between major versions; build it on one major version everywhere)"
+            if was is not None and produced.server_major is not None and was != produced.server_major else "")
+    raise DriftFound(f"{shown} differs from what the migrations produce (the diff is above){hint}: run `inv schema "
+                     "dump` and commit the file with the migration that changed it")
+
+
 def history(settings: Settings, limit: int = 20, as_json: bool = False) -> list[Any]:
     """The latest attempts from the attempt log, newest first; read-only."""
     from migrate.database.connection import wait_until_ready

@@ -196,7 +196,7 @@ def read_platform(settings: Settings, files: Reach) -> Platform:
     excluded = sorted({settings.schema} | (files.schemas_created - set(settings.lint.protected_schemas)))
     text = dump_schema(settings.target, excluded)
     preamble, entries = split_platform(text)
-    entries, left_out = leave_out(entries, files)
+    entries, left_out = leave_out(entries, files, excluded)
     return Platform(PG_DUMP, f"pg_dump of {settings.target.label()} without schema(s) {', '.join(excluded)}",
                     preamble, tuple(entries), _reach_of(entries, every=False), tuple(left_out))
 
@@ -279,11 +279,15 @@ def split_statements(text: str) -> list[slice]:
     return list(parser.split(text, with_parser=False, only_slices=True))
 
 
-def leave_out(entries: list[Entry], files: Reach) -> tuple[list[Entry], list[str]]:
-    """The entries the migration files do not create themselves, and the labels of those they do."""
+def leave_out(entries: list[Entry], files: Reach, excluded: list[str] | tuple[str, ...] = ()
+              ) -> tuple[list[Entry], list[str]]:
+    """The entries the migration files do not create themselves, and the labels of those they do. Entries of a
+    schema the dump excluded are left out too: pg_dump still writes a publication's membership of a table there
+    (`PUBLICATION TABLE`), which cannot be restored without the table and is the files' to make."""
     kept, left = [], []
     for entry in entries:
-        (left if entry.kind and _created_by_files(entry, files) else kept).append(entry)
+        gone = entry.kind and (entry.schema in excluded or _created_by_files(entry, files))
+        (left if gone else kept).append(entry)
     return kept, [entry.label for entry in left]
 
 
@@ -317,12 +321,17 @@ def _named_object_created(word: str, rest: str, schema: str, files: Reach) -> bo
     """COMMENT / ACL entries: `FUNCTION f(int)`, `COLUMN t.c`, `POLICY p ON t`, `TABLE t`, ..."""
     if word in ROUTINE_TYPES:
         return (schema, rest.split("(", 1)[0]) in files.routines
-    if word in ("POLICY", "TRIGGER", "CONSTRAINT", "RULE"):
-        attached, _, table = rest.partition(" ON ")
+    if word in ("POLICY", "TRIGGER", "CONSTRAINT", "RULE"):  # names quoted where they need it: `POLICY "A b" ON t`
+        attached, _, table = rest.rpartition(" ON ")
+        attached, table = _unquoted(attached), _unquoted(table)
         return (schema, table, attached) in files.attachments or (schema, table) in files.relations
     if word == "COLUMN":
         return (schema, rest.split(".", 1)[0]) in files.relations
     return (schema, rest) in files.relations
+
+
+def _unquoted(name: str) -> str:
+    return name[1:-1].replace('""', '"') if len(name) > 1 and name[0] == name[-1] == '"' else name
 
 
 def _reach_of(entries: list[Entry], every: bool) -> Reach:

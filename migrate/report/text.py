@@ -409,3 +409,24 @@ def print_attempts(attempts: list[Any] | None, environment: str, database: str, 
         ])
     print(tabulate(rows, headers=["started_at", "track", "version", "file(s)", "outcome", "duration", "sqlstate",
                                   "where", "message", "host"]), file=out)
+
+
+def _reflects(versions: dict[str, str | None]) -> str:
+    return ", ".join(f"{track} {version or '(none)'}" for track, version in versions.items())
+
+
+def print_schema_written(shown: str, versions: dict[str, str | None], stream: TextIO | None = None) -> None:
+    """`schema dump`: where the schema file went and which versions it reflects."""
+    print(f"wrote {shown}: the schema the migrations produce ({_reflects(versions)})", file=_out(stream), flush=True)
+
+
+def print_schema_matches(shown: str, versions: dict[str, str | None], stream: TextIO | None = None) -> None:
+    print(f"{shown} matches what the migrations produce ({_reflects(versions)})", file=_out(stream), flush=True)
+
+
+def print_diff(lines: list[str], stream: TextIO | None = None) -> None:
+    """A unified diff as difflib wrote it (each line keeps its own newline; a last line without one gets one)."""
+    out = _out(stream)
+    for line in lines:
+        out.write(line if line.endswith("\n") else line + "\n")
+    out.flush()
