@@ -270,6 +270,11 @@ def main(argv: Sequence[str] | None = None, *, root: Path | None = None,
         print(f"migrate: error: --check, --out and --owners are options of `schema dump`, not of the {command} "
               "command", file=sys.stderr)
         return EXIT_CONFIG
+    if command == "schema" and args.json:
+        # the schema file and its diff are the output; a JSON document around them would be a second format
+        print("migrate: error: `schema dump` has no --json output: it writes the schema file, and --check prints a "
+              "unified diff", file=sys.stderr)
+        return EXIT_CONFIG
     flags = Flags(env=args.env, json=args.json, yes=args.yes, timeout=args.timeout,
                   limit=args.limit, verbose=args.verbose, up_to=args.up_to,
                   track=args.track, words=tuple(args.words), dry_run=args.dry_run, host=args.host, port=args.port,

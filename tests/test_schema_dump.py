@@ -283,6 +283,10 @@ def test_schema_takes_the_one_action_dump(files_project: Project) -> None:
     assert elsewhere.code == EXIT_CONFIG
     assert elsewhere.err.splitlines()[-1] == (
         "migrate: error: --check, --out and --owners are options of `schema dump`, not of the status command")
+    as_json = files_project.run("schema", "dump", "--json")
+    assert as_json.code == EXIT_CONFIG
+    assert as_json.err.splitlines()[-1].startswith("migrate: error: `schema dump` has no --json output")
+    assert not (files_project.root / "schema.sql").exists()
 
 
 @pytest.mark.skipif(_system_dsn() is None, reason="needs the machine's PostgreSQL beside the embedded one")
