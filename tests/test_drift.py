@@ -143,6 +143,20 @@ def test_hand_edits_are_drift_one_line_each_until_reverted(
     assert _findings(again.out) == []
 
 
+def test_a_policy_added_by_hand_on_a_platform_table_is_drift(
+        project: Project, db: Database, server: Server, platform: list[str]) -> None:
+    """storage.objects is the platform's, but the files attach policies to it: one added there by hand (Supabase
+    Studio: anon reads every file) is drift, though the shadow's platform is copied from this very target."""
+    _migrated(project, server)
+    db.execute('CREATE POLICY "anyone reads everything" ON storage.objects FOR SELECT TO anon USING (true)')
+    result = project.run("drift")
+    assert result.code == 7, (result.out, result.err)
+    assert _findings(result.out) == ['extra policy storage.objects."anyone reads everything"']
+    db.execute('DROP POLICY "anyone reads everything" ON storage.objects')
+    again = project.run("drift")
+    assert again.code == 0, (again.out, again.err)
+
+
 def test_pending_files_are_listed_as_pending_never_as_drift(
         project: Project, db: Database, server: Server, platform: list[str]) -> None:
     _migrated(project, server)

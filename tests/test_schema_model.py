@@ -228,11 +228,20 @@ EDITS = [
      'ALTER POLICY "Owners manage their documents" ON langconnect.documents RENAME TO "Owners manage documents"',
      'ALTER POLICY "Owners manage documents" ON langconnect.documents RENAME TO "Owners manage their documents"',
      'changed policy langconnect.documents."Owners manage their documents"'),
-    # on a platform table only the names the files create are read: a policy renamed there is missing
+    # on a platform table the files attach to, every policy and trigger is read: a rename there pairs up
     ("rename a policy on storage.objects",
      'ALTER POLICY "Users read their own documents" ON storage.objects RENAME TO "Read own documents"',
      'ALTER POLICY "Read own documents" ON storage.objects RENAME TO "Users read their own documents"',
-     'missing policy storage.objects."Users read their own documents"'),
+     'changed policy storage.objects."Users read their own documents"'),
+    ("add a policy on storage.objects by hand (Supabase Studio)",
+     'CREATE POLICY "anyone reads everything" ON storage.objects FOR SELECT TO anon USING (true)',
+     'DROP POLICY "anyone reads everything" ON storage.objects',
+     'extra policy storage.objects."anyone reads everything"'),
+    ("add a trigger on auth.users by hand",
+     "CREATE TRIGGER audit_signup AFTER INSERT ON auth.users FOR EACH ROW "
+     "EXECUTE FUNCTION langconnect.handle_new_user()",
+     "DROP TRIGGER audit_signup ON auth.users",
+     "extra trigger auth.users.audit_signup"),
     ("replica identity full", "ALTER TABLE langconnect.plans REPLICA IDENTITY FULL",
      "ALTER TABLE langconnect.plans REPLICA IDENTITY DEFAULT", "changed table langconnect.plans"),
     ("add a domain", "CREATE DOMAIN langconnect.email AS text NOT NULL CHECK (VALUE ~ '@')",

@@ -38,9 +38,11 @@ Choices that make "one edit, one finding" hold:
 - **Renames pair up.** compare() reports a constraint, index, trigger or policy that is missing under one
   name and extra under another on the same table, with the same definition, as one changed object
   (`actual` says "renamed to ...").
-- **On platform tables, only what the files attach is read** (`attached`: the policy and trigger names
-  the files create there), so the platform itself is never compared: a policy added by hand on
-  storage.objects is not seen, and one the files create that was renamed there is "missing".
+- **On a platform table the files attach policies or triggers to, every policy and trigger is read**
+  (`attached` names the tables: storage.objects, auth.users, ...): a policy added there by hand (Supabase
+  Studio) is "extra", one of the files' renamed there is one "changed". The shadow leaves every policy and
+  trigger of those tables out of its copy of the platform, so the expected side holds only the files'.
+  The platform's other tables are never compared.
 - **Like with like.** PostgreSQL prints some definitions differently across major versions (15 prints a
   view's columns table-qualified, 18 does not): compare models of the same major (Model.major).
 
@@ -139,8 +141,10 @@ _APP_RELATION = ("c.relnamespace = %(ns)s AND NOT (c.oid = ANY(%(skip)s::oid[]))
 _APP_ROUTINE = ("p.prokind IN ('f', 'p', 'w') AND " + _not_member("pg_proc", "p.oid")
                 + " AND NOT EXISTS (SELECT 1 FROM pg_depend inner_dep WHERE inner_dep.classid = 'pg_proc'::regclass "
                 "AND inner_dep.objid = p.oid AND inner_dep.deptype = 'i')")
-_ATTACHED = "(n.nspname, c.relname, {name}) IN (SELECT * FROM unnest(%(att_s)s::text[], %(att_t)s::text[], " \
-            "%(att_n)s::text[]))"
+# every policy or trigger on a platform table the files attach one to (not only the names they create): one added
+# there by hand is drift too; the shadow leaves all of them out of its platform copy (shadow._created_by_files)
+_ATTACHED = "({name} IS NOT NULL AND (n.nspname, c.relname) IN (SELECT * FROM unnest(%(att_s)s::text[], " \
+            "%(att_t)s::text[])))"
 
 _SEQUENCE_PARAMETERS = ("concat_ws('; ', 'as ' || format_type(s.seqtypid, NULL), 'increment ' || s.seqincrement, "
                         "'minvalue ' || s.seqmin, 'maxvalue ' || s.seqmax, 'start ' || s.seqstart, "
@@ -635,7 +639,7 @@ def _read(cursor: Any, schema: str, attached: set[tuple[str, str, str]], owners:
     ns, me, version = cursor.fetchone()
     params: dict[str, Any] = {"ns": ns, "me": me, "history": _history_tables(), "extensions": extensions}
     ordered = sorted(attached)
-    params.update(att_s=[a[0] for a in ordered], att_t=[a[1] for a in ordered], att_n=[a[2] for a in ordered])
+    params.update(att_s=[a[0] for a in ordered], att_t=[a[1] for a in ordered])
     cursor.execute(_SKIP_AND_ROLES, params)
     skip, roles = cursor.fetchone()
     params.update(skip=list(skip), roles=list(roles))

