@@ -105,6 +105,8 @@ def normalise(data: bytes) -> bytes:
     """The bytes a checksum covers: no UTF-8 BOM, LF line endings."""
     if data.startswith(BOM):
         data = data[len(BOM):]
+    if b"\r" not in data:  # a search for one byte is memchr: the two replaces scanned 16 MB in 14 ms (issue 16)
+        return data
     return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
 
 
@@ -259,7 +261,7 @@ def _read_file(track: str, directory: Path, name: str, location: str, match: re.
             f"{display_path(directory / name, root)}: cannot read the file ({error.strerror}); check its permissions"
         ) from None
     text = decode_text(data, display_path(directory / name, root))
-    if not text.strip():
+    if not text or text.isspace():  # as `not text.strip()`, without copying the text
         raise ValidationError(
             f"{display_path(directory / name, root)}:1:1: the migration file is empty; write its SQL or delete it"
         )
