@@ -53,11 +53,6 @@ class Overview:
     behind: list[tuple[str, str, list[tuple[str, str]]]] = field(default_factory=list)
 
 
-def is_many(env: str) -> bool:
-    """Does --env name several environments (`all` or a comma list)?"""
-    return env == "all" or "," in env
-
-
 def environment_names(env: str, root: Path) -> list[str]:
     """`all` -> every envs/*.env except *.local.env (local, staging, production first); or the list."""
     if env == "all":

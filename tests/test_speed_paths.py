@@ -257,3 +257,24 @@ def test_lint_finds_the_same_on_the_lazy_tree_as_on_pglast_s_objects(monkeypatch
             linter.check(raw.stmt, lambda offset: (0, offset or 0))
         findings.append([f for _, f in linter.findings])
     assert findings[0] == findings[1] and len(findings[0]) > 10
+
+
+# --- environment files read without python-dotenv when every line is plain -----------------------------------------
+
+@pytest.mark.parametrize("text", [
+    "DATABASE_URL=postgresql://postgres@127.0.0.1:5432/app\nMAX_WAIT_TIME=60\n",
+    "# a comment\n\n  # indented comment\nexport MIGRATE_SCHEMA=app\nEMPTY=\nREF=${OTHER:-x}/y\nA=b=c\n",
+    "KEY=value   \nKEY=second\n\tTAB=1\n",
+    "URL=postgresql://u:p%40ss@host/db?sslmode=require&x=1\n",
+    "KEY=\"quoted value\"\n", "KEY='single'\n", "KEY=a # comment\n", "KEY=a#b\n", "KEY=a\\nb\n",
+    "KEY=with space\n", "KEY\n", "bad line\n", "\ufeffKEY=bom\n", "KEY=crlf\r\nOTHER=2\r\n", "KEY=é\n",
+    "KEY=\"multi\nline\"\n", "export KEY\n", "K.E.Y=dotted\n", "  KEY  =  spaced  \n", "",
+])
+def test_an_environment_file_reads_as_python_dotenv_reads_it(tmp_path: Path, text: str) -> None:
+    from dotenv import dotenv_values
+
+    from migrate.settings import read_dotenv
+
+    path = tmp_path / "local.env"
+    path.write_text(text, encoding="utf-8", newline="")
+    assert read_dotenv(path) == dotenv_values(path, interpolate=False)
