@@ -59,6 +59,7 @@ def test_lint_gets_pglast_objects_parsed_on_first_use_and_dropped_with_the_copy(
     raws = script.raws
     assert raws is not None and [type(raw.stmt).__name__ for raw in raws] == ["SelectStmt", "CreateStmt"]
     assert "raws" not in without_tree(script).__dict__
+    assert script.document is not None and without_tree(script).document is None  # the parse's JSON, reused once
     psql_file = parse_file(_file("\\set x 1\nSELECT :x;\n"), Path("/p"))
     assert psql_file.raws is None
 

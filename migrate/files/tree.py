@@ -198,11 +198,12 @@ def locator(text: str) -> Locate:
     return Displacements(text)
 
 
-def raw_statements(text: str) -> tuple[Any, ...]:
-    """What `pglast.parser.parse_sql(text)` returns (its RawStmt nodes), built lazily from its JSON."""
+def raw_statements(text: str, document: str | None = None) -> tuple[Any, ...]:
+    """What `pglast.parser.parse_sql(text)` returns (its RawStmt nodes), built lazily from its JSON
+    (`document`: pglast's JSON of this very text, when the caller has it)."""
     from pglast import parser
 
-    document = json.loads(parser.parse_sql_json(text))
+    document = json.loads(parser.parse_sql_json(text) if document is None else document)
     at = locator(text)
     raw = _class_of("RawStmt")
     return tuple(raw(statement, at) for statement in document.get("stmts", ()))
