@@ -5,7 +5,7 @@ measured apply goes into a freshly created database on the same server; the runn
 interleaved round by round (their order rotates each round) and the table shows medians, so a
 noisy neighbour slows every runner of a round alike instead of one runner's whole series.
 
-    python bench/run.py                  # full run (N = 10, 100, 1000, mixed; 5 rounds; extras)
+    python bench/run.py                  # full run (N = 10, 100, 1000, the realistic set; 5 rounds; extras)
     python bench/run.py --quick          # smoke run: N = 5, 3 rounds, no extras (a few seconds)
     python bench/run.py --dsn postgresql://postgres@127.0.0.1:5432/postgres --rounds 7
 
