@@ -279,3 +279,16 @@ def test_an_environment_file_reads_as_python_dotenv_reads_it(tmp_path: Path, tex
     path = tmp_path / "local.env"
     path.write_text(text, encoding="utf-8", newline="")
     assert read_dotenv(path) == dotenv_values(path, interpolate=False)
+
+
+def test_status_times_are_written_as_strftime_writes_them() -> None:
+    import datetime
+
+    from migrate.report.text import _when
+
+    utc, india = datetime.UTC, datetime.timezone(datetime.timedelta(hours=5, minutes=30))
+    for value in (datetime.datetime(2026, 1, 2, 3, 4, 5), datetime.datetime(2026, 12, 31, 23, 59, 59, 999999),
+                  datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=utc), datetime.datetime(1999, 1, 2, 3, 4, 5, 7, india),
+                  datetime.datetime(999, 1, 2, 3, 4, 5), datetime.datetime(9999, 12, 31)):
+        assert _when(value) == value.strftime("%Y-%m-%d %H:%M:%S")
+    assert _when(None) == ""
