@@ -203,6 +203,7 @@ def _apply_statements(context: Context, scripts: list[Script], beat: Heartbeat,
     started = time.perf_counter()
     for attempt in range(1, options.lock_retries + 2):
         attempt_started = time.perf_counter()
+        context.quiet = 0  # only the run right after a failed message repeats notices already printed
         context.files.start_file()
         context.files.connection.notices = _Notices(context)
         try:
