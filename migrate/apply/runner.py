@@ -1,10 +1,13 @@
 """Applying one version exactly once, in a fresh session, as `psql -f` would run its files.
 
-A transactional version is sent statement by statement inside one transaction: BEGIN and the
-fence joined to the first statement, and the session reset, the history row, its attempt row,
-COMMIT and the defaults fingerprint (file_session.py) joined to the last, so a one-statement
-file costs one round trip and a failure still names its exact statement. The tool's SQL
-always follows a newline, so a file's trailing `-- comment` cannot swallow it.
+A transactional version runs inside one transaction: BEGIN and the fence open its first message,
+and the session reset, the history row, its attempt row, COMMIT and the defaults fingerprint
+(file_session.py) follow its last statement, alone in the last message, so a one-statement file
+costs one round trip. The statements before the last go in messages of up to BATCH_STATEMENTS
+(a realistic project: 1,060 round trips instead of 39,385); when such a message fails, the
+transaction is rolled back and the version runs again statement by statement, which names the
+failing statement exactly (can_batch: the files that always go statement by statement). The
+tool's SQL always follows a newline, so a file's trailing `-- comment` cannot swallow it.
 
 A version that cannot run in a transaction (its own BEGIN/COMMIT, CONCURRENTLY, a marker)
 runs statement by statement in autocommit. Before its first statement it takes the fence and
@@ -646,9 +649,10 @@ def fail(
     message = _bounded(error.message)
     detail = f" ({_bounded(error.detail)})" if error.detail else ""
     context_line = f" [CONTEXT: {_bounded(error.context)}]" if error.context else ""
-    span = (f"statements {failure.span[0].index}-{failure.span[1].index}" if failure.span is not None
-            and failure.span[0] is not failure.span[1] else f"statement {failure.span[0].index}" if failure.span
-            else None)
+    span = None  # the message of statements the server went away in
+    if failure.span is not None:
+        first, last = failure.span
+        span = f"statement {first.index}" if first is last else f"statements {first.index}-{last.index}"
     at_statement = (f" (statement {statement.index})" if statement is not None
                     else f" ({span})" if span else " (psql)")
     recorded_text = f"{sqlstate}: {message}{detail} at {where}{at_statement}{context_line}"
