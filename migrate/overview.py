@@ -62,11 +62,6 @@ class Overview:
     root: Path | None = None
 
 
-def is_many(env: str) -> bool:
-    """Does --env name several environments (`all` or a comma list)?"""
-    return env == "all" or "," in env
-
-
 def environment_names(env: str, root: Path) -> list[str]:
     """`all` -> every envs/*.env except *.local.env (local, staging, production first); or the list."""
     if env == "all":

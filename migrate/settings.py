@@ -483,6 +483,30 @@ def load_settings(
     return _build_settings(env, root, env_file, layers, {k: v for k, v in (flags or {}).items() if v is not None})
 
 
+# a line python-dotenv reads as KEY=VALUE with the value exactly as written: no quote, comment, escape or space
+_PLAIN_ENV_LINE = re.compile(r"[ \t]*(?:export[ \t]+)?([A-Za-z_][A-Za-z0-9_]*)=([^\s'\"#\\]*)[ \t]*")
+
+
+def read_dotenv(path: Path) -> dict[str, str | None]:
+    """What `dotenv.dotenv_values(path, interpolate=False)` returns. A file of plain lines only (KEY=VALUE,
+    comments, blank lines) is read here; any other goes to python-dotenv, whose import cost every run ~5 ms
+    (issue 16). tests/test_speed_paths.py compares the two on plain and tricky files."""
+    text = path.read_text(encoding="utf-8")
+    values: dict[str, str | None] = {}
+    if "\r" not in text:
+        for line in text.split("\n"):
+            match = _PLAIN_ENV_LINE.fullmatch(line)
+            if match:
+                values[match.group(1)] = match.group(2)
+            elif line.strip() and not line.lstrip().startswith("#"):
+                break
+        else:
+            return values
+    from dotenv import dotenv_values
+
+    return dotenv_values(path, interpolate=False)
+
+
 def _read_env_file(path: Path, root: Path, environ: Mapping[str, str],
                    overriding: Mapping[str, str]) -> dict[str, str]:
     """Values of one dotenv file, `${VAR}` expanded; an unset reference is an error.
@@ -490,9 +514,7 @@ def _read_env_file(path: Path, root: Path, environ: Mapping[str, str],
     overriding: the values of the file read over this one (`<env>.local.env`): a reference may be
     set there, and a key set there needs no reference resolved here.
     """
-    from dotenv import dotenv_values
-
-    raw = dotenv_values(path, interpolate=False)
+    raw = read_dotenv(path)
     defined: dict[str, str] = {}
     for key, value in raw.items():
         text = value or ""

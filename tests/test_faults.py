@@ -115,7 +115,9 @@ def test_database_restart_mid_run_fails_cleanly_then_completes(
     runner = _spawn(project, "migrate")
     _until(lambda: _sleeping(db), what="version 3 to hold its transaction")
     waiter = _spawn(project, "migrate")  # a second replica, polling for the run lock
-    _until(lambda: db.query("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%%advisory%%' "
+    # the run lock's poll, not the runner's file session (its message of statements begins with the fence's
+    # pg_advisory_xact_lock)
+    _until(lambda: db.query("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_try_advisory_lock(%%' "
                             "AND pid <> pg_backend_pid()")[0][0] >= 1, what="the second runner to wait")
     _restart(pgdata)
     out, err = runner.communicate(timeout=60)

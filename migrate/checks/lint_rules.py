@@ -331,6 +331,7 @@ class FileLinter:
         self.current_schema: str | None = None
         self.sets_search_path = False
         self.statement_index = 0
+        self._lines: list[str] | None = None  # self.text split into lines, on first need
 
     # findings
     def add(self, rule: str, where: tuple[int, int], message: str, fix: str | None = None) -> None:
@@ -830,11 +831,15 @@ class FileLinter:
     def _check_inner(self, query: str, line: int, guard: Guard) -> None:
         from pglast import parser
 
+        from migrate.files.tree import raw_statements
+
         try:
-            raws = parser.parse_sql(query)
+            raws = raw_statements(query)
         except parser.ParseError:
             return  # PostgreSQL reports it when the block runs; the lint cannot place it better
-        source_line = self.text.split("\n")[line - 1] if 0 < line <= self.text.count("\n") + 1 else ""
+        if self._lines is None:  # split once per file: it was split again for every statement of every DO body
+            self._lines = self.text.split("\n")
+        source_line = self._lines[line - 1] if 0 < line <= len(self._lines) else ""
         words = query.split()
         column = source_line.find(words[0]) + 1 if words and words[0] in source_line else 1
         for raw in raws:

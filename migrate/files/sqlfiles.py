@@ -20,7 +20,7 @@ import os
 import re
 import stat
 from pathlib import Path
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 from migrate.errors import ConfigError, ValidationError
 from migrate.paths import display_path
@@ -105,6 +105,8 @@ def normalise(data: bytes) -> bytes:
     """The bytes a checksum covers: no UTF-8 BOM, LF line endings."""
     if data.startswith(BOM):
         data = data[len(BOM):]
+    if b"\r" not in data:  # a search for one byte is memchr: the two replaces scanned 16 MB in 14 ms (issue 16)
+        return data
     return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
 
 
@@ -241,7 +243,11 @@ def read_bytes(path: str | Path) -> bytes:
                 f"is {info.st_size / 1048576:.0f} MB, larger than the {MAX_FILE_BYTES // 1048576} MB a migration "
                 "file may be; split it into smaller migrations, or load bulk data from a file psql reads (\\copy)"
             )
-        chunks = []
+        # one read when it returns as many bytes as fstat said and not one more: then that was the whole file
+        first = os.read(descriptor, info.st_size + 1)
+        if len(first) == info.st_size:
+            return first
+        chunks = [first]
         while chunk := os.read(descriptor, 1 << 16):
             chunks.append(chunk)
         return b"".join(chunks)
@@ -258,8 +264,10 @@ def _read_file(track: str, directory: Path, name: str, location: str, match: re.
         raise ValidationError(
             f"{display_path(directory / name, root)}: cannot read the file ({error.strerror}); check its permissions"
         ) from None
-    text = decode_text(data, display_path(directory / name, root))
-    if not text.strip():
+    # its path as shown is built only for a message: Path arithmetic for every file was a third of a no-op's
+    # reading of 1000 files (issue 16)
+    text = decode_text(data, lambda: display_path(directory / name, root))
+    if not text or text.isspace():  # as `not text.strip()`, without copying the text
         raise ValidationError(
             f"{display_path(directory / name, root)}:1:1: the migration file is empty; write its SQL or delete it"
         )
@@ -267,7 +275,7 @@ def _read_file(track: str, directory: Path, name: str, location: str, match: re.
                          text, checksum_of(data))
 
 
-def decode_text(data: bytes, where: str) -> str:
+def decode_text(data: bytes, where: str | Callable[[], str]) -> str:
     """A migration file's text as written: UTF-8 without its BOM, line endings kept (see MigrationFile).
 
     The one reader of SQL files (lint reads named files with it too); a byte that is not UTF-8
@@ -277,6 +285,7 @@ def decode_text(data: bytes, where: str) -> str:
     try:
         return body.decode("utf-8")
     except UnicodeDecodeError as error:
+        where = where() if callable(where) else where
         line = body.count(b"\n", 0, error.start) + 1
         column = error.start - (body.rfind(b"\n", 0, error.start) + 1) + 1
         raise ValidationError(

@@ -85,17 +85,19 @@ class Script:
     plpgsql_errors: tuple[FileRefused, ...] = field(default=(), compare=False, repr=False)
     # its SQL was parsed whole (not a file psql must run): `raws` can be had
     parsed: bool = field(default=False, compare=False, repr=False)
+    # pglast's JSON of that parse, kept for `raws` until without_tree (lint would parse the file again)
+    document: str | None = field(default=None, compare=False, repr=False)
 
     @cached_property
     def raws(self) -> tuple[Any, ...] | None:
-        """pglast's raw statements as Python objects (its AST), one per statement; None for a file psql must
-        run. Built on first use: only lint walks them, and building them cost 4x the rest of the parse
-        (pglast's JSON, which the statements come from: 5 s against 0.7 s for the realistic set; issue 16)."""
+        """pglast's raw statements (its AST), one per statement; None for a file psql must run. Built on first
+        use, and then node by node as lint reads them (files/tree.py): pglast's own objects of every node cost
+        4x the rest of the parse (5 s against 0.7 s for the realistic set; issue 16)."""
         if not self.parsed:
             return None
-        from pglast import parser
+        from migrate.files.tree import raw_statements
 
-        return tuple(parser.parse_sql(blank_restrict_lines(self.file.text)))
+        return raw_statements(blank_restrict_lines(self.file.text), self.document)
 
     @property
     def transactional(self) -> bool:
@@ -185,7 +187,8 @@ def _parse_sql(migration_file: MigrationFile, text: str, where: str, executor: s
     from pglast import parser
 
     try:
-        raw_statements = _raw_statements(text)
+        document = parser.parse_sql_json(text)
+        raw_statements = _raw_statements(text, document)
     except parser.ParseError as error:
         message, offset = error.args[0], error.args[1] if len(error.args) > 1 else 0
         line, column = locate(text, max(int(offset or 0), 0))
@@ -196,7 +199,7 @@ def _parse_sql(migration_file: MigrationFile, text: str, where: str, executor: s
     statements, problems = _build_statements(migration_file, text, raw_statements, where)
     return Script(migration_file, tuple(statements), no_transaction=_file_reason(text, statements),
                   needs_psql="MIGRATE_EXECUTOR=psql" if executor == "psql" else None, parsed=True,
-                  plpgsql_errors=tuple(problems))
+                  plpgsql_errors=tuple(problems), document=document)
 
 
 class _RawStatement(NamedTuple):
@@ -216,7 +219,7 @@ _STATEMENT_START = '{"stmt":{"'  # how libpg_query writes each RawStmt; no other
 _JSON = json.JSONDecoder()
 
 
-def _raw_statements(text: str) -> list[_RawStatement]:
+def _raw_statements(text: str, document: str | None = None) -> list[_RawStatement]:
     """pglast's parse as JSON: libpg_query (PostgreSQL's own parser), with no Python object per node.
 
     Only the few statement types that need their fields to be classified are decoded: decoding
@@ -228,7 +231,7 @@ def _raw_statements(text: str) -> list[_RawStatement]:
     (pglast's parse_sql does the same for its objects)."""
     from pglast import parser
 
-    document = parser.parse_sql_json(text)
+    document = parser.parse_sql_json(text) if document is None else document
     chars = _CharOffsets(text)
     found = []
     for kind, node, start, length in _json_statements(document):
@@ -482,7 +485,7 @@ def _concurrent_index(kind: str, node: dict[str, Any]) -> tuple[str, str] | None
 def without_tree(script: Script) -> Script:
     """The script without pglast's statements, once lint has walked them: they are most of a parsed
     file's memory (see commands.parse_pending). A copy parses them again if asked."""
-    return replace(script) if "raws" in script.__dict__ else script
+    return replace(script, document=None) if "raws" in script.__dict__ or script.document is not None else script
 
 
 def sql_for_pglast(text: str, psql: PsqlText) -> str:
