@@ -487,13 +487,6 @@ def db_stop(settings: Settings) -> bool:
     return stopped
 
 
-def db_url(settings: Settings) -> str:
-    """The masked URL of this environment's database (starting the embedded one if needed)."""
-    from migrate.database.connection import connection_params
-
-    return settings.target.masked_dsn(connection_params(settings.target))
-
-
 def new(settings: Settings, description: str, track: str = "lanconnect") -> Any:
     """Create the next-numbered migration file of `track` from the template; print its path."""
     from migrate.files.authoring import new_migration
