@@ -296,6 +296,19 @@ def project(tmp_path: Path, db: Database) -> Project:
 
 
 @pytest.fixture
+def platform(db: Database) -> list[str]:
+    """The Supabase-shaped platform (supabase_fixture) in this test's database; the extensions it got
+    (pgcrypto where the server has it)."""
+    from supabase_fixture import install_platform
+
+    connection = db.connect()
+    try:
+        return install_platform(connection)
+    finally:
+        connection.close()
+
+
+@pytest.fixture
 def files_project(tmp_path: Path) -> Project:
     """A project folder whose local environment needs no database (lint and new never connect)."""
     root = tmp_path / "project"

@@ -21,14 +21,6 @@ POLICY_SQL = ('CREATE POLICY "Users read their own documents" ON storage.objects
               "USING (bucket_id = 'documents' AND owner = auth.uid())")
 
 
-@pytest.fixture
-def platform(db: Database) -> list[str]:
-    connection = db.connect()
-    try:
-        return install_platform(connection)
-    finally:
-        connection.close()
-
 
 def _app(project: Project, server: Server) -> None:
     connection = server.connect()

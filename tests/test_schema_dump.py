@@ -22,14 +22,6 @@ PLATFORM_TABLES = ("auth.users", "storage.objects", "storage.buckets", "realtime
 HISTORY_TABLES = ("lanconnect_migration_versions", "client_migration_versions", "migration_attempts")
 
 
-@pytest.fixture
-def platform(db: Database) -> list[str]:
-    connection = db.connect()
-    try:
-        return install_platform(connection)
-    finally:
-        connection.close()
-
 
 def _app(project: Project, server: Server, vector: bool | None = None) -> list[str]:
     """The app in the project's migrations (the pgvector file where the server has it), its env disposable."""

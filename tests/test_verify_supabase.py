@@ -11,24 +11,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pytest
 from conftest import Database, Project, Server, _embedded_server
-from supabase_fixture import PLATFORM_SQL, VECTOR_FILE, copy_app, ensure_roles, has_extension, install_platform
+from supabase_fixture import PLATFORM_SQL, VECTOR_FILE, copy_app, ensure_roles, has_extension
 
 APP_FILES = ["lanconnect/001_schema_and_types.sql", "lanconnect/002_profiles.sql",
              "lanconnect/003_new_user_trigger.sql", "lanconnect/004_storage.sql", "lanconnect/005_documents.sql",
              VECTOR_FILE,
              "client_specific/001_client_settings.sql", "client_specific/002_branding.sql"]
 
-
-@pytest.fixture
-def platform(db: Database) -> list[str]:
-    """The platform in this test's database; the extensions it got (pgcrypto where the server has it)."""
-    connection = db.connect()
-    try:
-        return install_platform(connection)
-    finally:
-        connection.close()
 
 
 def _has_vector(server: Server) -> bool:
