@@ -58,11 +58,12 @@ from migrate.checks.shadow import (
     open_shadow,
     run_pg_dump,
     toc_sections,
+    unquote_ident,
 )
 from migrate.database.connection import connection_params
 from migrate.errors import ConfigError
 from migrate.files.sqlfiles import MigrationVersion
-from migrate.history.tables import ATTEMPTS_TABLE
+from migrate.history.tables import own_tables
 from migrate.settings import Settings, Target
 from migrate.tracks import Track
 
@@ -114,11 +115,6 @@ def schema_file_path(settings: Settings, out: str | None) -> Path:
     return path if path.is_absolute() else settings.root / path
 
 
-def history_tables(tracks: list[Track]) -> list[str]:
-    """The tool's own tables in the app schema (history/tables.py): left out of the schema file."""
-    return [track.history_table for track in tracks] + [ATTEMPTS_TABLE]
-
-
 def produce_schema_file(settings: Settings, tracks: list[Track], versions: dict[str, list[MigrationVersion]],
                         owners: bool = False) -> SchemaFile:
     """Every migration of every track on a shadow database, then its pg_dump, filtered and headed.
@@ -135,7 +131,7 @@ def produce_schema_file(settings: Settings, tracks: list[Track], versions: dict[
         for note in shadow.notes:
             log.warning("warning: %s", note.message)
         applied = apply_on_shadow(settings, shadow, files, quiet=True)  # notices about the shadow: --verbose
-        raw = dump_shadow(shadow.target, settings.schema, history_tables(tracks), owners)
+        raw = dump_shadow(shadow.target, settings.schema, own_tables(), owners)
         me = None if owners else read_current_user(shadow.target)
     skipped = [f"{item.track.name} {item.version}" for item, _ in applied.skipped]
     for item, statements in applied.skipped:
@@ -187,7 +183,7 @@ def without_own_role(sql: str, me: str) -> str:
     names the role even when it is just whoever ran the file, and that role differs between machines. Default
     privileges of another role (the file said FOR ROLE) keep it."""
     def strip(match: re.Match[str]) -> str:
-        return match.group(0) if unquote(match.group("role")) != me else "ALTER DEFAULT PRIVILEGES "
+        return match.group(0) if unquote_ident(match.group("role")) != me else "ALTER DEFAULT PRIVILEGES "
 
     return DEFAULT_ACL_ROLE.sub(strip, sql)
 
@@ -247,7 +243,7 @@ def _belongs(entry: DumpEntry, schema: str, files: Reach) -> bool:
                 if name.startswith(object_kind + " "):
                     rest = name[len(object_kind) + 1:]
                     return (object_kind, rest) in files.database_objects or \
-                        (object_kind, unquote(rest)) in files.database_objects
+                        (object_kind, unquote_ident(rest)) in files.database_objects
         return False
     if kind in ("POLICY", "TRIGGER"):  # `table attached`: names as they are, unquoted
         return any(name == f"{table} {attached}" for (on, table, attached) in files.attachments if on == where)
@@ -263,10 +259,6 @@ def _belongs(entry: DumpEntry, schema: str, files: Reach) -> bool:
 def quote(name: str) -> str:
     """An identifier as pg_dump writes it in a tag: bare when it can be (keywords aside), else quoted."""
     return name if SIMPLE_NAME.fullmatch(name) else '"' + name.replace('"', '""') + '"'
-
-
-def unquote(name: str) -> str:
-    return name[1:-1].replace('""', '"') if len(name) > 1 and name.startswith('"') and name.endswith('"') else name
 
 
 def build_schema_text(schema: str, versions: dict[str, str | None], major: int | None, entries: list[DumpEntry],

@@ -62,6 +62,8 @@ from __future__ import annotations
 import re
 from typing import Any, Iterable, NamedTuple
 
+from migrate.history.tables import own_tables
+
 MIGRATION_USER = "(migration user)"
 OWNER = "(owner)"
 RENAMED_KINDS = ("constraint", "index", "trigger", "policy")
@@ -102,14 +104,6 @@ class Finding(NamedTuple):
 
     def __str__(self) -> str:
         return f"{self.state} {self.kind} {self.name}"
-
-
-def _history_tables() -> list[str]:
-    """The tool's own tables in the app schema (their rows, and so their sequences, differ by design)."""
-    from migrate.history.tables import ATTEMPTS_TABLE
-    from migrate.tracks import TRACK_LAYOUT
-
-    return [table for _, _, table in TRACK_LAYOUT] + [ATTEMPTS_TABLE]
 
 
 def _not_member(catalog: str, oid: str) -> str:
@@ -637,7 +631,7 @@ def _read(cursor: Any, schema: str, attached: set[tuple[str, str, str]], owners:
           extensions: list[str]) -> Model:
     cursor.execute(_CONTEXT, {"schema": schema})
     ns, me, version = cursor.fetchone()
-    params: dict[str, Any] = {"ns": ns, "me": me, "history": _history_tables(), "extensions": extensions}
+    params: dict[str, Any] = {"ns": ns, "me": me, "history": own_tables(), "extensions": extensions}
     ordered = sorted(attached)
     params.update(att_s=[a[0] for a in ordered], att_t=[a[1] for a in ordered])
     cursor.execute(_SKIP_AND_ROLES, params)

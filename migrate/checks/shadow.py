@@ -351,10 +351,10 @@ def _named_object_created(word: str, rest: str, schema: str, files: Reach) -> bo
         return (schema, rest.split("(", 1)[0]) in files.routines
     if word in ("POLICY", "TRIGGER", "CONSTRAINT", "RULE"):  # names quoted where they need it: `POLICY "A b" ON t`
         attached, _, table = rest.rpartition(" ON ")
-        table = _unquoted(table)
+        table = unquote_ident(table)
         if word in ("POLICY", "TRIGGER") and (schema, table) in _attached_tables(files):
             return True
-        return (schema, table, _unquoted(attached)) in files.attachments or (schema, table) in files.relations
+        return (schema, table, unquote_ident(attached)) in files.attachments or (schema, table) in files.relations
     if word == "COLUMN":
         return (schema, rest.split(".", 1)[0]) in files.relations
     return (schema, rest) in files.relations
@@ -365,7 +365,8 @@ def _attached_tables(files: Reach) -> set[tuple[str, str]]:
     return {(schema, table) for schema, table, _ in files.attachments}
 
 
-def _unquoted(name: str) -> str:
+def unquote_ident(name: str) -> str:
+    """A name as pg_dump's tags write it, without its quotes (`"A b"` -> `A b`)."""
     return name[1:-1].replace('""', '"') if len(name) > 1 and name[0] == name[-1] == '"' else name
 
 
